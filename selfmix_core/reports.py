@@ -1,0 +1,198 @@
+"""The typed events the trainer emits. The CLI prints them, the store saves them,
+the pages draw them and the tests check them.
+
+`EpochReport` is the one object everything passes around. Per-sample arrays are
+indexed by the sample's position in the training `TextDataset` (0..N-1) and all
+have shape (N,). Score direction: `clean_prob` is the posterior of the low-loss GMM
+component, so LOWER = MORE LIKELY MISLABELED; `label_score` is the same number under
+the name users of label-error tools know.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GMMParams:
+    """The 1-D two-component GMM fitted on the (normalised) per-sample losses.
+
+    means, stds, weights: per component, in sklearn's component order.
+    clean_component: index of the component with the smaller mean.
+    converged: whether EM converged within gmm_max_iter.
+    separation: |mu_1 - mu_0| / sqrt((s_0^2 + s_1^2) / 2) (Ashman's D); > 2 means two
+        clearly distinct components, < 1 means the split is mostly noise.
+    """
+
+    means: tuple[float, float]
+    stds: tuple[float, float]
+    weights: tuple[float, float]
+    clean_component: int
+    converged: bool
+    n_iter: int
+    separation: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GMMParams":
+        return cls(
+            means=tuple(d["means"]),
+            stds=tuple(d["stds"]),
+            weights=tuple(d["weights"]),
+            clean_component=int(d["clean_component"]),
+            converged=bool(d["converged"]),
+            n_iter=int(d["n_iter"]),
+            separation=float(d["separation"]),
+        )
+
+
+@dataclass(frozen=True)
+class DetectionMetrics:
+    """How well `clean_prob < tau` finds the real flips (needs true labels).
+
+    auroc: area under the ROC of (1 - clean_prob) against is_flipped; 0.5 = chance.
+    precision, recall, f1: of the flagged set {clean_prob < tau} against the flips.
+    """
+
+    precision: float
+    recall: float
+    f1: float
+    auroc: float | None
+    n_flagged: int
+    n_noisy: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class StepProgress:
+    """Emitted to callbacks after each optimisation step (for progress bars/ETA)."""
+
+    epoch: int
+    phase: str
+    step: int
+    steps_in_epoch: int
+    samples_seen: int
+    seconds: float
+
+
+# Array fields of EpochReport, with dtypes used when they are serialised.
+ARRAY_FIELDS: dict[str, str] = {
+    "given_label": "int32",
+    "loss": "float32",
+    "norm_loss": "float32",
+    "clean_prob": "float32",
+    "predicted_label": "int32",
+    "predicted_prob": "float32",
+    "in_training": "bool",
+}
+
+
+@dataclass
+class EpochReport:
+    """Everything one epoch produced.
+
+    epoch: 1-based. phase: "warmup" or "selfmix" (the phase this epoch trained in).
+    losses: mean training loss components of the epoch: {"ce"} in warm-up and for
+        method="ce"; {"mix", "pseudo", "rdrop", "total"} in SelfMix epochs.
+    Per-sample arrays, shape (N,), computed after this epoch's training with dropout
+    off; they are also the selection that the NEXT epoch trains with:
+        given_label: the label the model was trained against (after review decisions).
+        loss: per-sample cross-entropy; norm_loss: after normalisation (min-max or
+        class-regularised); clean_prob: GMM posterior of the low-loss component
+        (lower = more likely mislabeled); predicted_label / predicted_prob: the model's
+        argmax and its softmax probability; in_training: False for dropped samples.
+    n_clean / n_noisy: |X| and |U| of that selection (dropped samples excluded).
+    train_n_clean / train_n_noisy: |X| and |U| this epoch actually trained on
+        (None in warm-up / CE epochs).
+    given_vs_predicted: (K, K) counts, rows given label, columns predicted label: the
+        estimated noise transition matrix (row-normalise to read it as probabilities).
+    given_vs_true: (K, K) counts, rows given, columns true label; None without true labels.
+    fallback: set when X or U came out empty (or too small) and the epoch trained
+        another way; the text says how.
+    """
+
+    epoch: int
+    phase: str
+    seconds: float
+    train_seconds: float
+    score_seconds: float
+    samples_trained: int
+    losses: dict[str, float]
+    given_label: np.ndarray
+    loss: np.ndarray
+    norm_loss: np.ndarray
+    clean_prob: np.ndarray
+    predicted_label: np.ndarray
+    predicted_prob: np.ndarray
+    in_training: np.ndarray
+    gmm: GMMParams | None
+    tau: float
+    n_clean: int
+    n_noisy: int
+    train_n_clean: int | None = None
+    train_n_noisy: int | None = None
+    test_accuracy: float | None = None
+    test_macro_f1: float | None = None
+    train_accuracy_true: float | None = None
+    detection: DetectionMetrics | None = None
+    given_vs_predicted: np.ndarray | None = None
+    given_vs_true: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+    fallback: str | None = None
+
+    # ---- derived views ------------------------------------------------------------------
+    @property
+    def is_label_issue(self) -> np.ndarray:
+        """(N,) bool: flagged as probably mislabeled (clean_prob < tau, still in training)."""
+        return (self.clean_prob < self.tau) & self.in_training
+
+    @property
+    def label_score(self) -> np.ndarray:
+        """(N,) float in [0, 1]: lower = more likely mislabeled (same as clean_prob)."""
+        return self.clean_prob
+
+    # ---- serialisation ----------------------------------------------------------------
+    def scalars_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of everything except the per-sample arrays."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ARRAY_FIELDS:
+                continue
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                v = v.tolist()
+            elif isinstance(v, (GMMParams, DetectionMetrics)):
+                v = v.to_dict()
+            out[f.name] = v
+        return out
+
+    def arrays_bytes(self) -> bytes:
+        """The per-sample arrays as one compressed .npz blob (about 15 bytes/sample)."""
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf, **{k: np.asarray(getattr(self, k)).astype(dt) for k, dt in ARRAY_FIELDS.items()}
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_parts(cls, scalars: dict[str, Any], arrays: bytes) -> "EpochReport":
+        with np.load(io.BytesIO(arrays), allow_pickle=False) as npz:
+            arr = {k: npz[k] for k in ARRAY_FIELDS}
+        s = dict(scalars)
+        s["gmm"] = GMMParams.from_dict(s["gmm"]) if s.get("gmm") else None
+        s["detection"] = DetectionMetrics(**s["detection"]) if s.get("detection") else None
+        for key in ("given_vs_predicted", "given_vs_true"):
+            if s.get(key) is not None:
+                s[key] = np.asarray(s[key], dtype=np.int64)
+        known = {f.name for f in dataclasses.fields(cls)}
+        s = {k: v for k, v in s.items() if k in known}
+        return cls(**s, **arr)
