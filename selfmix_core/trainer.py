@@ -1,0 +1,629 @@
+"""The SelfMix trainer: a generator of one `EpochReport` per epoch.
+
+    for report in SelfMixTrainer(config, train, test).run():
+        ...  # report.epoch, report.phase, report.clean_prob, report.test_accuracy ...
+
+One epoch is:
+
+  1. train -- warm-up / CE: cross-entropy over the training samples.
+              SelfMix (paper section 3): each step takes batch_size/2 samples from the
+              labeled set X and batch_size/2 from the unlabeled set U (as selected at the
+              end of the previous epoch), runs ONE encoder forward over [x; u; u] (the two
+              copies of u get independent dropout masks: the two R-Drop passes), sharpens
+              the mean prediction of the two passes into soft labels for u, mixes the
+              pooled embeddings of [x; u] with lambda' = max(l, 1-l), l ~ Beta(alpha, alpha)
+              (EmbMix), and minimises L_mix + lambda_p * L_P + lambda_r * L_R.
+  2. score -- dropout OFF, one pass over every training sample: per-sample CE, the
+              prediction and its probability; GMM selection (selection.py). This is both
+              what the report shows and the split the NEXT epoch trains on.
+  3. evaluate the test set (if any), compute metrics, write a checkpoint, yield.
+
+Control: `TrainerControl.stop()` (thread-safe) is checked between batches; the run
+then ends cleanly without a report for the unfinished epoch, and can resume from the
+last checkpoint. Callbacks receive named events in this order:
+on_train_begin, (on_epoch_begin, on_step_end*, on_epoch_end)*, on_train_end.
+
+Review decisions (`apply_decisions`) change the training set from the next epoch on:
+a relabeled or kept sample trains as clean (always in X) with its decided label, a
+dropped sample leaves training (it is still scored, but gets clean_prob NaN).
+
+Randomness: every epoch derives its own generators from (seed, epoch), and dropout
+runs inside `torch.random.fork_rng`, so the trainer leaves no global RNG state behind
+and a resumed run reproduces an uninterrupted one.
+
+Choices where the paper is silent (also in README):
+  * soft labels for U come from the mean of the two dropout passes already computed for
+    R-Drop, detached, rather than from an extra forward pass;
+  * an epoch of SelfMix has ceil(n_train / batch_size) steps, so it touches as many
+    samples as a CE epoch; the smaller of X and U is cycled;
+  * if X or U is empty, the epoch trains on the other set alone and says so in
+    `report.fallback` (mixup then mixes within that set; L_P and L_R need U).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .data import TextDataset
+from .losses import embmix, per_sample_ce, pseudo_label_loss, rdrop_kl, sample_mix_lambda, sharpen, soft_cross_entropy
+from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
+from .model import TextClassifier, build_classifier
+from .reports import EpochReport, StepProgress
+from .selection import Selection, select
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainerControl:
+    """A thread-safe stop flag shared between the trainer and whoever drives it."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+
+class TrainerCallback:
+    """Override any of these; the trainer calls them in the order given in the module doc."""
+
+    def on_train_begin(self, trainer: "SelfMixTrainer") -> None: ...
+    def on_epoch_begin(self, trainer: "SelfMixTrainer", epoch: int, phase: str) -> None: ...
+    def on_step_end(self, trainer: "SelfMixTrainer", progress: StepProgress) -> None: ...
+    def on_epoch_end(self, trainer: "SelfMixTrainer", report: EpochReport) -> None: ...
+    def on_train_end(self, trainer: "SelfMixTrainer", stopped: bool) -> None: ...
+
+
+@dataclass
+class TrainerState:
+    """What a checkpoint must restore besides the weights and the optimizer."""
+
+    epochs_done: int = 0
+    warmup_samples_seen: int = 0
+    warmup_epochs_done: int = 0
+    extra_warmup_used: int = 0
+    warmup_finished: bool = False
+    total_epochs: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Split:
+    """Arrays (N,) describing what the next epoch trains on."""
+
+    labels: np.ndarray  # int64 training labels (given, after review decisions)
+    in_training: np.ndarray  # bool, False for dropped samples
+    forced_clean: np.ndarray  # bool, decided by a reviewer: always in X
+    is_clean: np.ndarray | None = None  # bool from the last selection; None before any
+    separation: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return dev
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+class SelfMixTrainer:
+    """Trains a TextClassifier with SelfMix (or plain CE) and yields EpochReports.
+
+    train: the training TextDataset (given labels; true_labels if known, for metrics only).
+    test: optional held-out TextDataset in the same label space (true labels).
+    model, tokenizer: inject a ready model (tests use a tiny random BERT); otherwise built
+        from config.model.
+    checkpoint_dir: where each epoch's checkpoint goes (None: no checkpoints).
+    resume: continue from the latest checkpoint in checkpoint_dir if there is one.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        train: TextDataset,
+        test: TextDataset | None = None,
+        model: TextClassifier | None = None,
+        tokenizer=None,
+        callbacks: Sequence[TrainerCallback] = (),
+        control: TrainerControl | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+    ):
+        if len(train) < 2:
+            raise ValueError("the training set needs at least 2 samples")
+        if train.num_classes < 2:
+            raise ValueError("the training set needs at least 2 classes")
+        if test is not None and list(test.label_names) != list(train.label_names):
+            raise ValueError("the test set must use the train set's label names (load it with label_names=train.label_names)")
+        self.config = config
+        self.train = train
+        self.test = test
+        self.num_classes = train.num_classes
+        self.callbacks = list(callbacks)
+        self.control = control or TrainerControl()
+        self.device = resolve_device(config.device)
+        if model is None:
+            bundle = build_classifier(self.num_classes, config.model)
+            model, tokenizer = bundle.model, bundle.tokenizer
+        if tokenizer is None:
+            raise ValueError("a tokenizer must be given together with an injected model")
+        if model.num_labels != self.num_classes:
+            raise ValueError(f"model has {model.num_labels} outputs but the data has {self.num_classes} classes")
+        self.model = model.to(self.device)
+        self.tokenizer = tokenizer
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.state = TrainerState(total_epochs=config.epochs)
+        n = len(train)
+        self.split = _Split(
+            labels=np.asarray(train.labels, dtype=np.int64).copy(),
+            in_training=np.ones(n, dtype=bool),
+            forced_clean=np.zeros(n, dtype=bool),
+        )
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest.json").is_file():
+            self._load_checkpoint()
+        self._amp = self.device.type == "cuda"
+
+    # ---- public API ------------------------------------------------------------------
+    @property
+    def device_name(self) -> str:
+        return device_description(self.device)
+
+    def apply_decisions(self, decisions: dict[int, dict]) -> None:
+        """Feed review decisions into the following epochs.
+
+        decisions: {sample_index: {"action": "relabel"|"accept"|"keep"|"drop", "new_label": int|None}}
+        (the effective decision per sample, e.g. Store.current_decisions()). Replaces any
+        decisions applied before: a sample missing from the dict reverts to its given label.
+        """
+        n = len(self.train)
+        labels = np.asarray(self.train.labels, dtype=np.int64).copy()
+        in_training = np.ones(n, dtype=bool)
+        forced = np.zeros(n, dtype=bool)
+        for idx, d in decisions.items():
+            i = int(idx)
+            if not 0 <= i < n:
+                raise ValueError(f"decision for sample {i} is out of range 0..{n - 1}")
+            action = d.get("action")
+            if action == "drop":
+                in_training[i] = False
+            elif action in ("relabel", "accept"):
+                new = d.get("new_label")
+                if new is None or not 0 <= int(new) < self.num_classes:
+                    raise ValueError(f"decision for sample {i} has no valid new label: {new!r}")
+                labels[i] = int(new)
+                forced[i] = True
+            elif action == "keep":
+                forced[i] = True
+            else:
+                raise ValueError(f"unknown review action {action!r} for sample {i}")
+        if not in_training.any():
+            raise ValueError("every sample is dropped; nothing is left to train on")
+        self.split.labels, self.split.in_training, self.split.forced_clean = labels, in_training, forced
+
+    def run(self) -> Iterator[EpochReport]:
+        """Train epoch by epoch, yielding one EpochReport after each finished epoch."""
+        self._emit("on_train_begin")
+        stopped = False
+        try:
+            while self.state.epochs_done < self.state.total_epochs:
+                epoch = self.state.epochs_done + 1
+                phase = self._phase_for_next_epoch()
+                self._emit("on_epoch_begin", epoch, phase)
+                report = self._run_epoch(epoch, phase)
+                if report is None:  # stopped mid-epoch
+                    stopped = True
+                    break
+                self._after_epoch(report)
+                self._save_checkpoint(report)
+                self._emit("on_epoch_end", report)
+                yield report
+                if self.control.should_stop:
+                    stopped = self.state.epochs_done < self.state.total_epochs
+                    break
+        finally:
+            self._emit("on_train_end", stopped)
+
+    # ---- epoch structure ----------------------------------------------------------------
+    def _phase_for_next_epoch(self) -> str:
+        if self.config.method == "ce":
+            return "ce"
+        return "selfmix" if self.state.warmup_finished else "warmup"
+
+    def _run_epoch(self, epoch: int, phase: str) -> EpochReport | None:
+        cfg = self.config
+        seed_seq = [cfg.seed, epoch]
+        np_rng = np.random.default_rng(seed_seq + [0])
+        torch_seed = int(np.random.default_rng(seed_seq + [1]).integers(0, 2**62))
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        t0 = time.perf_counter()
+        fallback = None
+        train_sizes = (None, None)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(torch_seed)
+            gen = torch.Generator().manual_seed(torch_seed)
+            if phase == "selfmix":
+                result = self._train_selfmix_epoch(epoch, np_rng, gen)
+                if result is None:
+                    return None
+                losses, n_seen, fallback, train_sizes = result
+            else:
+                result = self._train_ce_epoch(epoch, phase, gen)
+                if result is None:
+                    return None
+                losses, n_seen = result
+        t1 = time.perf_counter()
+        scored = self._score(self.train.texts)
+        if scored is None:
+            return None
+        loss, probs = scored[0], scored[1]
+        labels = self.split.labels
+        mask = self.split.in_training
+        sel = select(
+            loss[mask] if not cfg.reference.softmax_before_ce else self._ref_loss(probs, labels)[mask],
+            labels[mask],
+            self.num_classes,
+            cfg.selection,
+            np.random.default_rng(seed_seq + [2]),
+            use_variance=cfg.reference.variance_norm,
+        )
+        t2 = time.perf_counter()
+        report = self._build_report(epoch, phase, losses, n_seen, loss, probs, sel, fallback, train_sizes, t0, t1, t2)
+        return report
+
+    def _ref_loss(self, probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        # CE applied to softmax(logits): -log softmax(p)_y, the reference's double softmax.
+        p = torch.from_numpy(probs.astype(np.float64))
+        return per_sample_ce(torch.log(p.clamp_min(1e-12)), torch.from_numpy(labels), softmax_first=True).numpy()
+
+    def _after_epoch(self, report: EpochReport) -> None:
+        st, cfg = self.state, self.config
+        st.epochs_done = report.epoch
+        if report.phase == "warmup":
+            st.warmup_epochs_done += 1
+            scheduled_done = (
+                st.warmup_samples_seen >= cfg.warmup_samples
+                if cfg.warmup_samples is not None
+                else st.warmup_epochs_done >= cfg.warmup_epochs
+            )
+            if scheduled_done:
+                weak = report.gmm is None or report.gmm.separation < cfg.selection.min_separation
+                if weak and st.extra_warmup_used < cfg.extra_warmup_epochs:
+                    st.extra_warmup_used += 1
+                    st.total_epochs += 1
+                    report.warnings.append(
+                        "the clean/noisy split is still weak, so warm-up continues for one more epoch "
+                        f"({st.extra_warmup_used} of at most {cfg.extra_warmup_epochs} extra)"
+                    )
+                else:
+                    st.warmup_finished = True
+        self.split.is_clean = report.clean_prob >= report.tau
+        self.split.separation = report.gmm.separation if report.gmm else None
+
+    # ---- training loops -----------------------------------------------------------------
+    def _train_ce_epoch(self, epoch: int, phase: str, gen: torch.Generator) -> tuple[dict, int] | None:
+        cfg = self.config
+        idx = np.flatnonzero(self.split.in_training)
+        order = idx[torch.randperm(len(idx), generator=gen).numpy()]
+        if phase == "warmup" and cfg.warmup_samples is not None:
+            remaining = cfg.warmup_samples - self.state.warmup_samples_seen
+            order = order[: max(remaining, 0)]
+        bs = cfg.batch_size
+        steps = math.ceil(len(order) / bs)
+        total, seen = 0.0, 0
+        self.model.train()
+        t0 = time.perf_counter()
+        for step in range(steps):
+            if self.control.should_stop:
+                return None
+            b = order[step * bs : (step + 1) * bs]
+            enc = self._encode([self.train.texts[i] for i in b])
+            y = self._to_device(torch.from_numpy(self.split.labels[b]))
+            with self._autocast():
+                logits = self.model(**enc)
+            loss = F.cross_entropy(logits.float(), y)
+            self._step(loss)
+            total += float(loss.detach()) * len(b)
+            seen += len(b)
+            self._progress(epoch, phase, step + 1, steps, seen, t0)
+        if phase == "warmup":
+            self.state.warmup_samples_seen += seen
+        return {"ce": total / max(seen, 1)}, seen
+
+    def _train_selfmix_epoch(self, epoch: int, rng: np.random.Generator, gen: torch.Generator):
+        cfg = self.config
+        sp = self.split
+        if sp.is_clean is None:  # resumed into SelfMix without a selection: cannot happen via run()
+            raise RuntimeError("SelfMix epoch without a selection; run a warm-up epoch first")
+        x_mask = sp.in_training & (sp.is_clean | sp.forced_clean)
+        u_mask = sp.in_training & ~sp.is_clean & ~sp.forced_clean
+        x_idx, u_idx = np.flatnonzero(x_mask), np.flatnonzero(u_mask)
+        n_train = len(x_idx) + len(u_idx)
+        fallback = None
+        half = cfg.batch_size // 2
+        bx, bu = half, cfg.batch_size - half
+        if len(u_idx) == 0:
+            fallback = "U is empty (no sample looked noisy): trained on X alone with mixup, without L_P and L_R"
+            bx, bu = cfg.batch_size, 0
+        elif len(x_idx) == 0:
+            fallback = "X is empty (no sample looked clean): trained on U alone with its soft labels"
+            bx, bu = 0, cfg.batch_size
+        steps = math.ceil(n_train / cfg.batch_size)
+        x_stream = _Cycler(x_idx, gen)
+        u_stream = _Cycler(u_idx, gen)
+        sums = {"mix": 0.0, "pseudo": 0.0, "rdrop": 0.0, "total": 0.0}
+        seen = 0
+        self.model.train()
+        t0 = time.perf_counter()
+        for step in range(steps):
+            if self.control.should_stop:
+                return None
+            xb, ub = x_stream.take(bx), u_stream.take(bu)
+            parts = self._selfmix_step(xb, ub, rng, gen)
+            for k in sums:
+                sums[k] += parts[k]
+            seen += len(xb) + len(ub)
+            self._progress(epoch, "selfmix", step + 1, steps, seen, t0)
+        losses = {k: v / max(steps, 1) for k, v in sums.items()}
+        return losses, seen, fallback, (len(x_idx), len(u_idx))
+
+    def _selfmix_step(self, xb: np.ndarray, ub: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> dict:
+        cfg, k = self.config, self.num_classes
+        texts = [self.train.texts[i] for i in xb] + [self.train.texts[i] for i in ub] * 2
+        enc = self._encode(texts)
+        nx, nu = len(xb), len(ub)
+        with self._autocast():
+            emb = self.model.embed(**enc)  # (nx + 2nu, H): x, u (pass 1), u (pass 2)
+            emb_x, emb_u1, emb_u2 = emb[:nx], emb[nx : nx + nu], emb[nx + nu :]
+            logits_u1 = self.model.classify(emb_u1)  # (nu, K)
+            logits_u2 = self.model.classify(emb_u2)
+        logits_u1, logits_u2 = logits_u1.float(), logits_u2.float()
+        with torch.no_grad():
+            p_u = 0.5 * (torch.softmax(logits_u1, -1) + torch.softmax(logits_u2, -1))
+            targets_u = sharpen(p_u, cfg.temperature)  # (nu, K) soft labels
+        y_x = self._to_device(torch.from_numpy(self.split.labels[xb]))
+        targets_x = F.one_hot(y_x, k).float()  # (nx, K)
+        all_emb = torch.cat([emb_x, emb_u1]).float()  # (nx + nu, H)
+        all_tgt = torch.cat([targets_x, targets_u])
+        lam = sample_mix_lambda(cfg.alpha, rng)
+        perm = torch.randperm(all_emb.shape[0], generator=gen).to(self.device)
+        mixed_emb, mixed_tgt = embmix(all_emb, all_tgt, lam, perm)
+        with self._autocast():
+            mixed_logits = self.model.classify(mixed_emb)
+        l_mix = soft_cross_entropy(mixed_logits.float(), mixed_tgt)
+        l_p = pseudo_label_loss(logits_u1, min_class=cfg.reference.min_class_pseudo)
+        l_r = rdrop_kl(logits_u1, logits_u2, reduction="sum" if cfg.reference.kl_sum else "mean")
+        total = l_mix + cfg.loss.lambda_p * l_p + cfg.loss.lambda_r * l_r
+        self._step(total)
+        return {"mix": float(l_mix.detach()), "pseudo": float(l_p.detach()), "rdrop": float(l_r.detach()),
+                "total": float(total.detach())}
+
+    def _step(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError("the training loss became NaN/inf; lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    # ---- scoring / evaluation -----------------------------------------------------------
+    @torch.no_grad()
+    def _score(self, texts: Sequence[str], labels: np.ndarray | None = None):
+        """Dropout off. Returns (per-sample CE (N,), probabilities (N, K)) or None if stopped.
+
+        Texts are batched in order of length so that dynamic padding wastes little.
+        """
+        labels = self.split.labels if labels is None else labels
+        self.model.eval()
+        n = len(texts)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        probs = np.zeros((n, self.num_classes), dtype=np.float32)
+        loss = np.zeros(n, dtype=np.float32)
+        bs = self.config.score_batch_size
+        for start in range(0, n, bs):
+            if self.control.should_stop:
+                return None
+            b = order[start : start + bs]
+            enc = self._encode([texts[i] for i in b])
+            with self._autocast():
+                logits = self.model(**enc).float()
+            y = self._to_device(torch.from_numpy(np.asarray(labels)[b]))
+            loss[b] = per_sample_ce(logits, y).cpu().numpy()
+            probs[b] = torch.softmax(logits, -1).cpu().numpy()
+        return loss, probs
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, K) class probabilities with dropout off."""
+        out = self._score(texts, labels=np.zeros(len(texts), dtype=np.int64))
+        if out is None:
+            raise RuntimeError("stopped")
+        return out[1]
+
+    def _build_report(self, epoch, phase, losses, n_seen, loss, probs, sel: Selection, fallback, train_sizes,
+                      t0, t1, t2) -> EpochReport:
+        cfg, k = self.config, self.num_classes
+        mask = self.split.in_training
+        labels = self.split.labels
+        n = len(labels)
+        clean_prob = np.full(n, np.nan, dtype=np.float64)
+        clean_prob[mask] = sel.clean_prob
+        norm = np.full(n, np.nan, dtype=np.float64)
+        norm[mask] = sel.norm_loss
+        pred = probs.argmax(1)
+        report = EpochReport(
+            epoch=epoch,
+            phase=phase,
+            seconds=0.0,
+            train_seconds=t1 - t0,
+            score_seconds=t2 - t1,
+            samples_trained=int(n_seen),
+            losses=losses,
+            given_label=labels.copy(),
+            loss=loss,
+            norm_loss=norm,
+            clean_prob=clean_prob,
+            predicted_label=pred,
+            predicted_prob=probs.max(1),
+            in_training=mask.copy(),
+            gmm=sel.gmm,
+            tau=cfg.selection.tau,
+            n_clean=int(sel.is_clean.sum()),
+            n_noisy=int((~sel.is_clean).sum()),
+            train_n_clean=train_sizes[0],
+            train_n_noisy=train_sizes[1],
+            given_vs_predicted=confusion_counts(labels[mask], pred[mask], k),
+            warnings=list(sel.warnings),
+            fallback=fallback,
+        )
+        true = self.train.true_labels
+        if true is not None:
+            true = np.asarray(true, dtype=np.int64)
+            report.given_vs_true = confusion_counts(labels[mask], true[mask], k)
+            report.detection = detection_metrics(clean_prob, labels, true, cfg.selection.tau, mask=mask)
+            report.train_accuracy_true = accuracy(true, pred)
+        if self.test is not None:
+            out = self._score(self.test.texts, labels=np.asarray(self.test.labels, dtype=np.int64))
+            if out is not None:
+                test_pred = out[1].argmax(1)
+                y = np.asarray(self.test.labels)
+                report.test_accuracy = accuracy(y, test_pred)
+                report.test_macro_f1 = macro_f1(y, test_pred, k)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.config.model.max_length, return_tensors="pt"
+        )
+        return {
+            "input_ids": self._to_device(enc["input_ids"]),
+            "attention_mask": self._to_device(enc["attention_mask"]),
+        }
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self._amp)
+
+    def _progress(self, epoch: int, phase: str, step: int, steps: int, seen: int, t0: float) -> None:
+        if self.callbacks:
+            self._emit("on_step_end", StepProgress(epoch, phase, step, steps, seen, time.perf_counter() - t0))
+
+    def _emit(self, event: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, event)(self, *args)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _save_checkpoint(self, report: EpochReport) -> None:
+        """Write epoch-NNN/ (weights, optimizer, state, split), then point latest.json at it."""
+        if self.checkpoint_dir is None:
+            return
+        from .atomic import atomic_write_text
+
+        root = self.checkpoint_dir
+        folder = root / f"epoch-{report.epoch:03d}"
+        tmp = root / f".epoch-{report.epoch:03d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.model.save(tmp)
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        np.savez(
+            tmp / "split.npz",
+            labels=self.split.labels,
+            in_training=self.split.in_training,
+            forced_clean=self.split.forced_clean,
+            is_clean=self.split.is_clean if self.split.is_clean is not None else np.zeros(0, dtype=bool),
+        )
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "state": self.state.to_dict(),
+            "separation": self.split.separation,
+            "config": self.config.to_dict(),
+            "label_names": list(self.train.label_names),
+            "n_train": len(self.train),
+        }
+        (tmp / "state.json").write_text(json.dumps(meta, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        atomic_write_text(root / "latest.json", json.dumps({"epoch": report.epoch, "folder": folder.name}))
+        for old in root.glob("epoch-*"):
+            if old.name != folder.name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _load_checkpoint(self) -> None:
+        root = self.checkpoint_dir
+        try:
+            latest = json.loads((root / "latest.json").read_text())
+            folder = root / latest["folder"]
+            meta = json.loads((folder / "state.json").read_text())
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"checkpoint in {root} is unreadable ({exc}); start a new run") from exc
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {meta.get('format')} is not supported by this version")
+        if meta["n_train"] != len(self.train) or meta["label_names"] != list(self.train.label_names):
+            raise ValueError("the checkpoint was made on different training data; start a new run")
+        self.model.load_weights(folder)
+        opt_state = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
+        self.optimizer.load_state_dict(opt_state)
+        with np.load(folder / "split.npz", allow_pickle=False) as z:
+            self.split.labels = z["labels"].astype(np.int64)
+            self.split.in_training = z["in_training"].astype(bool)
+            self.split.forced_clean = z["forced_clean"].astype(bool)
+            is_clean = z["is_clean"].astype(bool)
+            self.split.is_clean = is_clean if is_clean.size == len(self.train) else None
+        self.split.separation = meta.get("separation")
+        self.state = TrainerState(**meta["state"])
+
+
+class _Cycler:
+    """Endless shuffled stream over an index array; reshuffles at each wrap."""
+
+    def __init__(self, idx: np.ndarray, gen: torch.Generator):
+        self.idx, self.gen = idx, gen
+        self.order = self._shuffle()
+        self.pos = 0
+
+    def _shuffle(self) -> np.ndarray:
+        return self.idx[torch.randperm(len(self.idx), generator=self.gen).numpy()] if len(self.idx) else self.idx
+
+    def take(self, n: int) -> np.ndarray:
+        if n == 0 or len(self.idx) == 0:
+            return self.idx[:0]
+        out = []
+        while n > 0:
+            if self.pos >= len(self.order):
+                self.order, self.pos = self._shuffle(), 0
+            chunk = self.order[self.pos : self.pos + n]
+            out.append(chunk)
+            self.pos += len(chunk)
+            n -= len(chunk)
+        return np.concatenate(out)

@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny random-init BERT (tokenizer from the bundled MiniLM) and tiny data.
+
+Tests never touch a model hub: HF_HUB_OFFLINE is set before transformers is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+WORDS = {
+    0: ["apple", "banana", "cherry", "grape", "lemon", "mango"],
+    1: ["car", "truck", "bus", "train", "plane", "boat"],
+    2: ["red", "blue", "green", "yellow", "purple", "orange"],
+}
+NAMES = ["fruit", "vehicle", "colour"]
+
+
+def make_frame(n: int = 60, seed: int = 0, k: int = 3) -> pd.DataFrame:
+    """n short texts whose class is given by the words they use; labels are class names."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        y = i % k
+        words = rng.choice(WORDS[y], size=4)
+        rows.append({"text": "the " + " ".join(words), "label": NAMES[y]})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from selfmix_core.model import load_tokenizer
+
+    return load_tokenizer(None)
+
+
+@pytest.fixture
+def tiny_model_factory(tokenizer):
+    """Returns f(num_labels, seed=0) -> TextClassifier over a 2-layer, 32-wide random BERT."""
+    from transformers import BertConfig, BertModel
+
+    from selfmix_core.config import ModelConfig
+    from selfmix_core.model import TextClassifier
+
+    def make(num_labels: int = 3, seed: int = 0, pooling: str = "cls"):
+        cfg = BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return TextClassifier(BertModel(cfg), num_labels, ModelConfig(max_length=32, pooling=pooling))
+
+    return make
+
+
+@pytest.fixture
+def tiny_dataset():
+    from selfmix_core.data import dataset_from_frame
+
+    return dataset_from_frame(make_frame(60), source="tiny")

@@ -1,0 +1,192 @@
+"""Trainer: event order, stop flag, reports, fallbacks, review decisions, resume."""
+
+import numpy as np
+import pytest
+import torch
+
+from selfmix_core.config import ModelConfig, TrainConfig
+from selfmix_core.trainer import SelfMixTrainer, TrainerCallback, TrainerControl
+
+
+def cfg(**kw):
+    base = dict(epochs=3, warmup_epochs=1, batch_size=8, lr=1e-3, device="cpu", model=ModelConfig(max_length=16),
+                score_batch_size=32)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+class Recorder(TrainerCallback):
+    def __init__(self, stop_at=None, control=None):
+        self.events, self.stop_at, self.control = [], stop_at, control
+
+    def on_train_begin(self, trainer):
+        self.events.append("train_begin")
+
+    def on_epoch_begin(self, trainer, epoch, phase):
+        self.events.append(f"epoch_begin:{epoch}:{phase}")
+
+    def on_step_end(self, trainer, p):
+        if not self.events[-1].startswith("step"):
+            self.events.append("step")
+        if self.stop_at and (p.epoch, p.step) == self.stop_at:
+            self.control.stop()
+
+    def on_epoch_end(self, trainer, report):
+        self.events.append(f"epoch_end:{report.epoch}")
+
+    def on_train_end(self, trainer, stopped):
+        self.events.append(f"train_end:{stopped}")
+
+
+def noisy(ds, rate=0.2, seed=0):
+    """Flip a seeded random `rate` of the labels to the next class; originals become true labels."""
+    rng = np.random.default_rng(seed)
+    labels = ds.labels.copy()
+    flip = rng.choice(len(ds), size=round(rate * len(ds)), replace=False)
+    labels[flip] = (labels[flip] + 1) % ds.num_classes
+    return ds.with_labels(labels, ds.labels.copy())
+
+
+def test_event_order_and_report_contents(tiny_dataset, tiny_model_factory, tokenizer):
+    train = noisy(tiny_dataset)
+    rec = Recorder()
+    t = SelfMixTrainer(cfg(), train, tiny_dataset, model=tiny_model_factory(3), tokenizer=tokenizer, callbacks=[rec])
+    reports = list(t.run())
+    assert rec.events == [
+        "train_begin",
+        "epoch_begin:1:warmup", "step", "epoch_end:1",
+        "epoch_begin:2:selfmix", "step", "epoch_end:2",
+        "epoch_begin:3:selfmix", "step", "epoch_end:3",
+        "train_end:False",
+    ]
+    assert [r.phase for r in reports] == ["warmup", "selfmix", "selfmix"]
+    n = len(train)
+    for r in reports:
+        for name in ("loss", "norm_loss", "clean_prob", "predicted_label", "predicted_prob", "given_label"):
+            assert getattr(r, name).shape == (n,)
+        assert r.n_clean + r.n_noisy == n
+        assert 0 <= r.test_accuracy <= 1 and r.test_macro_f1 is not None
+        assert r.detection is not None and r.given_vs_true is not None
+        assert r.given_vs_predicted.sum() == n and r.given_vs_predicted.shape == (3, 3)
+        assert np.all((r.clean_prob >= 0) & (r.clean_prob <= 1))
+    assert set(reports[0].losses) == {"ce"}
+    assert set(reports[1].losses) == {"mix", "pseudo", "rdrop", "total"}
+    assert reports[1].train_n_clean + reports[1].train_n_noisy == n
+    assert all(np.isfinite(v) for r in reports for v in r.losses.values())
+
+
+def test_stop_flag_ends_cleanly_between_batches(tiny_dataset, tiny_model_factory, tokenizer):
+    control = TrainerControl()
+    rec = Recorder(stop_at=(2, 2), control=control)
+    t = SelfMixTrainer(cfg(), noisy(tiny_dataset), model=tiny_model_factory(3), tokenizer=tokenizer,
+                       callbacks=[rec], control=control)
+    reports = list(t.run())
+    assert [r.epoch for r in reports] == [1]
+    assert rec.events[-1] == "train_end:True"
+    assert t.state.epochs_done == 1
+
+
+def test_ce_method_and_no_global_rng_side_effects(tiny_dataset, tiny_model_factory, tokenizer):
+    torch.manual_seed(123)
+    before = torch.get_rng_state().clone()
+    t = SelfMixTrainer(cfg(method="ce", epochs=2), noisy(tiny_dataset), model=tiny_model_factory(3), tokenizer=tokenizer)
+    reports = list(t.run())
+    assert [r.phase for r in reports] == ["ce", "ce"]
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_same_seed_same_run(tiny_dataset, tiny_model_factory, tokenizer):
+    train = noisy(tiny_dataset)
+    runs = []
+    for _ in range(2):
+        t = SelfMixTrainer(cfg(epochs=2), train, model=tiny_model_factory(3), tokenizer=tokenizer)
+        runs.append(list(t.run())[-1])
+    assert np.array_equal(runs[0].clean_prob, runs[1].clean_prob)
+    assert runs[0].losses == runs[1].losses
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path, tiny_dataset, tiny_model_factory, tokenizer):
+    train = noisy(tiny_dataset)
+    full = SelfMixTrainer(cfg(), train, model=tiny_model_factory(3), tokenizer=tokenizer)
+    full_reports = list(full.run())
+
+    control = TrainerControl()
+    first = SelfMixTrainer(cfg(), train, model=tiny_model_factory(3), tokenizer=tokenizer, control=control,
+                           checkpoint_dir=tmp_path)
+    for r in first.run():
+        if r.epoch == 2:
+            control.stop()
+    assert first.state.epochs_done == 2
+    # a fresh process: new model object with different init, resumed from disk
+    resumed = SelfMixTrainer(cfg(), train, model=tiny_model_factory(3, seed=99), tokenizer=tokenizer,
+                             checkpoint_dir=tmp_path, resume=True)
+    assert resumed.state.epochs_done == 2
+    rest = list(resumed.run())
+    assert [r.epoch for r in rest] == [3]
+    assert np.allclose(rest[0].clean_prob, full_reports[2].clean_prob, atol=1e-5)
+    assert rest[0].losses == pytest.approx(full_reports[2].losses, rel=1e-4)
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.glob("epoch-*")) == ["epoch-003"]
+
+
+def test_review_decisions_feed_next_epoch(tiny_dataset, tiny_model_factory, tokenizer):
+    train = noisy(tiny_dataset)
+    t = SelfMixTrainer(cfg(epochs=3), train, model=tiny_model_factory(3), tokenizer=tokenizer)
+    it = t.run()
+    first = next(it)
+    wrong = int(np.flatnonzero(train.labels != train.true_labels)[0])
+    gone = int(np.flatnonzero(train.labels == train.true_labels)[0])
+    t.apply_decisions({gone: {"action": "drop"}, wrong: {"action": "relabel", "new_label": int(train.true_labels[wrong])}})
+    second = next(it)
+    assert not second.in_training[gone] and np.isnan(second.clean_prob[gone]) and not second.is_label_issue[gone]
+    assert second.given_label[wrong] == train.true_labels[wrong]
+    assert second.n_clean + second.n_noisy == len(train) - 1
+    with pytest.raises(ValueError, match="unknown review action"):
+        t.apply_decisions({1: {"action": "bogus"}})
+    list(it)
+
+
+def test_empty_u_falls_back_and_reports(tiny_dataset, tiny_model_factory, tokenizer):
+    t = SelfMixTrainer(cfg(epochs=2), tiny_dataset, model=tiny_model_factory(3), tokenizer=tokenizer)
+    it = t.run()
+    next(it)
+    t.split.is_clean[:] = True  # force an all-clean split
+    r = next(it)
+    assert r.fallback and "U is empty" in r.fallback
+    assert r.losses["pseudo"] == 0.0 and r.losses["rdrop"] == 0.0
+    assert np.isfinite(r.losses["total"])
+
+
+def test_empty_x_falls_back(tiny_dataset, tiny_model_factory, tokenizer):
+    t = SelfMixTrainer(cfg(epochs=2), noisy(tiny_dataset, 0.4),
+                       model=tiny_model_factory(3), tokenizer=tokenizer)
+    it = t.run()
+    next(it)
+    t.split.is_clean[:] = False  # force an all-noisy split
+    r = next(it)
+    assert r.fallback and "X is empty" in r.fallback
+    assert np.isfinite(r.losses["total"])
+
+
+def test_warmup_samples_really_stops(tiny_dataset, tiny_model_factory, tokenizer):
+    t = SelfMixTrainer(cfg(epochs=3, warmup_samples=20), noisy(tiny_dataset), model=tiny_model_factory(3),
+                       tokenizer=tokenizer)
+    reports = list(t.run())
+    assert reports[0].phase == "warmup" and reports[0].samples_trained == 20
+    assert [r.phase for r in reports[1:]] == ["selfmix", "selfmix"]
+
+
+def test_extra_warmup_until_separated(tiny_dataset, tiny_model_factory, tokenizer):
+    from selfmix_core.config import SelectionConfig
+
+    t = SelfMixTrainer(cfg(epochs=2, extra_warmup_epochs=2, selection=SelectionConfig(min_separation=1e9)),
+                       noisy(tiny_dataset), model=tiny_model_factory(3), tokenizer=tokenizer)
+    reports = list(t.run())
+    assert [r.phase for r in reports] == ["warmup", "warmup", "warmup", "selfmix"]
+    assert any("warm-up continues" in w for w in reports[0].warnings)
+
+
+def test_mismatched_model_rejected(tiny_dataset, tiny_model_factory, tokenizer):
+    with pytest.raises(ValueError, match="outputs"):
+        SelfMixTrainer(cfg(), tiny_dataset, model=tiny_model_factory(4), tokenizer=tokenizer)
