@@ -1,0 +1,820 @@
+"""Load a labeled text table and turn it into a validated `TextDataset`.
+
+This module's one job: get from a file the user has (CSV, TSV, JSONL or Parquet, on
+disk or uploaded) to a `TextDataset` whose labels are int64 class ids, or to ONE
+`DataValidationError` that lists every problem found, each with the offending rows
+and how to fix it.
+
+Read top-down:
+
+1. `read_table` reads the bytes (size limit, optional gzip/bz2/xz/zip), decodes them
+   as strict UTF-8 (BOM stripped) and parses them into a DataFrame. CSV/TSV cells are
+   read as strings and only an EMPTY cell is missing, so a label written "NA" or
+   "None" stays a label.
+2. `dataset_from_frame` checks the columns, texts and labels and maps labels to ids:
+     - a label column whose every value is a whole number (read from CSV as "0",
+       "1", "2.0", ...) holds integer labels; "1.5" is an error (not a class id);
+     - integer labels without `label_names`: ids are the sorted distinct integers
+       renumbered 0..K-1, names are str(int);
+     - integer labels with `label_names`: if any name is itself an integer string
+       (names that came from another set's integer labels) labels are matched by
+       name, otherwise the integer IS the id and the name is label_names[id];
+     - string labels: matched by name against `label_names`, or names = the sorted
+       distinct strings. Label strings are stripped of surrounding whitespace;
+     - the optional true-label column is mapped into the same names/ids.
+3. `load_dataset` = `read_table` + `labels.txt` lookup + `dataset_from_frame`.
+
+Row numbers in messages are 1-based DATA rows: row 1 is the first row after the
+header (the first line of a JSONL file), as the user sees it in a spreadsheet minus
+the header line.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import dataclasses
+import difflib
+import gzip
+import io
+import json
+import lzma
+import os
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+
+SUPPORTED_FORMATS = ("csv", "tsv", "jsonl", "parquet")
+MAX_FILE_BYTES = 500 * 1024**2
+
+# Extension -> reader. "txt" is TSV when its header line has a tab, else CSV; "json" is
+# a JSON array of objects or JSON Lines.
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "txt",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
+_EXAMPLE_ROWS = 8  # row numbers listed per problem before "..."
+_ROW_NOTE = (
+    "Row numbers count data rows from 1: row 1 is the first row after the header "
+    "(the first line of a JSONL file)."
+)
+
+
+class DataValidationError(ValueError):
+    """The data cannot be used as it is. `problems` lists every problem found; each
+    names the problem, the offending rows where there are any, and the fix."""
+
+    def __init__(self, problems: list[str] | str, source: str = "", row_note: bool = False) -> None:
+        self.problems: list[str] = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        if len(self.problems) == 1:
+            message = f"{where}{self.problems[0]}"
+        else:
+            lines = "\n".join(f"  {i}. {p}" for i, p in enumerate(self.problems, 1))
+            message = f"{where}{len(self.problems)} problems found:\n{lines}"
+        if row_note:
+            message += f"\n{_ROW_NOTE}"
+        super().__init__(message)
+
+
+@dataclass
+class TextDataset:
+    """A labeled text-classification dataset, all arrays aligned by row.
+
+    texts: (N,) the texts, verbatim.
+    labels: (N,) int64 ids into label_names: the GIVEN (possibly wrong) labels.
+    label_names: (K,) class names; the index is the class id.
+    true_labels: (N,) int64 ids into label_names, for evaluation only; None if unknown.
+    frame: the original rows with all their columns, same order (index 0..N-1), for
+        export; None when the data did not come from a table.
+    source: file name or description. text_column / label_column / true_label_column:
+        the columns of `frame` the arrays came from.
+    """
+
+    texts: list[str]
+    labels: np.ndarray
+    label_names: list[str]
+    true_labels: np.ndarray | None = None
+    frame: pd.DataFrame | None = None
+    source: str = ""
+    text_column: str = "text"
+    label_column: str = "label"
+    true_label_column: str | None = None
+
+    def __post_init__(self) -> None:
+        self.texts = list(self.texts)
+        self.label_names = [str(n) for n in self.label_names]
+        self.labels = _as_ids(self.labels, "labels", len(self.texts), len(self.label_names))
+        if self.true_labels is not None:
+            self.true_labels = _as_ids(
+                self.true_labels, "true_labels", len(self.texts), len(self.label_names)
+            )
+        if self.frame is not None and len(self.frame) != len(self.texts):
+            raise ValueError(
+                f"frame has {len(self.frame)} rows but there are {len(self.texts)} texts; "
+                "they must be the same rows"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: Any) -> "TextDataset":
+        """The rows at `indices` ((M,) ints, or an (N,) bool mask), in that order."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise ValueError(f"a boolean mask must have shape ({len(self)},), got {idx.shape}")
+            idx = np.flatnonzero(idx)
+        if idx.size == 0:
+            idx = idx.astype(np.int64)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"indices must be a 1-D array of integers, got {idx.dtype} {idx.shape}")
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise ValueError(f"indices must be in 0..{len(self) - 1}, got {idx.min()}..{idx.max()}")
+        return dataclasses.replace(
+            self,
+            texts=[self.texts[i] for i in idx.tolist()],
+            labels=self.labels[idx],
+            true_labels=None if self.true_labels is None else self.true_labels[idx],
+            frame=None if self.frame is None else self.frame.iloc[idx].reset_index(drop=True),
+        )
+
+    def with_labels(self, labels: Any, true_labels: Any = ...) -> "TextDataset":
+        """A copy with new (N,) label ids. `true_labels`: new (N,) ids, None to drop them,
+        or left out to keep the current ones. `frame` is shared, not changed."""
+        return dataclasses.replace(
+            self,
+            labels=np.array(labels, copy=True),
+            true_labels=self.true_labels if true_labels is ... else true_labels,
+        )
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+def read_table(
+    source: str | os.PathLike | BinaryIO,
+    fmt: str | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> pd.DataFrame:
+    """Read a CSV, TSV, JSONL or Parquet table into a DataFrame of R rows.
+
+    source: a path, or a binary file-like object (an upload); its `.name`, if any, is
+        used like a path's extension.
+    fmt: "csv", "tsv", "jsonl" or "parquet" (also "txt", "json" or an extension such
+        as ".csv"); None = from the extension (.csv .tsv .txt .jsonl .json .parquet,
+        optionally followed by .gz/.bz2/.xz/.zip).
+    max_bytes: the largest file (and largest decompressed content) accepted.
+
+    CSV/TSV cells come back as strings; an empty cell is NaN, "NA"/"None" stay strings.
+    Column names lose a UTF-8 BOM and surrounding spaces.
+    Raises DataValidationError for a file that is too big, not UTF-8, malformed, empty
+    or header-only; FileNotFoundError for a missing path.
+    """
+    name = _source_name(source)
+    kind, compression = _format_of(name, fmt)
+    raw = _read_bytes(source, name, max_bytes)
+    if compression is None and kind != "parquet":
+        compression = _sniff_compression(raw)
+    if compression is not None:
+        raw, inner = _decompress(raw, compression, max_bytes, name)
+        if kind is None and inner:
+            kind, _ = _format_of(inner, None)
+    if kind is None:
+        raise DataValidationError(
+            f"cannot tell the file format of {name or 'the upload'!r}. Supported: "
+            f"{', '.join(SUPPORTED_FORMATS)} (extensions .csv .tsv .txt .jsonl .json .parquet, "
+            "optionally compressed .gz/.bz2/.xz/.zip). Fix: rename the file or pass fmt=",
+            name,
+        )
+    if kind == "parquet":
+        df = _parse_parquet(raw, name)
+    else:
+        text = _decode_utf8(raw, name)
+        if not text.strip():
+            raise DataValidationError(
+                "the file is empty. Fix: upload a file with a header and data rows", name
+            )
+        if kind == "txt":
+            kind = "tsv" if "\t" in text.split("\n", 1)[0] else "csv"
+        if kind in ("csv", "tsv"):
+            df = _parse_delimited(text, "\t" if kind == "tsv" else ",", name)
+        else:
+            df = _parse_json(text, kind, name)
+    df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]
+    if len(df) == 0:
+        cols = ", ".join(repr(c) for c in df.columns)
+        raise DataValidationError(
+            f"the file has a header (columns: {cols}) but no data rows. "
+            "Fix: add the labeled rows below the header",
+            name,
+        )
+    return df
+
+
+def _source_name(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return str(getattr(source, "name", "") or "")
+
+
+def _format_of(name: str, fmt: str | None) -> tuple[str | None, str | None]:
+    """(reader kind or None, compression or None) from fmt, else from the file name."""
+    suffixes = [s.lower() for s in Path(os.path.basename(name)).suffixes] if name else []
+    compression = _COMPRESSIONS.get(suffixes[-1]) if suffixes else None
+    if compression is not None:
+        suffixes = suffixes[:-1]
+    if fmt is not None:
+        key = "." + str(fmt).lower().lstrip(".")
+        parts = key.split(".")[1:]
+        if len(parts) == 2 and "." + parts[1] in _COMPRESSIONS:  # "csv.gz"
+            compression = _COMPRESSIONS["." + parts[1]]
+            key = "." + parts[0]
+        if key not in _EXTENSIONS:
+            raise ValueError(f"fmt must be one of {SUPPORTED_FORMATS} (or txt/json), got {fmt!r}")
+        return _EXTENSIONS[key], compression
+    kind = _EXTENSIONS.get(suffixes[-1]) if suffixes else None
+    return kind, compression
+
+
+def _fmt_size(n: int) -> str:
+    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n:,} bytes"
+
+
+def _too_big(size: str, max_bytes: int, name: str) -> DataValidationError:
+    return DataValidationError(
+        f"the file is {size}, over the {_fmt_size(max_bytes)} limit. "
+        "Fix: split it or take a sample (or compress it if only the upload size is the problem)",
+        name,
+    )
+
+
+def _read_bytes(source: Any, name: str, max_bytes: int) -> bytes:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_big(_fmt_size(size), max_bytes, name)
+        with open(path, "rb") as fh:
+            return fh.read()
+    size = getattr(source, "size", None)
+    if isinstance(size, int) and size > max_bytes:
+        raise _too_big(_fmt_size(size), max_bytes, name)
+    if not isinstance(size, int) and hasattr(source, "seek") and hasattr(source, "tell"):
+        try:
+            source.seek(0, os.SEEK_END)
+            size = source.tell()
+        except (OSError, ValueError):
+            size = None
+        if isinstance(size, int) and size > max_bytes:
+            raise _too_big(_fmt_size(size), max_bytes, name)
+    if hasattr(source, "seek"):
+        try:
+            source.seek(0)
+        except (OSError, ValueError):
+            pass
+    data = source.read(max_bytes + 1)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > max_bytes:
+        raise _too_big(f"more than {_fmt_size(max_bytes)}", max_bytes, name)
+    return bytes(data)
+
+
+def _sniff_compression(raw: bytes) -> str | None:
+    if raw[:2] == b"\x1f\x8b":
+        return "gzip"
+    if raw[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    if raw[:4] == b"PK\x03\x04":
+        return "zip"
+    return None
+
+
+def _decompress(raw: bytes, compression: str, max_bytes: int, name: str) -> tuple[bytes, str]:
+    """(decompressed bytes, inner file name for zip else "")."""
+    inner = ""
+    try:
+        if compression == "zip":
+            zf = zipfile.ZipFile(io.BytesIO(raw))
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                raise DataValidationError(
+                    f"the zip archive holds {len(members)} files; it must hold exactly one data file",
+                    name,
+                )
+            inner = members[0].filename
+            stream: Any = zf.open(members[0])
+        elif compression == "gzip":
+            stream = gzip.GzipFile(fileobj=io.BytesIO(raw))
+        elif compression == "bz2":
+            stream = bz2.BZ2File(io.BytesIO(raw))
+        else:
+            stream = lzma.LZMAFile(io.BytesIO(raw))
+        with stream:
+            data = stream.read(max_bytes + 1)
+    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise DataValidationError(
+            f"the file is not a valid {compression} archive ({exc}). Fix: re-compress it or "
+            "upload it uncompressed",
+            name,
+        ) from exc
+    if len(data) > max_bytes:
+        raise _too_big(f"more than {_fmt_size(max_bytes)} once decompressed", max_bytes, name)
+    return data, inner
+
+
+def _decode_utf8(raw: bytes, name: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise DataValidationError(
+            f"the file is not valid UTF-8: byte 0x{bad} at byte offset {exc.start} "
+            f"(line {line} of the file, the header being line 1) cannot be decoded. "
+            "Fix: re-save the file as UTF-8 (Excel: Save As > 'CSV UTF-8'; pandas: "
+            "df.to_csv(path, encoding='utf-8'))",
+            name,
+        ) from exc
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
+    what = "TSV" if sep == "\t" else "CSV"
+
+    def parse(quoting: int) -> pd.DataFrame:
+        with warnings.catch_warnings():
+            # index_col=False + this warning: a first data row with more fields than the
+            # header (pandas would otherwise silently use the extra field as the index).
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                index_col=False,
+                quoting=quoting,
+                skip_blank_lines=True,
+            )
+
+    try:
+        try:
+            return parse(csv.QUOTE_MINIMAL)
+        except (pd.errors.ParserError, pd.errors.ParserWarning):
+            if sep != "\t":
+                raise
+            return parse(csv.QUOTE_NONE)  # TSV texts often hold stray double quotes
+    except pd.errors.EmptyDataError as exc:
+        raise DataValidationError("the file is empty (no header row). Fix: add a header row", name) from exc
+    except pd.errors.ParserWarning as exc:
+        raise DataValidationError(
+            f"the {what} could not be parsed: data row 1 has more fields than the header row. "
+            f"Fix: quote texts that contain the separator ({sep!r}) with double quotes, "
+            "or save the data as JSONL/Parquet",
+            name,
+        ) from exc
+    except pd.errors.ParserError as exc:
+        detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        raise DataValidationError(
+            f"the {what} could not be parsed: {detail} (lines count the header as line 1). "
+            f"Fix: quote texts that contain the separator ({sep!r}), quotes or line breaks "
+            "with double quotes (doubling quotes inside), or save the data as JSONL/Parquet",
+            name,
+        ) from exc
+
+
+def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
+    stripped = text.lstrip()
+    if kind == "json" and stripped.startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataValidationError(
+                f"the JSON could not be parsed: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
+                "Fix: make it a JSON array of objects, or one JSON object per line (JSONL)",
+                name,
+            ) from exc
+        bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise DataValidationError(
+                f"the JSON array's item {bad + 1} is not an object. "
+                "Fix: make every item an object such as {\"text\": ..., \"label\": ...}",
+                name,
+            )
+        return pd.DataFrame(records)
+    lines = text.splitlines()
+    try:
+        records = [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError:
+        records = None
+    if records is None or not all(type(r) is dict for r in records):
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+                break
+            if not isinstance(value, dict):
+                problem = "is not a JSON object"
+                break
+        raise DataValidationError(
+            f"the JSONL could not be parsed: line {i} {problem}. Fix: write exactly one JSON "
+            "object per line, such as {\"text\": \"...\", \"label\": \"...\"}",
+            name,
+        )
+    return pd.DataFrame(records)
+
+
+def _parse_parquet(raw: bytes, name: str) -> pd.DataFrame:
+    if not raw:
+        raise DataValidationError("the file is empty. Fix: upload a Parquet file with data rows", name)
+    try:
+        return pd.read_parquet(io.BytesIO(raw))
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise DataValidationError(
+            f"the file is not a readable Parquet file ({type(exc).__name__}: {exc}). "
+            "Fix: re-export it as Parquet, or upload CSV/TSV/JSONL",
+            name,
+        ) from exc
+
+
+# ---- validation and label mapping --------------------------------------------------
+
+
+def _rows(positions: np.ndarray) -> str:
+    """'3 rows (rows 2, 5, 9)' for 0-based positions (shown 1-based, first few)."""
+    rows = np.asarray(positions) + 1
+    shown = ", ".join(str(int(r)) for r in rows[:_EXAMPLE_ROWS])
+    more = ", ..." if len(rows) > _EXAMPLE_ROWS else ""
+    noun = "row" if len(rows) == 1 else "rows"
+    return f"{len(rows)} {noun} ({noun} {shown}{more})"
+
+
+def _is_int_string(name: str) -> bool:
+    try:
+        return str(int(name)) == name
+    except ValueError:
+        return False
+
+
+@dataclass
+class _ParsedLabels:
+    """A label column, normalised. kind "int": ints valid where ~missing & ~fractional;
+    kind "str": strings valid where ~missing."""
+
+    kind: str
+    missing: np.ndarray  # (R,) bool
+    fractional: np.ndarray  # (R,) bool, numbers that are not whole
+    ints: np.ndarray | None  # (R,) int64 (kind "int")
+    strings: np.ndarray  # (R,) object: the label as text ("" where missing)
+
+
+def _parse_labels(series: pd.Series) -> _ParsedLabels:
+    s = series
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
+    n = len(s)
+    missing = np.array(s.isna(), dtype=bool)  # a writable copy
+    if pd.api.types.is_bool_dtype(s.dtype):
+        s = s.astype(object)
+    if pd.api.types.is_integer_dtype(s.dtype):
+        ints = s.fillna(0).to_numpy(dtype=np.int64)
+        strings = np.where(missing, "", ints.astype(str)).astype(object)
+        return _ParsedLabels("int", missing, np.zeros(n, bool), ints, strings)
+    if pd.api.types.is_float_dtype(s.dtype):
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing |= ~np.isfinite(values)
+        safe = np.where(missing, 0.0, values)
+        fractional = ~missing & (safe != np.round(safe))
+        ints = np.round(safe).astype(np.int64)
+        strings = np.where(missing, "", np.where(fractional, safe.astype(str), ints.astype(str)))
+        return _ParsedLabels("int", missing, fractional, ints, strings.astype(object))
+    text = s.astype(object).where(~missing, "").map(str).str.strip()
+    strings = text.to_numpy(dtype=object)
+    missing |= strings == ""
+    numbers = pd.to_numeric(pd.Series(strings[~missing], dtype=object), errors="coerce")
+    numbers = numbers.to_numpy(dtype=np.float64)
+    if numbers.size and np.isfinite(numbers).all() and np.abs(numbers).max() < 2**53:
+        values = np.zeros(n)
+        values[~missing] = numbers
+        fractional = ~missing & (values != np.round(values))
+        ints = np.round(values).astype(np.int64)
+        return _ParsedLabels("int", missing, fractional, ints, strings)
+    return _ParsedLabels("str", missing, np.zeros(n, bool), None, strings)
+
+
+def _map_labels(p: _ParsedLabels, names: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """(ids (R,) int64 with -1 where missing/fractional/unknown, label names)."""
+    ok = ~p.missing & ~p.fractional
+    if names is None:
+        if p.kind == "int":
+            uniq = np.unique(p.ints[ok])
+            ids = np.where(ok, np.searchsorted(uniq, p.ints), -1).astype(np.int64)
+            return ids, [str(int(u)) for u in uniq]
+        uniq_s = sorted(set(p.strings[ok].tolist()))
+        return _codes(p.strings, uniq_s, ok), uniq_s
+    if p.kind == "int" and not any(_is_int_string(nm) for nm in names):
+        ids = np.where(ok & (p.ints >= 0) & (p.ints < len(names)), p.ints, -1).astype(np.int64)
+        return ids, list(names)
+    keys = np.where(ok, p.strings, "") if p.kind == "str" else np.where(ok, p.ints.astype(str), "")
+    return _codes(keys.astype(object), list(names), ok), list(names)
+
+
+def _codes(values: np.ndarray, names: list[str], ok: np.ndarray) -> np.ndarray:
+    codes = pd.Index(names).get_indexer(values).astype(np.int64)  # -1 = not a name
+    return np.where(ok, codes, -1)
+
+
+def _soft_names_fit(p: _ParsedLabels, names: list[str]) -> bool:
+    """Whether names from a labels.txt cover every (valid) label of the column."""
+    ok = ~p.missing & ~p.fractional
+    if not ok.any():
+        return False
+    ids, _ = _map_labels(p, names)
+    return bool((ids[ok] >= 0).all())
+
+
+def _check_names(label_names: Any) -> list[str]:
+    names = [str(n) for n in label_names]
+    if not names or any(not n.strip() for n in names):
+        raise ValueError("label_names must be a non-empty list of non-empty class names")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"label_names has duplicate names: {dupes}")
+    return names
+
+
+def _missing_column(column: str, role: str, arg: str, columns: list[Any]) -> str:
+    have = ", ".join(repr(c) for c in columns) or "(none)"
+    lower = {str(c).strip().lower(): c for c in columns}
+    guess = lower.get(column.strip().lower())
+    if guess is None:
+        close = difflib.get_close_matches(column, [str(c) for c in columns], n=1)
+        guess = close[0] if close else None
+    hint = f" Did you mean {guess!r}?" if guess is not None else ""
+    return (
+        f"{role} column {column!r} not found; the columns are: {have}.{hint} "
+        f"Fix: pass {arg}= with the right column name, or rename the column"
+    )
+
+
+def dataset_from_frame(
+    df: pd.DataFrame,
+    text_column: str = "text",
+    label_column: str = "label",
+    true_label_column: str | None = None,
+    label_names: list[str] | None = None,
+    source: str = "",
+) -> TextDataset:
+    """Validate a table of R rows and build a TextDataset of N = R rows.
+
+    label_names: (K,) class names to map labels into, as for a test set (pass the
+        train set's `label_names`); a label not among them is an error, and a single
+        present class is allowed. None = derive the names from the data (see the
+        module docstring); then at least two classes must be present.
+    Raises DataValidationError listing every problem found.
+    """
+    return _build_dataset(df, text_column, label_column, true_label_column, label_names, None, source)
+
+
+def _build_dataset(
+    df: pd.DataFrame,
+    text_column: str,
+    label_column: str,
+    true_label_column: str | None,
+    label_names: list[str] | None,
+    file_names: list[str] | None,
+    source: str,
+) -> TextDataset:
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    names = _check_names(label_names) if label_names is not None else None
+    problems: list[str] = []
+    row_note = False
+    columns = list(df.columns)
+    usable: dict[str, bool] = {}
+    for column, role, arg in (
+        (text_column, "text", "text_column"),
+        (label_column, "label", "label_column"),
+        (true_label_column, "true-label", "true_label_column"),
+    ):
+        if column is None:
+            continue
+        usable[column] = False
+        if column not in df.columns:
+            problems.append(_missing_column(column, role, arg, columns))
+        elif isinstance(df[column], pd.DataFrame):
+            problems.append(f"there are several columns named {column!r}. Fix: rename all but one")
+        else:
+            usable[column] = True
+    if len(df) < 2:
+        problems.append(
+            f"the data has {len(df)} row{'s' if len(df) != 1 else ''}; at least 2 are needed. "
+            "Fix: add labeled rows"
+        )
+
+    # texts: kept verbatim; missing, empty or whitespace-only is a problem
+    texts: list[str] = []
+    if usable[text_column]:
+        raw_text = df[text_column]
+        text_missing = raw_text.isna().to_numpy(dtype=bool)
+        text_str = raw_text.astype(object).where(~text_missing, "").map(str)
+        blank = text_missing | (text_str.str.strip() == "").to_numpy(dtype=bool)
+        if blank.any():
+            row_note = True
+            problems.append(
+                f"text column {text_column!r} is empty, whitespace-only or missing (NaN/null) in "
+                f"{_rows(np.flatnonzero(blank))}. Fix: fill in those texts or delete those rows"
+            )
+        texts = text_str.tolist()
+
+    # labels, then the true labels in the same label space
+    ids = np.zeros(0, dtype=np.int64)
+    if usable[label_column]:
+        parsed = _parse_labels(df[label_column])
+        if names is None and file_names is not None and _soft_names_fit(parsed, file_names):
+            names = file_names
+        given_names = names is not None
+        ids, names = _map_labels(parsed, names)
+        row_note |= _label_problems(parsed, ids, names, label_column, "label", given_names, problems)
+        present = np.unique(ids[ids >= 0])
+        # With label_names passed in (a test set) the classes come from the train set,
+        # and a small test set with one class is still scorable.
+        if present.size == 1 and label_names is None:
+            problems.append(
+                f"label column {label_column!r} has only one class ({names[present[0]]!r}); at "
+                "least two classes are needed to find wrong labels. Fix: check the label "
+                "column, or add rows of the other classes"
+            )
+
+    true_ids = None
+    if true_label_column is not None and usable[true_label_column] and names is not None:
+        true_parsed = _parse_labels(df[true_label_column])
+        true_ids, _ = _map_labels(true_parsed, names)
+        row_note |= _label_problems(
+            true_parsed, true_ids, names, true_label_column, "true label", True, problems
+        )
+
+    if problems:
+        raise DataValidationError(problems, source, row_note=row_note)
+    return TextDataset(
+        texts=texts,
+        labels=ids,
+        label_names=names,
+        true_labels=true_ids,
+        frame=df.reset_index(drop=True),
+        source=source,
+        text_column=text_column,
+        label_column=label_column,
+        true_label_column=true_label_column,
+    )
+
+
+def _label_problems(
+    p: _ParsedLabels,
+    ids: np.ndarray,
+    names: list[str],
+    column: str,
+    role: str,
+    names_given: bool,
+    problems: list[str],
+) -> bool:
+    """Append the problems of one mapped label column; True if any lists rows."""
+    found = False
+    if p.missing.any():
+        found = True
+        problems.append(
+            f"{role} column {column!r} is empty or missing (NaN/null) in "
+            f"{_rows(np.flatnonzero(p.missing))}. Fix: fill in those labels or delete those rows"
+        )
+    if p.fractional.any():
+        found = True
+        rows = np.flatnonzero(p.fractional)
+        examples = ", ".join(repr(v) for v in list(dict.fromkeys(p.strings[rows].tolist()))[:5])
+        problems.append(
+            f"{role} column {column!r} has numbers that are not whole ({examples}) in "
+            f"{_rows(rows)}; numeric labels must be integer class ids, not floats. "
+            "Fix: use integer ids or class names"
+        )
+    unknown = (ids < 0) & ~p.missing & ~p.fractional
+    if unknown.any() and names_given:
+        found = True
+        rows = np.flatnonzero(unknown)
+        values = list(dict.fromkeys(p.strings[rows].tolist()))
+        shown = ", ".join(repr(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
+        known = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+        lead = (
+            "test set has labels the train set lacks"
+            if role == "label"
+            else f"true-label column {column!r} has values outside the label space"
+        )
+        problems.append(
+            f"{lead}: {shown} ({_rows(rows)}); the known classes are {known}. "
+            "Fix: delete those rows, correct the labels, or train on data that has those classes"
+        )
+    return found
+
+
+# ---- files ---------------------------------------------------------------------------
+
+
+def load_label_names(path: str | os.PathLike) -> list[str] | None:
+    """Class names from a `labels.txt` beside the data file `path` (or `path` itself if
+    it is a labels.txt, or inside it if it is a folder): one name per line, line i
+    names class id i. None when there is no such file."""
+    p = Path(path)
+    if p.is_dir():
+        candidate = p / "labels.txt"
+    elif p.name == "labels.txt":
+        candidate = p
+    else:
+        candidate = p.parent / "labels.txt"
+    if not candidate.is_file():
+        return None
+    try:
+        text = candidate.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(
+            "labels.txt is not valid UTF-8. Fix: re-save it as UTF-8", str(candidate)
+        ) from exc
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    problems = []
+    blank = [i + 1 for i, line in enumerate(lines) if not line]
+    if blank:
+        problems.append(f"labels.txt has blank lines ({blank[:8]}); line i must name class i-1")
+    dupes = sorted({line for line in lines if line and lines.count(line) > 1})
+    if dupes:
+        problems.append(f"labels.txt names these classes more than once: {dupes}")
+    if problems:
+        raise DataValidationError(problems, str(candidate))
+    return lines or None
+
+
+def load_dataset(
+    path_or_file: str | os.PathLike | BinaryIO,
+    text_column: str = "text",
+    label_column: str = "label",
+    true_label_column: str | None = None,
+    label_names: list[str] | None = None,
+    fmt: str | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> TextDataset:
+    """Read and validate a labeled text file (path or upload) into a TextDataset.
+
+    Without `label_names`, a `labels.txt` beside a file on disk names the classes
+    when it covers every label (integer labels: at least max+1 lines). Raises
+    DataValidationError (see `read_table` and `dataset_from_frame`).
+    """
+    df = read_table(path_or_file, fmt=fmt, max_bytes=max_bytes)
+    name = _source_name(path_or_file)
+    file_names = None
+    if label_names is None and isinstance(path_or_file, (str, os.PathLike)):
+        file_names = load_label_names(path_or_file)
+    return _build_dataset(
+        df,
+        text_column,
+        label_column,
+        true_label_column,
+        label_names,
+        file_names,
+        os.path.basename(name) if name else "upload",
+    )
+
+
+def _as_ids(values: Any, what: str, n: int, k: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.shape != (n,):
+        raise ValueError(f"{what} must have shape ({n},), got {arr.shape}")
+    if n and not np.issubdtype(arr.dtype, np.integer):
+        if not (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr))):
+            raise ValueError(f"{what} must be integer class ids, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if n and (arr.min() < 0 or arr.max() >= k):
+        raise ValueError(f"{what} must be class ids in 0..{k - 1}, got {arr.min()}..{arr.max()}")
+    return arr
