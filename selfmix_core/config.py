@@ -172,6 +172,11 @@ class TrainConfig:
         _check(self.score_batch_size >= 1, "score_batch_size must be >= 1")
         if self.method == "selfmix" and self.warmup_samples is None:
             _check(
+                self.warmup_epochs >= 1,
+                "SelfMix needs a warm-up (warmup_epochs >= 1 or warmup_samples): the first clean/noisy "
+                "split comes from the warmed-up model's losses",
+            )
+            _check(
                 self.warmup_epochs < self.epochs,
                 f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs}) "
                 "so that at least one SelfMix epoch runs",
