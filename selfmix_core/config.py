@@ -134,6 +134,8 @@ class TrainConfig:
         benchmark in docs/BENCHMARKS.md uses.
     temperature: sharpening temperature T (0.5, authors' configuration).
     alpha: EmbMix Beta(alpha, alpha) parameter (0.75, authors' configuration).
+    mixup: EmbMix on (True, the paper). False is the "without mixup" ablation: L_mix
+        becomes the plain (soft-target) cross-entropy on the unmixed embeddings.
     seed: makes a run reproducible (data order, dropout, mixup, GMM init).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]".
     score_batch_size: batch size of the no-dropout scoring pass over the train set.
@@ -148,6 +150,7 @@ class TrainConfig:
     lr: float = 5e-5
     temperature: float = 0.5
     alpha: float = 0.75
+    mixup: bool = True
     seed: int = 0
     device: str = "auto"
     score_batch_size: int = 128

@@ -411,9 +411,12 @@ class SelfMixTrainer:
         targets_x = F.one_hot(y_x, k).float()  # (nx, K)
         all_emb = torch.cat([emb_x, emb_u1]).float()  # (nx + nu, H)
         all_tgt = torch.cat([targets_x, targets_u])
-        lam = sample_mix_lambda(cfg.alpha, rng)
-        perm = torch.randperm(all_emb.shape[0], generator=gen).to(self.device)
-        mixed_emb, mixed_tgt = embmix(all_emb, all_tgt, lam, perm)
+        if cfg.mixup:
+            lam = sample_mix_lambda(cfg.alpha, rng)
+            perm = torch.randperm(all_emb.shape[0], generator=gen).to(self.device)
+            mixed_emb, mixed_tgt = embmix(all_emb, all_tgt, lam, perm)
+        else:  # ablation: no EmbMix, soft-target CE on the plain embeddings
+            mixed_emb, mixed_tgt = all_emb, all_tgt
         with self._autocast():
             mixed_logits = self.model.classify(mixed_emb)
         l_mix = soft_cross_entropy(mixed_logits.float(), mixed_tgt)

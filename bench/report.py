@@ -1,0 +1,60 @@
+"""Write one named section of docs/BENCHMARKS.md, leaving the other sections alone.
+
+Each benchmark script owns the text between `<!-- BEGIN name -->` and `<!-- END name -->`;
+running it again replaces only that section, so several scripts share one document.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+HEADER = "# Benchmarks\n\nEvery figure here was printed by a script under `bench/`; each section names the command that made it.\n"
+
+
+def machine_description() -> str:
+    """CPU model, core count, memory, torch version and GPU if any."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f", {kb / 1024**2:.0f} GiB RAM"
+    except (OSError, AttributeError):
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (f"{cpu}, {os.cpu_count()} cores{mem}{gpu}; torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=DOC.parent.parent, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def update_section(name: str, markdown: str, doc: Path = DOC) -> None:
+    """Replace (or append) the section `name` of `doc` with `markdown`."""
+    from selfmix_core.atomic import atomic_write_text
+
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    text = doc.read_text() if doc.is_file() else HEADER
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(doc, text)
