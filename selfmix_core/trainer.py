@@ -189,6 +189,9 @@ class SelfMixTrainer:
         if resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest.json").is_file():
             self._load_checkpoint()
         self._amp = self.device.type == "cuda"
+        self._micro = 1  # micro-batches per step; doubled on out-of-memory
+        self._score_bs = config.score_batch_size  # halved on out-of-memory
+        self._notices: list[str] = []  # resource notices for the current epoch's report
 
     # ---- public API ------------------------------------------------------------------
     @property
@@ -265,6 +268,7 @@ class SelfMixTrainer:
         t0 = time.perf_counter()
         fallback = None
         train_sizes = (None, None)
+        self._notices = []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(torch_seed)
             gen = torch.Generator().manual_seed(torch_seed)
@@ -343,13 +347,8 @@ class SelfMixTrainer:
             if self.control.should_stop:
                 return None
             b = order[step * bs : (step + 1) * bs]
-            enc = self._encode([self.train.texts[i] for i in b])
-            y = self._to_device(torch.from_numpy(self.split.labels[b]))
-            with self._autocast():
-                logits = self.model(**enc)
-            loss = F.cross_entropy(logits.float(), y)
-            self._step(loss)
-            total += float(loss.detach()) * len(b)
+            parts = self._optimise((b,), self._ce_losses)
+            total += parts["ce"] * len(b)
             seen += len(b)
             self._progress(epoch, phase, step + 1, steps, seen, t0)
         if phase == "warmup":
@@ -385,7 +384,7 @@ class SelfMixTrainer:
             if self.control.should_stop:
                 return None
             xb, ub = x_stream.take(bx), u_stream.take(bu)
-            parts = self._selfmix_step(xb, ub, rng, gen)
+            parts = self._optimise((xb, ub), lambda x, u: self._selfmix_losses(x, u, rng, gen))
             for k in sums:
                 sums[k] += parts[k]
             seen += len(xb) + len(ub)
@@ -393,7 +392,18 @@ class SelfMixTrainer:
         losses = {k: v / max(steps, 1) for k, v in sums.items()}
         return losses, seen, fallback, (len(x_idx), len(u_idx))
 
-    def _selfmix_step(self, xb: np.ndarray, ub: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> dict:
+    def _ce_losses(self, b: np.ndarray) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy of the batch b (indices into the train set)."""
+        enc = self._encode([self.train.texts[i] for i in b])
+        y = self._to_device(torch.from_numpy(self.split.labels[b]))
+        with self._autocast():
+            logits = self.model(**enc)  # (B, K)
+        loss = F.cross_entropy(logits.float(), y)
+        return loss, {"ce": float(loss.detach())}
+
+    def _selfmix_losses(self, xb: np.ndarray, ub: np.ndarray, rng: np.random.Generator,
+                        gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+        """L_mix + lambda_p L_P + lambda_r L_R for labeled indices xb and unlabeled ub."""
         cfg, k = self.config, self.num_classes
         texts = [self.train.texts[i] for i in xb] + [self.train.texts[i] for i in ub] * 2
         enc = self._encode(texts)
@@ -423,16 +433,44 @@ class SelfMixTrainer:
         l_p = pseudo_label_loss(logits_u1, min_class=cfg.reference.min_class_pseudo)
         l_r = rdrop_kl(logits_u1, logits_u2, reduction="sum" if cfg.reference.kl_sum else "mean")
         total = l_mix + cfg.loss.lambda_p * l_p + cfg.loss.lambda_r * l_r
-        self._step(total)
-        return {"mix": float(l_mix.detach()), "pseudo": float(l_p.detach()), "rdrop": float(l_r.detach()),
-                "total": float(total.detach())}
+        return total, {"mix": float(l_mix.detach()), "pseudo": float(l_p.detach()), "rdrop": float(l_r.detach()),
+                       "total": float(total.detach())}
 
-    def _step(self, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss):
-            raise FloatingPointError("the training loss became NaN/inf; lower the learning rate")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+    def _optimise(self, parts: tuple[np.ndarray, ...], loss_fn) -> dict:
+        """One optimisation step over the index arrays `parts` (e.g. (x, u)).
+
+        The batch is split into `self._micro` micro-batches whose gradients accumulate,
+        each weighted by its share of the samples, so the step matches the full batch.
+        On CUDA out-of-memory the micro-batch is halved and the step retried (the
+        effective batch stays the same); a notice goes into the epoch's warnings.
+        Returns the loss components averaged over the micro-batches by sample share.
+        """
+        n = sum(len(p) for p in parts)
+        while True:
+            try:
+                self.optimizer.zero_grad(set_to_none=True)
+                agg: dict[str, float] = {}
+                for chunk in _split_parts(parts, self._micro):
+                    share = sum(len(p) for p in chunk) / n
+                    loss, comps = loss_fn(*chunk)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError("the training loss became NaN/inf; lower the learning rate")
+                    (loss * share).backward()
+                    for key, v in comps.items():
+                        agg[key] = agg.get(key, 0.0) + v * share
+                self.optimizer.step()
+                return agg
+            except torch.OutOfMemoryError:
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if self._micro >= n:
+                    raise
+                self._micro = min(self._micro * 2, n)
+                self._notices.append(
+                    f"out of memory: split each batch into {self._micro} micro-batches of about "
+                    f"{math.ceil(n / self._micro)} samples; gradient accumulation keeps the batch of {n}"
+                )
 
     # ---- scoring / evaluation -----------------------------------------------------------
     @torch.no_grad()
@@ -447,14 +485,24 @@ class SelfMixTrainer:
         order = np.argsort([len(t) for t in texts], kind="stable")
         probs = np.zeros((n, self.num_classes), dtype=np.float32)
         loss = np.zeros(n, dtype=np.float32)
-        bs = self.config.score_batch_size
-        for start in range(0, n, bs):
+        start = 0
+        while start < n:
             if self.control.should_stop:
                 return None
-            b = order[start : start + bs]
+            b = order[start : start + self._score_bs]
             enc = self._encode([texts[i] for i in b])
-            with self._autocast():
-                logits = self.model(**enc).float()
+            try:
+                with self._autocast():
+                    logits = self.model(**enc).float()
+            except torch.OutOfMemoryError:
+                if self._score_bs == 1:
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self._score_bs = max(1, self._score_bs // 2)
+                self._notices.append(f"out of memory while scoring: scoring batch halved to {self._score_bs}")
+                continue
+            start += len(b)
             y = self._to_device(torch.from_numpy(np.asarray(labels)[b]))
             loss[b] = per_sample_ce(logits, y).cpu().numpy()
             probs[b] = torch.softmax(logits, -1).cpu().numpy()
@@ -500,7 +548,7 @@ class SelfMixTrainer:
             train_n_clean=train_sizes[0],
             train_n_noisy=train_sizes[1],
             given_vs_predicted=confusion_counts(labels[mask], pred[mask], k),
-            warnings=list(sel.warnings),
+            warnings=list(sel.warnings) + self._notices,
             fallback=fallback,
         )
         true = self.train.true_labels
@@ -605,6 +653,15 @@ class SelfMixTrainer:
             self.split.is_clean = is_clean if is_clean.size == len(self.train) else None
         self.split.separation = meta.get("separation")
         self.state = TrainerState(**meta["state"])
+
+
+def _split_parts(parts: tuple[np.ndarray, ...], m: int) -> list[tuple[np.ndarray, ...]]:
+    """Split each index array into m nearly equal pieces; zip them; drop empty chunks."""
+    if m == 1:
+        return [parts]
+    pieces = [np.array_split(p, m) for p in parts]
+    chunks = [tuple(pc[i] for pc in pieces) for i in range(m)]
+    return [c for c in chunks if sum(len(p) for p in c) > 0]
 
 
 class _Cycler:

@@ -190,3 +190,40 @@ def test_extra_warmup_until_separated(tiny_dataset, tiny_model_factory, tokenize
 def test_mismatched_model_rejected(tiny_dataset, tiny_model_factory, tokenizer):
     with pytest.raises(ValueError, match="outputs"):
         SelfMixTrainer(cfg(), tiny_dataset, model=tiny_model_factory(4), tokenizer=tokenizer)
+
+
+def test_out_of_memory_halves_micro_batch_and_continues(tiny_dataset, tiny_model_factory, tokenizer):
+    model = tiny_model_factory(3)
+    real_embed = model.embed
+
+    def embed_with_small_memory(input_ids, attention_mask):
+        if input_ids.shape[0] > 6:  # pretend the device holds at most 6 sequences at a time
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_embed(input_ids, attention_mask)
+
+    model.embed = embed_with_small_memory
+    t = SelfMixTrainer(cfg(epochs=2, batch_size=8, score_batch_size=16), noisy(tiny_dataset), model=model,
+                       tokenizer=tokenizer)
+    reports = list(t.run())
+    assert [r.phase for r in reports] == ["warmup", "selfmix"]
+    notices = [w for r in reports for w in r.warnings if "out of memory" in w]
+    assert any("micro-batches" in w and "batch of 8" in w for w in notices)
+    assert any("scoring batch halved" in w for w in notices)
+    assert t._micro >= 2 and t._score_bs <= 6
+    assert all(np.isfinite(v) for r in reports for v in r.losses.values())
+    assert reports[0].samples_trained == len(tiny_dataset)
+
+
+def test_micro_batches_reproduce_the_full_batch_gradient(tiny_dataset, tiny_model_factory, tokenizer):
+    """Gradient accumulation with share weights equals the full-batch gradient (dropout off)."""
+    grads = []
+    for micro in (1, 4):
+        model = tiny_model_factory(3)
+        model.eval()  # no dropout, so the two computations must agree
+        t = SelfMixTrainer(cfg(), tiny_dataset, model=model, tokenizer=tokenizer)
+        t.model.train = lambda mode=True: t.model  # keep dropout off inside _optimise callers
+        t._micro = micro
+        t.optimizer = torch.optim.SGD(t.model.parameters(), lr=0.0)
+        t._optimise((np.arange(12),), t._ce_losses)
+        grads.append(t.model.head[0].weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
