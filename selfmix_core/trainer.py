@@ -642,6 +642,12 @@ class SelfMixTrainer:
             raise ValueError(f"checkpoint format {meta.get('format')} is not supported by this version")
         if meta["n_train"] != len(self.train) or meta["label_names"] != list(self.train.label_names):
             raise ValueError("the checkpoint was made on different training data; start a new run")
+        changed = _changed_settings(meta["config"], self.config.to_dict())
+        if changed:
+            raise ValueError(
+                "the checkpoint was made with other settings (" + "; ".join(changed) + "); resume with the same "
+                "settings, or start a new run in another folder"
+            )
         self.model.load_weights(folder)
         opt_state = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
         self.optimizer.load_state_dict(opt_state)
@@ -653,6 +659,26 @@ class SelfMixTrainer:
             self.split.is_clean = is_clean if is_clean.size == len(self.train) else None
         self.split.separation = meta.get("separation")
         self.state = TrainerState(**meta["state"])
+        # More (or fewer) epochs may be asked for on resume; extra warm-up epochs stay added.
+        self.state.total_epochs = max(self.config.epochs + self.state.extra_warmup_used, self.state.epochs_done)
+
+
+# Settings that may change between a checkpoint and its resumption.
+_RESUMABLE_CHANGES = {"epochs", "device", "score_batch_size"}
+
+
+def _changed_settings(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Human-readable differences between two TrainConfig dicts, ignoring _RESUMABLE_CHANGES."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        if not prefix and key in _RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_settings(a, b, prefix + key + ".")
+        elif a != b:
+            out.append(f"{prefix}{key} was {a!r}, now {b!r}")
+    return out
 
 
 def _split_parts(parts: tuple[np.ndarray, ...], m: int) -> list[tuple[np.ndarray, ...]]:

@@ -75,3 +75,18 @@ def tiny_dataset():
     from selfmix_core.data import dataset_from_frame
 
     return dataset_from_frame(make_frame(60), source="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    """A folder holding a tiny random-init BERT and the bundled tokenizer, loadable by path."""
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        BertModel(cfg).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,131 @@
+"""`python -m selfmix_core train` end to end on tiny data with a tiny model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from selfmix_core.cli import main
+from tests.conftest import make_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_files(tmp_path):
+    train, test = tmp_path / "train.csv", tmp_path / "test.jsonl"
+    make_frame(60, seed=0).to_csv(train, index=False)
+    make_frame(30, seed=1).to_json(test, orient="records", lines=True)
+    return train, test
+
+
+def base_args(train, test, model, out):
+    return ["train", "--train", str(train), "--test", str(test), "--model", str(model), "--out", str(out),
+            "--epochs", "3", "--warmup-epochs", "1", "--max-length", "16", "--batch-size", "8", "--lr", "1e-3",
+            "--no-progress"]
+
+
+def test_train_writes_metrics_and_samples(tmp_path, tiny_files, tiny_model_dir, capsys):
+    train, test = tiny_files
+    out = tmp_path / "out"
+    rc = main(base_args(train, test, tiny_model_dir, out) + ["--noise", "sym", "--noise-rate", "0.2", "--seed", "3"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert printed.count("epoch ") >= 3 and "[warmup]" in printed and "[selfmix]" in printed
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["method"] == "selfmix"
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]
+    assert [e["phase"] for e in m["epochs"]] == ["warmup", "selfmix", "selfmix"]
+    for e in m["epochs"]:
+        assert {"epoch", "phase", "test_accuracy", "detection_auroc", "seconds"} <= set(e)
+        assert 0 <= e["test_accuracy"] <= 1
+    assert m["last_test_accuracy"] == m["epochs"][-1]["test_accuracy"]
+    assert m["best_test_accuracy"] == max(e["test_accuracy"] for e in m["epochs"])
+    assert set(m["detection"]) >= {"auroc", "precision", "recall", "f1"}
+    assert m["noise"]["rate_realised"] == pytest.approx(12 / 60)
+    s = pd.read_csv(out / "samples.csv")
+    assert {"index", "text", "given_label", "true_label", "clean_prob", "predicted_label", "is_label_issue"} <= set(s.columns)
+    assert len(s) == 60
+    assert (s["given_label"] != s["true_label"]).sum() == 12  # the injected flips, names not ids
+    assert set(s["given_label"]) <= {"fruit", "vehicle", "colour"}
+    assert (out / "checkpoints" / "latest.json").is_file()
+
+
+def test_ce_without_test_or_true_labels_and_subset(tmp_path, tiny_files, tiny_model_dir):
+    train, _ = tiny_files
+    out = tmp_path / "ce"
+    args = ["train", "--train", str(train), "--model", str(tiny_model_dir), "--out", str(out), "--method", "ce",
+            "--epochs", "1", "--max-length", "16", "--batch-size", "8", "--max-train-samples", "40", "--no-progress"]
+    assert main(args) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["method"] == "ce" and m["detection"] is None and m["best_test_accuracy"] is None
+    assert m["n_train"] == 40
+    s = pd.read_csv(out / "samples.csv")
+    assert len(s) == 40 and "true_label" not in s.columns
+
+
+def test_resume_with_more_epochs_continues_and_other_settings_are_refused(tmp_path, tiny_files, tiny_model_dir,
+                                                                          capsys):
+    train, test = tiny_files
+    out = tmp_path / "r"
+    args = base_args(train, test, tiny_model_dir, out)
+    short = list(args)
+    short[short.index("--epochs") + 1] = "2"
+    assert main(short) == 0
+    changed = list(args)
+    changed[changed.index("--lr") + 1] = "5e-4"
+    assert main(changed + ["--resume"]) == 2
+    assert "lr was 0.001, now 0.0005" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]
+
+
+def test_resume_after_interruption(tmp_path, tiny_files, tiny_model_dir, monkeypatch):
+    from selfmix_core import trainer as trainer_mod
+
+    train, test = tiny_files
+    out = tmp_path / "k"
+    args = base_args(train, test, tiny_model_dir, out)
+    real = trainer_mod.SelfMixTrainer._after_epoch
+
+    def interrupt_after_epoch_2(self, report):
+        real(self, report)
+        if report.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.SelfMixTrainer, "_after_epoch", interrupt_after_epoch_2)
+    assert main(args) == 130
+    monkeypatch.setattr(trainer_mod.SelfMixTrainer, "_after_epoch", real)
+    assert main(args + ["--resume"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--text-column", "body"], "body"),
+        (["--noise", "sym", "--noise-rate", "1.5"], "noise-rate"),
+        (["--tau", "0"], "tau"),
+        (["--model", "/nonexistent/model"], "does not exist"),
+    ],
+)
+def test_bad_input_exit_2_in_process(tmp_path, tiny_files, tiny_model_dir, capsys, extra, needle):
+    train, test = tiny_files
+    args = base_args(train, test, tiny_model_dir, tmp_path / "o") + extra
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and needle in err
+
+
+def test_bad_input_subprocess_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"text,label\n\xff\xfe broken,1\nok,0\n")
+    r = subprocess.run([sys.executable, "-m", "selfmix_core", "train", "--train", str(bad), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "UTF-8" in r.stderr
