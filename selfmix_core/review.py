@@ -1,0 +1,339 @@
+"""The review table: one row per training sample, built from an epoch report and the
+review decisions, filtered and sorted for a person to go through. Pure pandas/numpy
+(no Streamlit), so the page stays thin and every rule here is tested directly.
+
+    df = review_frame(texts, report, label_names, store.current_decisions(run_id),
+                      given_labels=dataset.labels)
+    page = filter_review(df, given=["fruit"], score_range=(0, 0.3), query="apple")
+
+Score direction: `clean_prob` (= `label_score`) is the GMM posterior of the clean
+component, so LOWER = MORE LIKELY MISLABELED and the review order is ascending.
+
+The review set (`flagged_only=True`) is the samples flagged in the report
+(clean_prob < tau, still in training) PLUS every sample that already has a decision:
+a decision fed back into training usually makes the sample look clean in the next
+epoch, and it must not vanish from the list the person is working through.
+
+Decisions map to the store's actions (Store.add_decision):
+    "accept"  -> the model's suggestion becomes the label (new_label = suggested)
+    "relabel" -> another class picked by hand (new_label = that class)
+    "keep"    -> the given label stays
+    "drop"    -> the sample leaves the dataset
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ACCEPT_CHOICE",
+    "DROP_CHOICE",
+    "KEEP_CHOICE",
+    "REVIEW_COLUMNS",
+    "bulk_accept_rows",
+    "choice_to_decision",
+    "decision_choice",
+    "decision_choices",
+    "filter_review",
+    "review_counts",
+    "review_frame",
+    "undo_last_action",
+]
+
+REVIEW_COLUMNS = (
+    "sample_index",
+    "text",
+    "given_label",
+    "suggested_label",
+    "confidence",
+    "clean_prob",
+    "label_score",
+    "is_label_issue",
+    "action",
+    "decision",
+    "final_label",
+    "given_id",
+    "suggested_id",
+    "final_id",
+    "in_review",
+)
+
+# The choices of the per-row "decision" selectbox. Relabel choices are LABEL_PREFIX + name.
+ACCEPT_CHOICE = "accept suggestion"
+KEEP_CHOICE = "keep given label"
+DROP_CHOICE = "drop sample"
+LABEL_PREFIX = "label: "
+
+
+def decision_choices(label_names: Sequence[str]) -> list[str]:
+    """All choices of the decision column: accept, keep, drop, then one per class."""
+    return [ACCEPT_CHOICE, KEEP_CHOICE, DROP_CHOICE] + [LABEL_PREFIX + str(n) for n in label_names]
+
+
+def decision_choice(action: str | None, final_label: str | None) -> str | None:
+    """The selectbox choice showing an existing decision (None when undecided)."""
+    if action in (None, "", "none"):
+        return None
+    if action == "accept":
+        return ACCEPT_CHOICE
+    if action == "keep":
+        return KEEP_CHOICE
+    if action == "drop":
+        return DROP_CHOICE
+    return LABEL_PREFIX + str(final_label)
+
+
+def choice_to_decision(
+    choice: str, given_id: int, suggested_id: int, label_names: Sequence[str]
+) -> tuple[str, int | None]:
+    """(action, new_label) for a selectbox choice on a row with these given/suggested ids.
+
+    Picking the given label by name is a "keep"; picking the suggested label by name is
+    a "relabel" (the person chose it, whatever the model said). Raises ValueError for a
+    choice that is not one of decision_choices(label_names).
+    """
+    if choice == ACCEPT_CHOICE:
+        if int(suggested_id) == int(given_id):
+            return "keep", None
+        return "accept", int(suggested_id)
+    if choice == KEEP_CHOICE:
+        return "keep", None
+    if choice == DROP_CHOICE:
+        return "drop", None
+    if isinstance(choice, str) and choice.startswith(LABEL_PREFIX):
+        name = choice[len(LABEL_PREFIX):]
+        names = [str(n) for n in label_names]
+        if name in names:
+            new = names.index(name)
+            return ("keep", None) if new == int(given_id) else ("relabel", new)
+    raise ValueError(f"unknown decision {choice!r}; choose one of {decision_choices(label_names)}")
+
+
+def _codes_to_categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    codes = np.asarray(codes, dtype=np.int64)
+    codes = np.where((codes >= 0) & (codes < len(names)), codes, -1)
+    return pd.Categorical.from_codes(codes, categories=names)
+
+
+def review_frame(
+    texts: Sequence[str],
+    report: Any,
+    label_names: Sequence[str],
+    decisions: Mapping[int, Mapping[str, Any]] | None = None,
+    given_labels: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One row per training sample (N rows, row i = sample i).
+
+    texts: (N,) the training texts. report: an EpochReport (its per-sample arrays).
+    label_names: (K,) class names. decisions: Store.current_decisions() (sample index ->
+    {"action", "new_label", ...}); None = no decisions.
+    given_labels: (N,) the dataset's ORIGINAL given label ids. Default: report.given_label,
+        which already holds review decisions once they were fed back into training, so
+        pass the dataset's labels whenever a run may have applied decisions.
+
+    Columns: sample_index, text, given_label / suggested_label / final_label (categorical
+    class names; final_label is NaN for a dropped sample), confidence (the model's
+    probability of its suggestion), clean_prob and label_score (lower = more likely
+    wrong; NaN for samples out of training), is_label_issue (bool), action ("none",
+    "accept", "relabel", "keep", "drop"), decision (the selectbox choice or None),
+    given_id / suggested_id / final_id (int64 ids; final_id -1 when dropped), in_review
+    (flagged or decided).
+    """
+    names = [str(n) for n in label_names]
+    n = len(texts)
+    given = np.asarray(report.given_label if given_labels is None else given_labels, dtype=np.int64)
+    if given.shape != (n,):
+        raise ValueError(f"given labels have shape {given.shape}, expected ({n},) (one per text)")
+    arrays = {
+        "clean_prob": np.asarray(report.clean_prob, dtype=np.float64),
+        "predicted_label": np.asarray(report.predicted_label, dtype=np.int64),
+        "predicted_prob": np.asarray(report.predicted_prob, dtype=np.float64),
+        "in_training": np.asarray(report.in_training, dtype=bool),
+    }
+    for key, arr in arrays.items():
+        if arr.shape != (n,):
+            raise ValueError(
+                f"report.{key} has shape {arr.shape} but there are {n} texts; the report and the "
+                "dataset must be the same samples"
+            )
+    clean = arrays["clean_prob"]
+    suggested = arrays["predicted_label"]
+    flagged = (clean < float(report.tau)) & arrays["in_training"]  # NaN < tau is False
+
+    action = np.full(n, "none", dtype=object)
+    final = given.copy()
+    if decisions:
+        idx = np.fromiter((int(i) for i in decisions), dtype=np.int64, count=len(decisions))
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = idx[(idx < 0) | (idx >= n)][:5].tolist()
+            raise ValueError(f"decisions name samples {bad} outside 0..{n - 1}")
+        acts = np.array([str(d["action"]) for d in decisions.values()], dtype=object)
+        new = np.array(
+            [-1 if d.get("new_label") is None else int(d["new_label"]) for d in decisions.values()],
+            dtype=np.int64,
+        )
+        action[idx] = acts
+        relabel = np.isin(acts, ("accept", "relabel"))
+        final[idx[relabel]] = new[relabel]
+        final[idx[acts == "drop"]] = -1
+    decided = action != "none"
+    final_cat = _codes_to_categorical(final, names)
+
+    df = pd.DataFrame(
+        {
+            "sample_index": np.arange(n, dtype=np.int64),
+            "text": pd.array(list(texts), dtype="str"),
+            "given_label": _codes_to_categorical(given, names),
+            "suggested_label": _codes_to_categorical(suggested, names),
+            "confidence": arrays["predicted_prob"],
+            "clean_prob": clean,
+            "label_score": clean.copy(),
+            "is_label_issue": flagged,
+            "action": action,
+            "final_label": final_cat,
+            "given_id": given,
+            "suggested_id": suggested,
+            "final_id": final,
+            "in_review": flagged | decided,
+        }
+    )
+    df["decision"] = _decision_column(action, final_cat, names)
+    return df[list(REVIEW_COLUMNS)]
+
+
+def _decision_column(action: np.ndarray, final: pd.Categorical, names: list[str]) -> np.ndarray:
+    out = np.full(len(action), None, dtype=object)
+    out[action == "accept"] = ACCEPT_CHOICE
+    out[action == "keep"] = KEEP_CHOICE
+    out[action == "drop"] = DROP_CHOICE
+    relabel = np.flatnonzero(action == "relabel")
+    if relabel.size:
+        labels = np.asarray(final.astype(object))[relabel]
+        out[relabel] = [LABEL_PREFIX + str(x) for x in labels]
+    return out
+
+
+def _as_name_list(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def filter_review(
+    df: pd.DataFrame,
+    given: str | Iterable[str] | None = None,
+    suggested: str | Iterable[str] | None = None,
+    score_range: tuple[float, float] = (0.0, 1.0),
+    query: str = "",
+    flagged_only: bool = True,
+    undecided_only: bool = False,
+) -> pd.DataFrame:
+    """The rows of a review_frame() that pass every filter, most likely wrong first.
+
+    given / suggested: class names (one, or a list; None or empty = all classes).
+    score_range: (lo, hi) inclusive bounds on clean_prob. Samples without a score
+        (dropped from training) pass only while the range is the full [0, 1].
+    query: case-insensitive substring of the text (plain text, not a regex).
+    flagged_only: keep the review set only (flagged, or already decided).
+    undecided_only: keep rows without a decision only.
+    Sorted by clean_prob ascending (NaN last), ties by sample_index.
+    """
+    mask = np.ones(len(df), dtype=bool)
+    if flagged_only:
+        mask &= df["in_review"].to_numpy(dtype=bool)
+    if undecided_only:
+        mask &= (df["action"] == "none").to_numpy(dtype=bool)
+    names = _as_name_list(given)
+    if names:
+        mask &= df["given_label"].isin(names).to_numpy(dtype=bool)
+    names = _as_name_list(suggested)
+    if names:
+        mask &= df["suggested_label"].isin(names).to_numpy(dtype=bool)
+    lo, hi = float(score_range[0]), float(score_range[1])
+    if lo > hi:
+        lo, hi = hi, lo
+    score = df["clean_prob"].to_numpy(dtype=np.float64)
+    in_range = (score >= lo) & (score <= hi)
+    if lo <= 0.0 and hi >= 1.0:
+        in_range |= np.isnan(score)
+    mask &= in_range
+    query = (query or "").strip()
+    if query:
+        idx = np.flatnonzero(mask)  # search only the rows still in: less text to scan
+        hits = df["text"].iloc[idx].str.contains(query, case=False, regex=False, na=False)
+        keep = np.zeros(len(df), dtype=bool)
+        keep[idx[hits.to_numpy(dtype=bool)]] = True
+        mask &= keep
+    idx = np.flatnonzero(mask)
+    sub_score = score[idx]
+    key = np.where(np.isnan(sub_score), np.inf, sub_score)
+    order = np.lexsort((df["sample_index"].to_numpy()[idx], key))
+    return df.iloc[idx[order]]
+
+
+def review_counts(df: pd.DataFrame) -> dict[str, int]:
+    """{"flagged": in the review set, "reviewed": of those with a decision,
+    "decisions": all samples with a decision, "total": rows}."""
+    in_review = df["in_review"].to_numpy(dtype=bool)
+    decided = (df["action"] != "none").to_numpy(dtype=bool)
+    return {
+        "flagged": int(in_review.sum()),
+        "reviewed": int((in_review & decided).sum()),
+        "decisions": int(decided.sum()),
+        "total": int(len(df)),
+    }
+
+
+def bulk_accept_rows(filtered: pd.DataFrame) -> pd.DataFrame:
+    """Decisions accepting the suggestion on every UNDECIDED row of `filtered` whose
+    suggestion differs from its given label. Columns sample_index, old_label,
+    new_label, action: ready for Store.add_decisions()."""
+    undecided = (filtered["action"] == "none").to_numpy(dtype=bool)
+    differs = filtered["suggested_id"].to_numpy() != filtered["given_id"].to_numpy()
+    rows = filtered.loc[undecided & differs]
+    return pd.DataFrame(
+        {
+            "sample_index": rows["sample_index"].to_numpy(dtype=np.int64),
+            "old_label": rows["given_id"].to_numpy(dtype=np.int64),
+            "new_label": rows["suggested_id"].to_numpy(dtype=np.int64),
+            "action": "accept",
+        }
+    )
+
+
+def undo_last_action(store: Any, run_id: str, count: int | None = None) -> int:
+    """Undo the most recent review ACTION of a run by appending undo rows (the log
+    stays append-only). Returns how many decisions were undone (0 = nothing to undo).
+
+    count: how many decisions that action wrote (the page remembers it for the actions
+    of its session). None: the last decision together with every decision written in
+    the same store transaction (Store.add_decisions gives a batch, e.g. a bulk accept,
+    one timestamp; decisions written in the same millisecond count as one action).
+    """
+    if count is None:
+        log = store.decision_log(run_id)
+        if log.empty:
+            return 0
+        undone = set(log["undoes"].dropna().astype(int).tolist())
+        live = log[(log["action"] != "undo") & ~log["id"].isin(undone)]
+        if live.empty:
+            return 0
+        times = live["time"].tolist()
+        last = times[-1]
+        count = 0
+        for t in reversed(times):
+            if t != last:
+                break
+            count += 1
+    done = 0
+    for _ in range(max(int(count), 0)):
+        if store.undo_last(run_id) is None:
+            break
+        done += 1
+    return done

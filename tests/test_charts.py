@@ -1,0 +1,134 @@
+"""studio.charts: each figure has the expected traces for a hand-built EpochReport."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from selfmix_core.reports import DetectionMetrics, EpochReport, GMMParams
+from studio import charts
+
+NAMES = ["a", "b"]
+
+
+def hand_report(with_gmm: bool = True) -> EpochReport:
+    # 8 samples; losses low for clean, high for noisy. Class a: 0..3, class b: 4..7.
+    norm = np.array([0.05, 0.1, 0.15, 0.9, 0.08, 0.12, 0.85, 0.95])
+    given = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    gmm = GMMParams(means=(0.9, 0.1), stds=(0.05, 0.05), weights=(0.375, 0.625), clean_component=1,
+                    converged=True, n_iter=5, separation=16.0) if with_gmm else None
+    clean = np.where(norm < 0.5, 0.99, 0.01)
+    return EpochReport(
+        epoch=2, phase="selfmix", seconds=3.0, train_seconds=2.0, score_seconds=1.0, samples_trained=8,
+        losses={"mix": 0.5, "pseudo": 0.2, "rdrop": 0.1, "total": 0.6}, given_label=given,
+        loss=norm * 3, norm_loss=norm, clean_prob=clean, predicted_label=np.array([0, 0, 0, 1, 1, 1, 0, 0]),
+        predicted_prob=np.full(8, 0.9), in_training=np.ones(8, bool), gmm=gmm, tau=0.5, n_clean=5, n_noisy=3,
+        train_n_clean=5, train_n_noisy=3, test_accuracy=0.8,
+        given_vs_predicted=np.array([[3, 1], [2, 2]]), given_vs_true=np.array([[3, 1], [2, 2]]),
+    )
+
+
+def names_of(fig: go.Figure) -> list[str]:
+    return [t.name for t in fig.data]
+
+
+def test_loss_histograms_traces_per_class_with_true_labels():
+    report = hand_report()
+    true = np.array([0, 0, 0, 1, 1, 1, 0, 0])  # samples 3, 6, 7 are mislabeled
+    fig = charts.loss_histograms(report, NAMES, true, bins=10)
+    per_class = ["clean samples", "noisy samples", "clean component", "noisy component", "tau boundary"]
+    assert names_of(fig) == per_class * 2
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert sum(int(np.sum(t.y)) for t in bars) == 8
+    noisy_total = sum(int(np.sum(t.y)) for t in bars if t.name == "noisy samples")
+    assert noisy_total == 3
+    # legend shown once per name
+    assert sum(bool(t.showlegend) for t in fig.data) == len(per_class)
+
+
+def test_gmm_curves_are_scaled_to_each_class():
+    report = hand_report()
+    fig = charts.loss_histograms(report, NAMES, bins=10)
+    assert names_of(fig) == ["samples", "clean component", "noisy component", "tau boundary"] * 2
+    bar = fig.data[0]
+    width = float(bar.width)
+    clean_curve = fig.data[1]
+    x = np.asarray(clean_curve.x)
+    # area under the clean curve = weight * n_class * bin_width (the pdf integrates to 1)
+    area = np.trapezoid(np.asarray(clean_curve.y), x)
+    assert area == pytest.approx(0.625 * 4 * width, rel=0.02)
+    noisy_curve = fig.data[2]
+    assert np.trapezoid(np.asarray(noisy_curve.y), np.asarray(noisy_curve.x)) == pytest.approx(0.375 * 4 * width, rel=0.05)
+
+
+def test_tau_boundary_is_where_the_posterior_crosses_tau():
+    report = hand_report()
+    b = charts.tau_boundary(report.gmm, 0.5, 0.0, 1.0)
+    # equal stds: w_c N(x; 0.1) = w_n N(x; 0.9)  <=>  x = 0.5 + s^2 log(w_c / w_n) / 0.8
+    assert b == pytest.approx(0.5 + 0.05**2 * math.log(0.625 / 0.375) / 0.8, abs=1e-4)
+    post = charts.gmm_posterior_clean(np.array([b]), report.gmm)[0]
+    assert post == pytest.approx(0.5, abs=1e-3)
+    fig = charts.loss_histograms(report, NAMES)
+    tau_line = [t for t in fig.data if t.name == "tau boundary"][0]
+    assert tau_line.x[0] == tau_line.x[1] == pytest.approx(b)
+    assert charts.tau_boundary(report.gmm, 0.5, 0.0, 0.2) is None  # no crossing in range
+
+
+def test_loss_histograms_without_gmm_has_only_bars():
+    fig = charts.loss_histograms(hand_report(with_gmm=False), NAMES)
+    assert names_of(fig) == ["samples", "samples"]
+
+
+def test_transition_heatmap_row_normalised_with_counts():
+    fig = charts.transition_heatmap(np.array([[3, 1], [0, 0]]), NAMES, "Given × predicted")
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Heatmap)
+    z = np.asarray(fig.data[0].z)
+    assert z[0].tolist() == [0.75, 0.25]
+    assert z[1].tolist() == [0.0, 0.0]  # an empty row stays 0
+    assert np.asarray(fig.data[0].customdata).tolist() == [[3, 1], [0, 0]]
+
+
+def summaries() -> list[dict]:
+    out = []
+    for e, acc in enumerate([0.5, 0.8, 0.7], start=1):
+        s = hand_report().scalars_dict()
+        s.update(epoch=e, test_accuracy=acc, phase="warmup" if e == 1 else "selfmix",
+                 losses={"ce": 1.0} if e == 1 else {"mix": 0.5, "pseudo": 0.2, "rdrop": 0.1, "total": 0.6},
+                 detection=DetectionMetrics(0.6, 0.7, 0.65, 0.9, 5, 3).to_dict(), n_clean=10 + e, n_noisy=5 - e)
+        out.append(s)
+    return out
+
+
+def test_accuracy_figure_marks_best_and_last():
+    fig = charts.accuracy_figure(summaries())
+    names = names_of(fig)
+    assert names[:3] == ["test accuracy", "best", "last"]
+    for n in ("detection precision", "detection recall", "detection AUROC"):
+        assert n in names
+    best = fig.data[1]
+    assert list(best.x) == [2] and list(best.y) == [0.8]
+    last = fig.data[2]
+    assert list(last.x) == [3] and list(last.y) == [0.7]
+
+
+def test_accuracy_figure_without_test_or_truth_is_empty():
+    s = [{"epoch": 1, "test_accuracy": None, "detection": None}]
+    assert len(charts.accuracy_figure(s).data) == 0
+
+
+def test_loss_components_and_split_sizes():
+    fig = charts.loss_components_figure(summaries())
+    assert names_of(fig) == [charts.LOSS_LABELS[k] for k in ("ce", "mix", "pseudo", "rdrop", "total")]
+    assert list(fig.data[0].x) == [1] and list(fig.data[1].x) == [2, 3]
+    split = charts.split_sizes_figure(summaries())
+    assert names_of(split) == ["|X| clean", "|U| noisy"]
+    assert list(split.data[0].y) == [11, 12, 13] and list(split.data[1].y) == [4, 3, 2]
+
+
+def test_class_counts_figure():
+    fig = charts.class_counts_figure({"a": 3, "b": 5}, {"a": 4, "b": 4}, names=("noisy", "original"))
+    assert names_of(fig) == ["noisy", "original"]
+    assert list(fig.data[0].y) == [3, 5]
