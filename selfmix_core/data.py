@@ -42,6 +42,7 @@ import lzma
 import os
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -67,6 +68,7 @@ _EXTENSIONS = {
 }
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 _EXAMPLE_ROWS = 8  # row numbers listed per problem before "..."
+_ID_COLUMN_MIN_ROWS = 10  # from this many rows, all-distinct labels mean "not a label column"
 _ROW_NOTE = (
     "Row numbers count data rows from 1: row 1 is the first row after the header "
     "(the first line of a JSONL file)."
@@ -216,7 +218,11 @@ def read_table(
         if kind == "txt":
             kind = "tsv" if "\t" in text.split("\n", 1)[0] else "csv"
         if kind in ("csv", "tsv"):
-            df = _parse_delimited(text, "\t" if kind == "tsv" else ",", name)
+            sep = "\t" if kind == "tsv" else ","
+            df = _parse_delimited(text, sep, name)
+            hint = _delimiter_hint(text, sep)
+            if len(df.columns) == 1 and hint:  # one column can never be text + label
+                raise DataValidationError(f"the file has a single column. {hint}", name)
         else:
             df = _parse_json(text, kind, name)
     df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]
@@ -270,6 +276,9 @@ def _too_big(size: str, max_bytes: int, name: str) -> DataValidationError:
 def _read_bytes(source: Any, name: str, max_bytes: int) -> bytes:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise DataValidationError("this is a folder, not a data file. Fix: pass the path of the "
+                                      "CSV/TSV/JSONL/Parquet file inside it", name)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         size = path.stat().st_size
@@ -333,7 +342,12 @@ def _decompress(raw: bytes, compression: str, max_bytes: int, name: str) -> tupl
             stream = lzma.LZMAFile(io.BytesIO(raw))
         with stream:
             data = stream.read(max_bytes + 1)
-    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+    except DataValidationError:
+        raise
+    # zlib.error: a corrupt deflate stream (gzip, zip); NotImplementedError: an unsupported
+    # zip compression method; RuntimeError: an encrypted zip member.
+    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError, ValueError) as exc:
         raise DataValidationError(
             f"the file is not a valid {compression} archive ({exc}). Fix: re-compress it or "
             "upload it uncompressed",
@@ -350,14 +364,42 @@ def _decode_utf8(raw: bytes, name: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         bad = raw[exc.start : exc.start + 1].hex()
+        utf16 = " (it starts with a UTF-16 byte order mark: it is UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
         raise DataValidationError(
-            f"the file is not valid UTF-8: byte 0x{bad} at byte offset {exc.start} "
+            f"the file is not valid UTF-8{utf16}: byte 0x{bad} at byte offset {exc.start} "
             f"(line {line} of the file, the header being line 1) cannot be decoded. "
             "Fix: re-save the file as UTF-8 (Excel: Save As > 'CSV UTF-8'; pandas: "
             "df.to_csv(path, encoding='utf-8'))",
             name,
         ) from exc
     return text[1:] if text.startswith("\ufeff") else text
+
+
+_SEPARATORS = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "pipes (|)"}
+
+
+def _delimiter_hint(text: str, sep: str) -> str:
+    """A sentence naming the separator the header line seems to use instead of `sep`,
+    or "" when the header uses `sep` (or no known separator at all)."""
+    header = text.split("\n", 1)[0]
+    if sep in header:
+        return ""
+    counts = {d: header.count(d) for d in _SEPARATORS if d != sep}
+    found = max(counts, key=lambda d: counts[d])
+    if counts[found] == 0:
+        return ""
+    if found == "\t":
+        fix = "rename the file to .tsv (or choose the TSV format)"
+    elif found == ",":
+        fix = "rename the file to .csv (or choose the CSV format)"
+    else:
+        fix = "re-save it comma-separated as .csv, or tab-separated as .tsv"
+    what = "a .tsv file is read as tab-separated" if sep == "\t" else "a .csv file is read as comma-separated"
+    return (
+        f"The header line {header[:80]!r} has no {_SEPARATORS[sep]} but has "
+        f"{_SEPARATORS[found]}: the file seems to be separated by {_SEPARATORS[found]}, while {what}. "
+        f"Fix: {fix}"
+    )
 
 
 def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
@@ -389,18 +431,20 @@ def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError("the file is empty (no header row). Fix: add a header row", name) from exc
     except pd.errors.ParserWarning as exc:
+        hint = _delimiter_hint(text, sep)
         raise DataValidationError(
             f"the {what} could not be parsed: data row 1 has more fields than the header row. "
-            f"Fix: quote texts that contain the separator ({sep!r}) with double quotes, "
-            "or save the data as JSONL/Parquet",
+            + (hint if hint else f"Fix: quote texts that contain the separator ({sep!r}) with double "
+               "quotes, or save the data as JSONL/Parquet"),
             name,
         ) from exc
     except pd.errors.ParserError as exc:
         detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        hint = _delimiter_hint(text, sep)
         raise DataValidationError(
             f"the {what} could not be parsed: {detail} (lines count the header as line 1). "
-            f"Fix: quote texts that contain the separator ({sep!r}), quotes or line breaks "
-            "with double quotes (doubling quotes inside), or save the data as JSONL/Parquet",
+            + (hint if hint else f"Fix: quote texts that contain the separator ({sep!r}), quotes or "
+               "line breaks with double quotes (doubling quotes inside), or save the data as JSONL/Parquet"),
             name,
         ) from exc
 
@@ -416,6 +460,12 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
                 "Fix: make it a JSON array of objects, or one JSON object per line (JSONL)",
                 name,
             ) from exc
+        except RecursionError as exc:
+            raise DataValidationError(
+                "the JSON is nested too deeply to read. Fix: make it a flat JSON array of objects "
+                "such as {\"text\": ..., \"label\": ...}",
+                name,
+            ) from exc
         bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
         if bad is not None:
             raise DataValidationError(
@@ -424,10 +474,12 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
                 name,
             )
         return pd.DataFrame(records)
-    lines = text.splitlines()
+    # Lines end at "\n" only: str.splitlines() would also split inside a JSON string at
+    # characters that JSON allows unescaped (U+0085, U+2028, U+2029).
+    lines = text.split("\n")
     try:
         records = [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         records = None
     if records is None or not all(type(r) is dict for r in records):
         for i, line in enumerate(lines, 1):
@@ -437,6 +489,9 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
                 problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+                break
+            except RecursionError:
+                problem = "is nested too deeply to read"
                 break
             if not isinstance(value, dict):
                 problem = "is not a JSON object"
@@ -669,6 +724,15 @@ def _build_dataset(
                 f"label column {label_column!r} has only one class ({names[present[0]]!r}); at "
                 "least two classes are needed to find wrong labels. Fix: check the label "
                 "column, or add rows of the other classes"
+            )
+        # Every row its own class: an id or text column chosen as the label column. (Many
+        # classes are fine; a class with no second example cannot be learned or checked.)
+        elif label_names is None and len(df) >= _ID_COLUMN_MIN_ROWS and present.size == len(df):
+            problems.append(
+                f"label column {label_column!r} has a different value in every row ({len(df)} rows, "
+                f"{len(df)} classes), so no class has a second example: it looks like an id or text "
+                "column, not class labels. Fix: pass label_column= with the column that holds the "
+                "classes"
             )
 
     true_ids = None
