@@ -61,14 +61,33 @@ def resolve_model_path(model: str | None) -> str:
     return model  # a hub id
 
 
+# A real tokenizer knows thousands of tokens; transformers builds a BERT tokenizer with
+# only its 5 special tokens from a folder that lacks the vocabulary files.
+MIN_TOKENIZER_VOCAB = 100
+
+
+def _hub_note(path: str) -> str:
+    if Path(path).is_dir():
+        return ""
+    return (f" ({path!r} is not a local folder, so it was looked up as a Hugging Face Hub id; check "
+            "the path, or download the model into a local folder and pass that)")
+
+
 def load_tokenizer(model: str | None):
     from transformers import AutoTokenizer
 
     path = resolve_model_path(model)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as exc:  # transformers raises many types: OSError, ValueError, KeyError...
-        raise ModelLoadError(f"could not load a tokenizer from {path!r}: {_short(exc)}") from exc
+        raise ModelLoadError(f"could not load a tokenizer from {path!r}: {_short(exc)}{_hub_note(path)}") from exc
+    if len(tokenizer) < MIN_TOKENIZER_VOCAB:
+        raise ModelLoadError(
+            f"the tokenizer in {path!r} knows only {len(tokenizer)} tokens: the folder lacks its tokenizer "
+            "files (tokenizer.json, or vocab.txt and tokenizer_config.json), so every word would read as "
+            "unknown. Fix: save the tokenizer into the model folder (tokenizer.save_pretrained(folder))"
+        )
+    return tokenizer
 
 
 def load_encoder(model: str | None) -> nn.Module:
@@ -78,7 +97,7 @@ def load_encoder(model: str | None) -> nn.Module:
     try:
         return AutoModel.from_pretrained(path)
     except Exception as exc:
-        raise ModelLoadError(f"could not load an encoder from {path!r}: {_short(exc)}") from exc
+        raise ModelLoadError(f"could not load an encoder from {path!r}: {_short(exc)}{_hub_note(path)}") from exc
 
 
 def _short(exc: BaseException) -> str:
