@@ -210,12 +210,18 @@ def samples_frame(train, r):
 def cmd_train(a: argparse.Namespace) -> int:
     from .atomic import atomic_write_text
     from .export import write_export
-    from .trainer import SelfMixTrainer, TrainerCallback, TrainerControl
 
     config = config_from_args(a)
     train, test, noise_info = prepare_data(a)
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use --out {a.out!r} as the output folder: {exc.strerror or exc}; "
+                         "pass a folder path that can be created and written") from exc
+    # torch loads only now, so bad data and arguments are reported without waiting for it.
+    from .trainer import SelfMixTrainer, TrainerCallback, TrainerControl
+
     control = TrainerControl()
 
     class Progress(TrainerCallback):
@@ -308,6 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: file not found: {exc.filename or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:  # unreadable input, unwritable output (permissions, a file where a folder is needed)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # before training started (cmd_train handles it during training)
+        print("interrupted", file=sys.stderr)
+        return 130
     except MemoryError:
         print("error: out of memory; use --max-train-samples, a smaller --batch-size or --max-length", file=sys.stderr)
         return EXIT_BAD_INPUT
