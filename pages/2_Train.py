@@ -1,0 +1,297 @@
+"""Train page: settings (the paper's defaults), start / pause / resume / stop, live
+progress and the per-epoch charts. Training runs in a background worker
+(studio/worker.py); this page only reads the store, polling it while a run is active."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from selfmix_core.config import LossWeights, ModelConfig, SelectionConfig, TrainConfig
+from selfmix_core.model import ModelLoadError, resolve_model_path
+from selfmix_core.store import ACTIVE_STATUSES
+from studio import charts, state, worker
+
+POLL_S = 1.5
+DEFAULTS = TrainConfig()
+
+# (key, label, default, help) -- the settings form; defaults are the paper's values.
+NUMBER_FIELDS = [
+    ("train_epochs", "Epochs", DEFAULTS.epochs, "Total epochs, warm-up included (paper: 6 = 2 warm-up + 4 SelfMix)."),
+    ("train_warmup", "Warm-up epochs", DEFAULTS.warmup_epochs, "Plain cross-entropy epochs before SelfMix starts; the first clean/noisy split comes from them."),
+    ("train_lambda_p", "λp (pseudo-label loss)", DEFAULTS.loss.lambda_p, "Weight of the pseudo-label loss on the likely-noisy set U (paper: 0.2)."),
+    ("train_lambda_r", "λr (R-Drop loss)", DEFAULTS.loss.lambda_r, "Weight of the R-Drop consistency loss on U (paper: 0.3)."),
+    ("train_tau", "τ (clean threshold)", DEFAULTS.selection.tau, "A sample counts as clean when its clean probability is at least τ; below it, it is flagged (paper: 0.5)."),
+    ("train_temperature", "Temperature", DEFAULTS.temperature, "Sharpening temperature of U's soft labels; lower = more confident (0.5)."),
+    ("train_alpha", "α (mixup)", DEFAULTS.alpha, "Beta(α, α) parameter of the embedding mixup; larger = stronger mixing (0.75)."),
+    ("train_batch", "Batch size", DEFAULTS.batch_size, "Samples per step (half from X, half from U in SelfMix epochs) (paper: 32)."),
+    ("train_max_length", "Max length (tokens)", DEFAULTS.model.max_length, "Longer texts are truncated; shorter = faster."),
+    ("train_lr", "Learning rate", DEFAULTS.lr, "Adam learning rate (5e-5 suits the small default encoder)."),
+    ("train_seed", "Seed", DEFAULTS.seed, "Same seed + same data = same run."),
+]
+
+
+def _init_defaults(dataset: dict) -> None:
+    ss = st.session_state
+    ss.setdefault("train_model", state.default_model())
+    for key, _label, default, _help in NUMBER_FIELDS:
+        ss.setdefault(key, default)
+    noise = (dataset["meta"].get("noise") or {}).get("kind")
+    ss.setdefault("train_class_reg", noise == "idn")
+    ss.setdefault("train_method", DEFAULTS.method)
+    ss.setdefault("train_device", "auto")
+    ss.setdefault("train_name", "")
+
+
+def _config_from_state() -> TrainConfig:
+    ss = st.session_state
+    model = (ss["train_model"] or "").strip() or None
+    return TrainConfig(
+        method=ss["train_method"],
+        epochs=int(ss["train_epochs"]),
+        warmup_epochs=int(ss["train_warmup"]),
+        batch_size=int(ss["train_batch"]),
+        lr=float(ss["train_lr"]),
+        temperature=float(ss["train_temperature"]),
+        alpha=float(ss["train_alpha"]),
+        seed=int(ss["train_seed"]),
+        device=ss["train_device"],
+        model=ModelConfig(model=model, max_length=int(ss["train_max_length"])),
+        selection=SelectionConfig(tau=float(ss["train_tau"]), class_reg=bool(ss["train_class_reg"])),
+        loss=LossWeights(lambda_p=float(ss["train_lambda_p"]), lambda_r=float(ss["train_lambda_r"])),
+    )
+
+
+def _start(dataset_id: str) -> None:
+    """Form submit: validate, create the run, start the worker (runs before the page)."""
+    ss = st.session_state
+    try:
+        config = _config_from_state()
+        resolve_model_path(config.model.model)
+    except (ValueError, ModelLoadError) as exc:
+        ss["train_form_error"] = str(exc)
+        return
+    store = state.get_store()
+    name = (ss.get("train_name") or "").strip() or None
+    run_id = store.create_run(dataset_id, config, name=name)
+    worker.start_run(store, run_id)
+    state.select_run(run_id, dataset_id)
+    ss["train_form_error"] = None
+
+
+def render_settings(dataset: dict, expanded: bool) -> None:
+    ss = st.session_state
+    _init_defaults(dataset)
+    noise = dataset["meta"].get("noise") or {}
+    with st.expander("Start a new run" if not expanded else "Settings", expanded=expanded):
+        st.caption(f"Device: **{state.device_text()}**. Defaults are the SelfMix paper's; each field has a one-line help (ⓘ).")
+        with st.form("train_form", border=False):
+            st.text_input("Model", key="train_model", placeholder="bundled MiniLM-L6 (leave empty)",
+                          help="Empty = the bundled MiniLM-L6 encoder (works offline). Or a local model folder, or a Hugging Face model id.")
+            cols = st.columns(4)
+            for i, (key, label, default, help_text) in enumerate(NUMBER_FIELDS):
+                col = cols[i % 4]
+                if isinstance(default, int):
+                    col.number_input(label, min_value=0, step=1, key=key, help=help_text)
+                elif key == "train_lr":
+                    col.number_input(label, min_value=1e-7, max_value=1.0, step=1e-5, format="%.1e", key=key, help=help_text)
+                else:
+                    col.number_input(label, min_value=0.0, step=0.05, format="%.2f", key=key, help=help_text)
+            c1, c2, c3 = st.columns([2, 1, 1])
+            c1.checkbox("Class-regularised loss", key="train_class_reg",
+                        help="Normalise each sample's loss within its class before the GMM (paper Eq. 2). "
+                             "Recommended for instance-dependent (idn) noise.")
+            c2.selectbox("Method", ["selfmix", "ce"], key="train_method",
+                         format_func=lambda m: {"selfmix": "SelfMix", "ce": "plain fine-tuning (baseline)"}[m],
+                         help="SelfMix, or plain cross-entropy fine-tuning to compare against.")
+            c3.selectbox("Device", ["auto", "cpu", "cuda"], key="train_device",
+                         help="auto = the GPU when there is one, else the CPU.")
+            if noise.get("kind") == "idn" and not ss.get("train_class_reg"):
+                st.info("This dataset has instance-dependent (idn) noise: the class-regularised loss is recommended.")
+            st.text_input("Run name (optional)", key="train_name", max_chars=80)
+            st.form_submit_button("Start training", type="primary", on_click=_start, args=(dataset["id"],))
+        err = ss.get("train_form_error")
+        if err:
+            st.error(f"Cannot start: {err}")
+
+
+# ---- one run ------------------------------------------------------------------------------------
+
+
+def _act(run_id: str, action: str) -> None:
+    store = state.get_store()
+    if action == "resume_checkpoint":
+        worker.start_run(store, run_id, resume=True)
+    elif not worker.request(store, run_id, action):
+        st.session_state["train_notice"] = "That run has already ended."
+
+
+def render_controls(store, run: dict) -> None:
+    rid, status = run["id"], run["status"]
+    alive = worker.is_alive(rid)
+    total = run.get("total_epochs") or run["config"].get("epochs")
+    cols = st.columns([1, 1, 1, 3])
+    if alive and status == "running":
+        pausing = run.get("control") == "pause"
+        cols[0].button("Pause after this epoch", key="train_pause", on_click=_act, args=(rid, "pause"),
+                       disabled=pausing, help="Finish the current epoch, then wait so you can review.")
+        cols[1].button("Stop", key="train_stop", on_click=_act, args=(rid, "stop"),
+                       help="Stop now (the unfinished epoch is dropped; the last checkpoint is kept).")
+        if pausing:
+            cols[3].info("Pausing when this epoch ends…")
+    elif alive and status == "paused":
+        cols[0].button("Resume", key="train_resume", type="primary", on_click=_act, args=(rid, "resume"),
+                       help="Continue training; your review decisions are used from the next epoch on.")
+        cols[1].button("Stop", key="train_stop", on_click=_act, args=(rid, "stop"))
+        with cols[3]:
+            st.info(f"Paused after epoch {run['epochs_done']}. Review the flagged samples now; the decisions "
+                    "feed the next epochs when you resume.")
+            st.page_link(state.PAGE_REVIEW, label="Review flagged samples", icon="🔍")
+    elif alive and status == "stopping":
+        cols[3].info("Stopping…")
+    elif not alive and run["epochs_done"] < (total or 0) and worker.has_checkpoint(store, rid):
+        cols[0].button(f"Resume from epoch {run['epochs_done']}", key="train_resume_ckpt", type="primary",
+                       on_click=_act, args=(rid, "resume_checkpoint"),
+                       help="Continue this run from its last checkpoint, with the current review decisions.")
+    elif not alive and status in ACTIVE_STATUSES:
+        cols[3].warning("This run is not training in this app process and has no checkpoint to resume from.")
+    notice = st.session_state.pop("train_notice", None)
+    if notice:
+        st.info(notice)
+
+
+def render_live(run_id: str, seen_status: str, seen_epoch: int) -> None:
+    """Status, progress bars with ETA, warnings. Polls the store while the run is active."""
+    store = state.get_store()
+    run = store.get_run(run_id)
+    summaries = store.list_epoch_summaries(run_id)
+    latest = summaries[-1]["epoch"] if summaries else 0
+    if run["status"] != seen_status or latest != seen_epoch:
+        st.rerun(scope="app")  # new epoch or status: redraw controls and charts
+    progress = store.get_progress(run_id)
+    est = worker.estimate_progress(run, progress, summaries)
+    status = run["status"]
+    icon = state.STATUS_ICONS.get(status, "")
+    message = (progress or {}).get("message") or ""
+    st.markdown(f"**Status:** {icon} {status}" + (f" — {message}" if message and status != "failed" else ""))
+    if status == "failed":
+        st.error(f"Training failed: {run.get('error') or 'unknown error'}")
+    phase = (progress or {}).get("phase") or (summaries[-1]["phase"] if summaries else "")
+    if est["in_epoch"]:
+        eta = est["epoch_eta_s"]
+        st.progress(est["epoch_frac"], text=f"Epoch {est['epoch']} ({phase}): "
+                    f"step {(progress or {}).get('step') or 0}/{(progress or {}).get('steps_in_epoch') or '?'}"
+                    + (f" · about {state.format_seconds(eta)} left" if eta is not None else ""))
+    run_eta = est["run_eta_s"]
+    st.progress(est["run_frac"], text=f"Run: {latest}/{est['total']} epochs done"
+                + (f" · about {state.format_seconds(run_eta)} left" if run_eta is not None and status in ACTIVE_STATUSES else ""))
+    if summaries:
+        last = summaries[-1]
+        if last.get("fallback"):
+            st.warning(f"Epoch {last['epoch']}: {last['fallback']}")
+        for w in last.get("warnings") or []:
+            st.warning(f"Epoch {last['epoch']}: {w}")
+        m = st.columns(5)
+        m[0].metric("Epoch", f"{last['epoch']}/{est['total']}", help=f"phase: {last['phase']}")
+        m[1].metric("|X| looks clean", f"{last['n_clean']:,}")
+        m[2].metric("|U| flagged", f"{last['n_noisy']:,}", help="Samples whose clean probability is below τ.")
+        if last.get("test_accuracy") is not None:
+            m[3].metric("Test accuracy", f"{last['test_accuracy']:.1%}")
+        det = last.get("detection") or {}
+        if det.get("auroc") is not None:
+            m[4].metric("Flip detection AUROC", f"{det['auroc']:.3f}",
+                        help=f"precision {det.get('precision', 0):.1%}, recall {det.get('recall', 0):.1%} of the flagged set")
+
+
+def render_charts(store, run: dict) -> None:
+    ss = st.session_state
+    rid = run["id"]
+    summaries = store.list_epoch_summaries(rid)
+    if not summaries:
+        st.info("The charts appear when the first epoch ends (a warm-up epoch: plain fine-tuning, then every "
+                "sample is scored and the loss mixture is fitted).")
+        return
+    dataset = state.load_dataset(store, run["dataset_id"])
+    names = list(dataset.label_names)
+    true = state.true_labels_for(dataset)
+    epochs = [int(s["epoch"]) for s in summaries]
+    latest = epochs[-1]
+    key = f"train_epoch_{rid}"
+    seen = ss.setdefault("_train_latest_seen", {})
+    if key not in ss or ss[key] not in epochs or ss[key] == seen.get(rid):
+        ss[key] = latest  # follow the newest epoch unless the person picked an older one
+    seen[rid] = latest
+    if len(epochs) > 1:
+        epoch = st.select_slider("Epoch shown", options=epochs, key=key,
+                                 help="Browse the epochs; it follows the newest one while you stay on it.")
+    else:
+        epoch = epochs[0]
+    summary = summaries[epochs.index(epoch)]
+    report = state.load_report(store, rid, epoch, token=summary.get("seconds"))
+    tabs = st.tabs(["Loss histograms", "Noise transition", "Accuracy", "Losses and |X|, |U|"])
+    with tabs[0]:
+        st.plotly_chart(charts.loss_histograms(report, names, true), key=f"chart_hist_{rid}")
+        st.caption("Bars: samples of each given class by their normalised training loss"
+                   + (" (green = label correct, orange = label wrong, known from the true labels)" if true is not None else "")
+                   + ". Curves: the two Gaussian components fitted to all losses (scaled to each class). "
+                     "Dashed line: where the clean probability equals τ; samples to its right are flagged.")
+        if report.gmm is not None:
+            g = report.gmm
+            st.caption(f"GMM separation {g.separation:.2f} (above 2 = two clearly distinct groups), "
+                       f"{'converged' if g.converged else 'NOT converged'} in {g.n_iter} iterations.")
+    with tabs[1]:
+        c1, c2 = st.columns(2)
+        if report.given_vs_predicted is not None:
+            c1.plotly_chart(charts.transition_heatmap(report.given_vs_predicted, names, "Given label × predicted label"),
+                            key=f"chart_tp_{rid}")
+        if report.given_vs_true is not None:
+            c2.plotly_chart(charts.transition_heatmap(report.given_vs_true, names, "Given label × true label",
+                                                      x_title="true label"), key=f"chart_tt_{rid}")
+        else:
+            c2.caption("Given × true appears when the true labels are known (simulated noise or a true-label column).")
+    with tabs[2]:
+        st.plotly_chart(charts.accuracy_figure(summaries), key=f"chart_acc_{rid}")
+        if all(s.get("test_accuracy") is None for s in summaries):
+            st.caption("No test set: add one on the Data page to see test accuracy per epoch.")
+    with tabs[3]:
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(charts.loss_components_figure(summaries), key=f"chart_loss_{rid}")
+        c2.plotly_chart(charts.split_sizes_figure(summaries), key=f"chart_split_{rid}")
+
+
+def render_run(store, run: dict) -> None:
+    total = run.get("total_epochs") or run["config"].get("epochs")
+    cfg = run["config"]
+    st.subheader(run.get("name") or f"Run {run['id'][:6]}")
+    st.caption(
+        f"{cfg.get('method')} · {total} epochs ({cfg.get('warmup_epochs')} warm-up) · τ {cfg['selection']['tau']} · "
+        f"model {cfg['model'].get('model') or 'bundled MiniLM-L6'} · batch {cfg.get('batch_size')} · run id {run['id']}"
+    )
+    render_controls(store, run)
+    active = run["status"] in ACTIVE_STATUSES and worker.is_alive(run["id"])
+    live = st.fragment(run_every=POLL_S if active else None)(render_live)
+    live(run["id"], run["status"], run["epochs_done"])
+    st.fragment(render_charts)(store, run)
+
+
+def main() -> None:
+    store = state.get_store()
+    st.title("Train")
+    dataset = state.selected_dataset(store)
+    if dataset is None:
+        st.info("No dataset yet: go to **Data** to load a file or the demo, then come back to train.")
+        st.page_link(state.PAGE_DATA, label="Go to Data", icon="📄")
+        return
+    run = state.selected_run(store)
+    st.caption(f"Dataset **{dataset['name']}** · {dataset['n_rows']:,} texts · "
+               f"{len(dataset['meta'].get('label_names') or [])} classes · device {state.device_text()}")
+    if run is None:
+        render_settings(dataset, expanded=True)
+        st.info("No run on this dataset yet: check the settings and press **Start training**.")
+        return
+    render_run(store, run)
+    st.divider()
+    render_settings(dataset, expanded=False)
+
+
+if __name__ == "__main__":
+    main()

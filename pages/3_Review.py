@@ -1,0 +1,240 @@
+"""Review page: the samples flagged in the selected run's latest epoch, most likely
+wrong first. Per row: accept the suggestion, pick another label, keep or drop; bulk
+accept for the whole filter; undo. Every decision goes to the store at once."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from selfmix_core.review import (
+    bulk_accept_rows,
+    choice_to_decision,
+    decision_choices,
+    filter_review,
+    review_counts,
+    review_frame,
+    undo_last_action,
+)
+from studio import state
+
+PAGE_SIZE = 25
+FILTER_KEYS = ("review_given", "review_suggested", "review_score", "review_query", "review_flagged_only",
+               "review_undecided")
+
+
+def _reset_page() -> None:
+    st.session_state["review_page"] = 1
+
+
+def _editor_key(run_id: str) -> str:
+    version = st.session_state.setdefault("review_version", 0)
+    key = f"review_editor_{run_id}_{version}"
+    st.session_state["review_editor_key"] = key
+    return key
+
+
+def _remember_action(run_id: str, count: int) -> None:
+    """Sizes of this session's actions, so Undo takes back exactly the last one."""
+    st.session_state.setdefault(f"review_actions_{run_id}", []).append(int(count))
+
+
+def _bump_editor() -> None:
+    st.session_state["review_version"] = st.session_state.get("review_version", 0) + 1
+
+
+def render_filters(names: list[str]) -> dict:
+    ss = st.session_state
+    ss.setdefault("review_score", (0.0, 1.0))
+    ss.setdefault("review_flagged_only", True)
+    ss.setdefault("review_undecided", False)
+    ss.setdefault("review_query", "")
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
+    given = c1.multiselect("Given label", names, key="review_given", on_change=_reset_page,
+                           placeholder="all classes")
+    suggested = c2.multiselect("Suggested label", names, key="review_suggested", on_change=_reset_page,
+                               placeholder="all classes")
+    score = c3.slider("Clean probability", 0.0, 1.0, step=0.01, key="review_score", on_change=_reset_page,
+                      help="Lower = more likely mislabeled. Flagged samples are below τ.")
+    query = c4.text_input("Search the text", key="review_query", on_change=_reset_page,
+                          placeholder="a word or phrase (case-insensitive)")
+    t1, t2 = st.columns(2)
+    flagged_only = t1.toggle("Only flagged (and already decided) samples", key="review_flagged_only",
+                             on_change=_reset_page)
+    undecided = t2.toggle("Only samples without a decision", key="review_undecided", on_change=_reset_page)
+    return dict(given=given, suggested=suggested, score_range=tuple(score), query=query,
+                flagged_only=flagged_only, undecided_only=undecided)
+
+
+def _save_edits(store, run_id: str, view: pd.DataFrame, names: list[str], edits: dict) -> None:
+    """Turn data-editor edits of the page `view` into stored decisions (one batch)."""
+    rows, notes = [], []
+    for pos, change in edits.items():
+        if "decision" not in change:
+            continue
+        pos = int(pos)
+        if not 0 <= pos < len(view):
+            continue
+        row = view.iloc[pos]
+        choice = change["decision"]
+        if choice is None or choice == "":
+            if row["action"] != "none":
+                notes.append("A decision cannot be blanked out: use **Undo**, or pick another decision.")
+            continue
+        try:
+            action, new = choice_to_decision(choice, int(row["given_id"]), int(row["suggested_id"]), names)
+        except ValueError as exc:
+            notes.append(str(exc))
+            continue
+        final = int(row["given_id"]) if action == "keep" else new
+        if action == row["action"] and (action == "drop" or final == int(row["final_id"])):
+            continue  # nothing changes
+        rows.append({"sample_index": int(row["sample_index"]), "old_label": int(row["given_id"]),
+                     "new_label": new, "action": action})
+    if rows:
+        store.add_decisions(run_id, rows)
+        _remember_action(run_id, len(rows))
+        st.session_state["review_toast"] = f"Saved {len(rows)} decision{'s' if len(rows) > 1 else ''}."
+    if notes:
+        st.session_state["review_notes"] = notes
+    _bump_editor()
+    st.rerun()
+
+
+def _bulk_accept(run_id: str, rows: pd.DataFrame) -> None:
+    n = state.get_store().add_decisions(run_id, rows)
+    _remember_action(run_id, n)
+    st.session_state["review_toast"] = f"Accepted {n:,} suggestions. Undo takes them all back at once."
+    _bump_editor()
+
+
+def _undo(run_id: str) -> None:
+    stack = st.session_state.get(f"review_actions_{run_id}") or []
+    n = undo_last_action(state.get_store(), run_id, count=stack.pop() if stack else None)
+    st.session_state["review_toast"] = (f"Undid {n:,} decision{'s' if n != 1 else ''}." if n else "Nothing to undo.")
+    _bump_editor()
+
+
+def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -> None:
+    ss = st.session_state
+    n = len(filtered)
+    num_pages = max(1, math.ceil(n / PAGE_SIZE))
+    if not isinstance(ss.get("review_page"), int) or not 1 <= ss["review_page"] <= num_pages:
+        ss["review_page"] = 1
+    page = ss["review_page"]
+    start = (page - 1) * PAGE_SIZE
+    view = filtered.iloc[start:start + PAGE_SIZE]
+    if n == 0:
+        st.info("No sample matches these filters.")
+        return
+    st.caption(f"{n:,} matching samples, most likely wrong first · rows {start + 1:,}–{start + len(view):,}")
+    table = pd.DataFrame({
+        "sample": view["sample_index"].to_numpy(),
+        "text": view["text"].astype(str).to_numpy(),
+        "given": view["given_label"].astype(str).to_numpy(),
+        "suggested": view["suggested_label"].astype(str).to_numpy(),
+        "confidence": view["confidence"].to_numpy(),
+        "clean prob": view["clean_prob"].to_numpy(),
+        "decision": view["decision"].to_numpy(dtype=object),
+    })
+    key = _editor_key(run_id)
+    st.data_editor(
+        table,
+        key=key,
+        hide_index=True,
+        disabled=["sample", "text", "given", "suggested", "confidence", "clean prob"],
+        column_config={
+            "sample": st.column_config.NumberColumn("#", help="Row number in the dataset (0-based).", width="small"),
+            "text": st.column_config.TextColumn("Text", width="large"),
+            "given": st.column_config.TextColumn("Given label", width="small"),
+            "suggested": st.column_config.TextColumn("Suggested", width="small", help="The model's prediction."),
+            "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="percent",
+                                                          help="The model's probability for its suggestion."),
+            "clean prob": st.column_config.NumberColumn("Clean prob.", format="%.3f",
+                                                        help="Lower = more likely mislabeled."),
+            "decision": st.column_config.SelectboxColumn(
+                "Your decision", options=decision_choices(names), width="medium", required=False,
+                help="accept the suggestion, keep the given label, drop the sample, or pick a label. Saved at once."),
+        },
+    )
+    edits = (ss.get(key) or {}).get("edited_rows") or {}
+    if edits:
+        _save_edits(store, run_id, view, names, edits)
+    if num_pages > 1:
+        st.pagination(num_pages, key="review_page")
+    with st.expander("Read the texts on this page in full"):
+        for _, row in view.iterrows():
+            st.markdown(f"**#{row['sample_index']}** · given *{row['given_label']}* · suggested *{row['suggested_label']}*")
+            st.text(row["text"])
+
+
+def main() -> None:
+    ss = st.session_state
+    store = state.get_store()
+    st.title("Review")
+    dataset = state.selected_dataset(store)
+    if dataset is None:
+        st.info("No dataset yet: go to **Data** first, then train a run; its flagged samples are reviewed here.")
+        st.page_link(state.PAGE_DATA, label="Go to Data", icon="📄")
+        return
+    run = state.selected_run(store)
+    if run is None:
+        st.info("No run yet: go to **Train** and start one; flagged samples appear here after its first epoch.")
+        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon="🏋️")
+        return
+    summaries = store.list_epoch_summaries(run["id"])
+    if not summaries:
+        st.info("This run has no finished epoch yet: the flagged samples appear when epoch 1 ends. "
+                "Follow it on the Train page.")
+        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon="🏋️")
+        return
+    last = summaries[-1]
+    report = state.load_report(store, run["id"], last["epoch"], token=last.get("seconds"))
+    ds = state.load_dataset(store, run["dataset_id"])
+    names = list(ds.label_names)
+    if len(ds) != len(report.clean_prob):
+        st.error("This run's report does not match its dataset (different number of samples); it cannot be reviewed.")
+        return
+    df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
+
+    status = run["status"]
+    where = f"epoch {last['epoch']} of run **{run.get('name') or run['id'][:6]}** ({status})"
+    if status == "running":
+        st.info(f"Showing {where}. Training is still running: your decisions are fed into it from the next epoch. "
+                "Pause it on the Train page to review in peace.")
+    elif status == "paused":
+        st.info(f"Showing {where}. The run is paused: your decisions are used when you resume it on the Train page.")
+    else:
+        st.caption(f"Showing {where}. τ = {report.tau:g}: samples with a clean probability below it are flagged.")
+
+    toast = ss.pop("review_toast", None)
+    if toast:
+        st.toast(toast)
+        st.success(toast)
+    for note in ss.pop("review_notes", []) or []:
+        st.warning(note)
+
+    counts = review_counts(df)
+    c1, c2 = st.columns([3, 2], vertical_alignment="center")
+    frac = counts["reviewed"] / counts["flagged"] if counts["flagged"] else 1.0
+    c1.progress(frac, text=f"Reviewed {counts['reviewed']:,} / {counts['flagged']:,} flagged samples "
+                           f"({counts['decisions']:,} decisions in all)")
+    with c2:
+        st.button("Undo last action", key="review_undo", on_click=_undo, args=(run["id"],),
+                  disabled=counts["decisions"] == 0, help="Takes back the last decision (or the last bulk accept).")
+    if counts["flagged"] == 0:
+        st.success("Nothing is flagged in this epoch. Turn off 'Only flagged' to browse every sample.")
+
+    filters = render_filters(names)
+    filtered = filter_review(df, **filters)
+    bulk = bulk_accept_rows(filtered)
+    st.button(f"Accept the suggestion for all {len(bulk):,} undecided samples in this filter", key="review_bulk",
+              on_click=_bulk_accept, args=(run["id"], bulk), disabled=len(bulk) == 0,
+              help="Every matching sample (not only this page) whose suggested label differs from its given label.")
+    render_table(store, run["id"], filtered, names)
+
+
+if __name__ == "__main__":
+    main()

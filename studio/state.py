@@ -1,0 +1,296 @@
+"""Shared page helpers: the one Store, the current dataset/run selection, cached
+loads, and small rendering pieces every page uses.
+
+Selection: the chosen dataset and run live in st.session_state (SELECTED_DATASET,
+SELECTED_RUN) AND in the URL (?dataset=<id>&run=<id>), so a reload, a bookmarked link
+or a second tab opened on that URL shows the same run. A session's own choice wins;
+a fresh session takes the URL's ids (if they exist); with neither, the newest run (or
+dataset) is shown.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+from selfmix_core.store import ACTIVE_STATUSES, NotFoundError, Store, default_home
+
+from . import worker
+
+SELECTED_DATASET = "selected_dataset_id"
+SELECTED_RUN = "selected_run_id"
+QP_DATASET = "dataset"
+QP_RUN = "run"
+MODEL_ENV = "SELFMIX_DEFAULT_MODEL"
+
+PAGE_HOME = "app.py"
+PAGE_DATA = "pages/1_Data.py"
+PAGE_TRAIN = "pages/2_Train.py"
+PAGE_REVIEW = "pages/3_Review.py"
+PAGE_EXPORT = "pages/4_Export.py"
+
+STATUS_ICONS = {
+    "created": "🕓", "running": "🏃", "paused": "⏸️", "stopping": "🛑", "stopped": "⏹️",
+    "finished": "✅", "failed": "❌",
+}
+
+
+# ---- the store -----------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def _store_for(home: str) -> Store:
+    store = Store(home)
+    # Runs left "running"/"paused" by a process that died are closed -- unless a worker of
+    # THIS process is training them (a store re-opened by a second home lookup).
+    if not worker.any_alive(Path(home)):
+        store.mark_interrupted_runs()
+    return store
+
+
+def get_store() -> Store:
+    """The Store of the studio home ($SELFMIX_HOME or ~/.selfmix_studio), shared by every
+    session of this process. Shows an error and stops the page when it cannot be opened."""
+    home = str(default_home().expanduser().absolute())
+    try:
+        return _store_for(home)
+    except (ValueError, OSError) as exc:
+        st.error(f"Cannot open the studio folder {home}: {exc}")
+        st.stop()
+
+
+# ---- selection (session state + URL) -------------------------------------------------------
+
+
+def user_datasets(store: Store) -> list[dict]:
+    """Stored datasets a person picks from (test sets saved alongside are left out)."""
+    return [d for d in store.list_datasets() if d["meta"].get("role") != "test"]
+
+
+def _exists(fn: Callable[[str], Any], ident: Any) -> bool:
+    if not isinstance(ident, str) or not ident:
+        return False
+    try:
+        fn(ident)
+        return True
+    except (NotFoundError, ValueError):
+        return False
+
+
+def sync_selection(store: Store) -> None:
+    """Settle the selected dataset/run for this script run and mirror it into the URL."""
+    ss = st.session_state
+    qp = st.query_params
+    for key, qkey, getter in ((SELECTED_DATASET, QP_DATASET, store.get_dataset), (SELECTED_RUN, QP_RUN, store.get_run)):
+        if key not in ss:
+            from_url = qp.get(qkey)
+            if from_url:
+                if _exists(getter, from_url):
+                    ss[key] = from_url
+                else:
+                    ss.setdefault("selection_notice", []).append(
+                        f"The {qkey} in the link ({from_url}) does not exist in this studio; showing another."
+                    )
+        elif ss[key] is not None and not _exists(getter, ss[key]):
+            ss[key] = None
+    if ss.get(SELECTED_RUN):
+        run = store.get_run(ss[SELECTED_RUN])
+        if ss.get(SELECTED_DATASET) != run["dataset_id"]:
+            ss[SELECTED_DATASET] = run["dataset_id"]
+    if not ss.get(SELECTED_DATASET):
+        runs = store.list_runs(limit=1)
+        if runs:
+            ss[SELECTED_DATASET], ss[SELECTED_RUN] = runs[0]["dataset_id"], runs[0]["id"]
+        else:
+            datasets = user_datasets(store)
+            ss[SELECTED_DATASET] = datasets[0]["id"] if datasets else None
+    if not ss.get(SELECTED_RUN) and ss.get(SELECTED_DATASET):
+        runs = store.list_runs(limit=1, dataset_id=ss[SELECTED_DATASET])
+        ss[SELECTED_RUN] = runs[0]["id"] if runs else None
+    _write_url()
+
+
+def _write_url() -> None:
+    ss, qp = st.session_state, st.query_params
+    for key, qkey in ((SELECTED_DATASET, QP_DATASET), (SELECTED_RUN, QP_RUN)):
+        value = ss.get(key)
+        if value:
+            if qp.get(qkey) != value:
+                qp[qkey] = value
+        elif qkey in qp:
+            del qp[qkey]
+
+
+def select_dataset(dataset_id: str | None) -> None:
+    ss = st.session_state
+    if ss.get(SELECTED_DATASET) != dataset_id:
+        ss[SELECTED_DATASET] = dataset_id
+        ss[SELECTED_RUN] = None  # the newest run of that dataset is picked on the next sync
+    _write_url()
+
+
+def select_run(run_id: str | None, dataset_id: str | None = None) -> None:
+    ss = st.session_state
+    ss[SELECTED_RUN] = run_id
+    if dataset_id is not None:
+        ss[SELECTED_DATASET] = dataset_id
+    _write_url()
+
+
+def selected_dataset(store: Store) -> dict | None:
+    ident = st.session_state.get(SELECTED_DATASET)
+    if not ident:
+        return None
+    try:
+        return store.get_dataset(ident)
+    except (NotFoundError, ValueError):
+        return None
+
+
+def selected_run(store: Store) -> dict | None:
+    ident = st.session_state.get(SELECTED_RUN)
+    if not ident:
+        return None
+    try:
+        return store.get_run(ident)
+    except (NotFoundError, ValueError):
+        return None
+
+
+def run_label(run: dict) -> str:
+    icon = STATUS_ICONS.get(run["status"], "")
+    total = run.get("total_epochs") or run["config"].get("epochs", "?")
+    name = run.get("name") or f"run {run['id'][:6]}"
+    return f"{icon} {name} · {run['status']} · epoch {run['epochs_done']}/{total}"
+
+
+def render_sidebar(store: Store) -> None:
+    """Dataset and run pickers shared by every page (in the sidebar)."""
+    ss = st.session_state
+    datasets = user_datasets(store)
+    with st.sidebar:
+        st.markdown("### Working on")
+        if not datasets:
+            st.caption("No dataset yet: start on the **Data** page.")
+            return
+        ids = [d["id"] for d in datasets]
+        names = {d["id"]: f"{d['name']} ({d['n_rows']:,} rows)" for d in datasets}
+        current = ss.get(SELECTED_DATASET)
+        if current not in ids:
+            current = ids[0]
+            select_dataset(current)
+        ss["nav_dataset"] = current
+
+        def on_dataset() -> None:
+            select_dataset(ss["nav_dataset"])
+
+        st.selectbox("Dataset", ids, format_func=lambda i: names.get(i, i), key="nav_dataset", on_change=on_dataset)
+        runs = store.list_runs(limit=50, dataset_id=ss.get(SELECTED_DATASET))
+        if not runs:
+            st.caption("No run on this dataset yet: start one on the **Train** page.")
+            return
+        run_ids = [r["id"] for r in runs]
+        labels = {r["id"]: run_label(r) for r in runs}
+        cur_run = ss.get(SELECTED_RUN)
+        if cur_run not in run_ids:
+            cur_run = run_ids[0]
+            select_run(cur_run)
+        ss["nav_run"] = cur_run
+
+        def on_run() -> None:
+            select_run(ss["nav_run"])
+
+        st.selectbox("Run", run_ids, format_func=lambda i: labels.get(i, i), key="nav_run", on_change=on_run)
+
+
+def show_notices() -> None:
+    for msg in st.session_state.pop("selection_notice", []) or []:
+        st.warning(msg)
+
+
+def setup(store: Store | None = None) -> Store:
+    """Common start of every page run: store, selection (URL sync), sidebar."""
+    store = store or get_store()
+    sync_selection(store)
+    render_sidebar(store)
+    show_notices()
+    return store
+
+
+# ---- cached loads ------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _dataset_cached(home: str, dataset_id: str, created_at: str):
+    store = _store_for(home)
+    train = worker.load_stored_dataset(store, dataset_id)
+    return train
+
+
+def load_dataset(store: Store, dataset_id: str):
+    """The stored dataset as a TextDataset (cached: stored datasets never change)."""
+    info = store.get_dataset(dataset_id)
+    return _dataset_cached(str(store.home), dataset_id, info["created_at"])
+
+
+def load_report(store: Store, run_id: str, epoch: int, token: Any = None):
+    """A saved epoch report with its per-sample arrays. The last few are kept in this
+    session; `token` (e.g. the summary's "seconds") tells a re-saved epoch apart."""
+    key = (str(store.home), run_id, int(epoch), token)
+    cache: dict = st.session_state.setdefault("_report_cache", {})
+    if key not in cache:
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = store.load_epoch_report(run_id, int(epoch))
+    return cache[key]
+
+
+def true_labels_for(dataset) -> np.ndarray | None:
+    return None if dataset.true_labels is None else np.asarray(dataset.true_labels)
+
+
+@st.cache_resource(show_spinner=False)
+def device_text() -> str:
+    """The device a run with device="auto" uses: the GPU's name, or the CPU."""
+    try:
+        from selfmix_core.trainer import device_description, resolve_device
+
+        return device_description(resolve_device("auto"))
+    except Exception as exc:  # torch missing or broken: say so instead of failing the page
+        return f"unknown ({exc})"
+
+
+def default_model() -> str:
+    """The model the Train page proposes: $SELFMIX_DEFAULT_MODEL, else "" (bundled MiniLM)."""
+    return os.environ.get(MODEL_ENV, "").strip()
+
+
+# ---- small rendering helpers ---------------------------------------------------------------------
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not np.isfinite(seconds):
+        return "?"
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def guard(main: Callable[[], None]) -> None:
+    """Run a page's main(); an unexpected error becomes a short message, not a traceback
+    (the details go to the server log)."""
+    try:
+        main()
+    except Exception as exc:  # st.stop / st.rerun are BaseExceptions and pass through
+        import logging
+
+        logging.getLogger("selfmix_studio").exception("page failed")
+        st.error(
+            f"Something went wrong on this page: {type(exc).__name__}: {exc}. Your data and review "
+            "decisions are saved; reload the page to continue. (Details are in the terminal running the app.)"
+        )

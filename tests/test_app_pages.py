@@ -1,0 +1,473 @@
+"""Every page through streamlit.testing.v1.AppTest: empty states, the Data page (upload,
+validation messages, noise, save), the Train page (start a run with the tiny model,
+charts, pause/resume/stop controls, errors), the Review page (relabel, undo, bulk
+accept) and the Export page (download buttons and their bytes)."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from selfmix_core.export import build_cleaned_frame
+from selfmix_core.reports import EpochReport, GMMParams
+from selfmix_core.store import Store
+from studio import worker
+from studio.state import QP_RUN, SELECTED_DATASET, SELECTED_RUN
+from tests.tiny_model import tiny_config, tiny_frame, tiny_model_dir
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = {"data": "pages/1_Data.py", "train": "pages/2_Train.py", "review": "pages/3_Review.py",
+         "export": "pages/4_Export.py"}
+TIMEOUT = 60
+NAMES = ["colour", "fruit", "vehicle"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, model_dir):
+    monkeypatch.setenv("SELFMIX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SELFMIX_DEFAULT_MODEL", str(model_dir))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def store(home):
+    s = Store(home)
+    yield s
+    s.close()
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(PAGES[page]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def joined(at: AppTest) -> str:
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def add_tiny_dataset(store: Store, n: int = 40, noisy: bool = True) -> str:
+    frame = tiny_frame(n)
+    meta = {"text_column": "text", "label_column": "label", "true_label_column": None, "label_names": NAMES}
+    if noisy:  # flip every 5th label to the next class; keep the originals
+        frame["true_label"] = frame["label"]
+        idx = np.arange(0, n, 5)
+        frame.loc[idx, "label"] = [NAMES[(NAMES.index(v) + 1) % 3] for v in frame.loc[idx, "label"]]
+        meta["true_label_column"] = "true_label"
+    return store.add_dataset("tiny", frame, meta)
+
+
+def hand_report(store: Store, run_id: str, n: int = 40, epoch: int = 1) -> EpochReport:
+    """Save a report with known scores: sample i has clean_prob i/n, the model suggests the
+    next class for every sample (so flagged = samples 0..n/2-1, most suspicious = 0)."""
+    ds_frame = store.load_dataset_frame(store.get_run(run_id)["dataset_id"])
+    given = np.array([NAMES.index(v) for v in ds_frame["label"]])
+    clean = np.arange(n) / n
+    report = EpochReport(
+        epoch=epoch, phase="warmup", seconds=1.0, train_seconds=0.5, score_seconds=0.5, samples_trained=n,
+        losses={"ce": 1.0}, given_label=given, loss=1 - clean, norm_loss=1 - clean, clean_prob=clean,
+        predicted_label=(given + 1) % 3, predicted_prob=np.full(n, 0.8), in_training=np.ones(n, bool),
+        gmm=GMMParams((0.2, 0.8), (0.1, 0.1), (0.5, 0.5), 0, True, 3, 6.0), tau=0.5, n_clean=n // 2,
+        n_noisy=n // 2, given_vs_predicted=np.eye(3, dtype=np.int64),
+    )
+    store.save_epoch_report(run_id, report)
+    store.set_run_status(run_id, "finished")
+    return report
+
+
+def reviewed_run(store: Store) -> str:
+    ds = add_tiny_dataset(store)
+    run_id = store.create_run(ds, {"epochs": 1, "selection": {"tau": 0.5}}, name="hand")
+    hand_report(store, run_id)
+    return run_id
+
+
+# ---- empty states -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page,expect", [
+    (None, "No dataset yet"),
+    ("data", "No table loaded yet"),
+    ("train", "No dataset yet: go to **Data**"),
+    ("review", "No dataset yet: go to **Data**"),
+    ("export", "No dataset yet: go to **Data**"),
+])
+def test_every_page_says_what_to_do_first(home, page, expect):
+    at = open_app(page)
+    assert any(expect in m for m in texts(at.info)), texts(at.info)
+    assert not at.error
+
+
+def test_pages_with_a_dataset_but_no_run(store):
+    add_tiny_dataset(store)
+    for page, expect in (("train", "No run on this dataset yet"), ("review", "No run yet: go to **Train**"),
+                         ("export", "No run yet: go to **Train**")):
+        at = open_app(page)
+        assert any(expect in m for m in texts(at.info)), (page, texts(at.info))
+    at = open_app()
+    assert any("No run yet" in m for m in texts(at.info))
+
+
+# ---- home ------------------------------------------------------------------------------------------
+
+
+def test_home_lists_runs_and_reopens_one(store):
+    run_id = reviewed_run(store)
+    at = open_app()
+    body = joined(at)
+    assert "SelfMix Studio" in body and "hand" in body and "finished" in body
+    assert at.query_params.get(QP_RUN) == run_id  # the newest run is selected and in the URL
+    at.button(key=f"home_review_{run_id}").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Review"
+
+
+def test_url_selects_the_run_in_a_fresh_session(store):
+    first = reviewed_run(store)
+    second = reviewed_run(store)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params[QP_RUN] = first  # a reload / second tab with the run in its URL
+    at.run()
+    assert at.session_state[SELECTED_RUN] == first != second
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params[QP_RUN] = "feedfeedfeed"
+    at.run()
+    assert any("does not exist" in w for w in texts(at.warning))
+    assert at.session_state[SELECTED_RUN] == second
+
+
+# ---- data ---------------------------------------------------------------------------------------------
+
+
+def test_data_upload_noise_and_save(store):
+    at = open_app("data")
+    at.file_uploader(key="data_upload").upload("tiny.csv", tiny_frame(40).to_csv(index=False).encode(), "text/csv")
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="data_text_col").value == "text"
+    assert at.selectbox(key="data_label_col").value == "label"
+    assert any("40 texts, 3 classes" in s for s in texts(at.success))
+    assert at.text_input(key="data_name").value == "tiny"
+    at.toggle(key="data_noise_on").set_value(True).run()
+    at.selectbox(key="data_noise_kind").set_value("asym").run()
+    at.slider(key="data_noise_rate").set_value(0.25).run()
+    at.text_input(key="data_name").input("my tiny set").run()
+    at.button(key="data_save").click().run()
+    assert not at.exception and not at.error
+    assert any("Saved **my tiny set**" in s and "10 labels flipped" in s for s in texts(at.success))
+    [d] = store.list_datasets()
+    assert at.session_state[SELECTED_DATASET] == d["id"] and at.query_params["dataset"] == d["id"]
+    meta = d["meta"]
+    assert meta["noise"]["kind"] == "asym" and meta["noise"]["n_flipped"] == 10
+    assert meta["true_label_column"] == "true_label" and meta["label_names"] == NAMES
+    frame = store.load_dataset_frame(d["id"])
+    assert list(frame.columns) == ["text", "label", "true_label"]
+    assert (frame["label"] != frame["true_label"]).sum() == 10
+    assert (frame["true_label"] == tiny_frame(40)["label"]).all()
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "jsonl", "parquet"])
+def test_data_upload_other_formats(home, fmt):
+    frame = tiny_frame(12)
+    if fmt == "tsv":
+        data = frame.to_csv(sep="\t", index=False).encode()
+    elif fmt == "jsonl":
+        data = frame.to_json(orient="records", lines=True).encode()
+    else:
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        data = buf.getvalue()
+    at = open_app("data")
+    at.file_uploader(key="data_upload").upload(f"t.{fmt}", data)
+    at.run()
+    assert not at.exception and not at.error
+    assert any("12 texts, 3 classes" in s for s in texts(at.success))
+
+
+def test_data_validation_messages_not_tracebacks(home):
+    at = open_app("data")
+    bad = "text,label\nhello,a\n,b\nworld,\n".encode()
+    at.file_uploader(key="data_upload").upload("bad.csv", bad, "text/csv")
+    at.run()
+    assert not at.exception
+    err = "\n".join(texts(at.error))
+    assert "cannot be used as it is" in err and "empty" in err and "row 2" in err
+    assert "Traceback" not in err
+    # a file that is not UTF-8 fails in the reader, with its own message
+    at.file_uploader(key="data_upload").upload("latin.csv", "text,label\ncaf\xe9,a\n".encode("latin-1"), "text/csv")
+    at.run()
+    assert not at.exception and "not valid UTF-8" in "\n".join(texts(at.error))
+    # the same column for text and label
+    at.file_uploader(key="data_upload").upload("ok.csv", tiny_frame(9).to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.selectbox(key="data_label_col").set_value("text").run()
+    assert not at.exception and any("different columns" in e for e in texts(at.error))
+
+
+def test_data_test_set_is_saved_alongside(store):
+    at = open_app("data")
+    at.file_uploader(key="data_upload").upload("train.csv", tiny_frame(30).to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.file_uploader(key="data_test_upload").upload("test.csv", tiny_frame(9, seed=1).to_csv(index=False).encode(), "text/csv")
+    at.run()
+    assert any("Test set `test.csv`: 9 texts" in s for s in texts(at.success))
+    at.button(key="data_save").click().run()
+    assert not at.exception and not at.error
+    datasets = store.list_datasets()
+    assert len(datasets) == 2
+    train = next(d for d in datasets if d["meta"].get("role") != "test")
+    assert train["meta"]["test_dataset_id"] in {d["id"] for d in datasets}
+    at = open_app("data")  # the test set is not offered as a dataset of its own
+    assert [o for o in at.selectbox(key="nav_dataset").options] == [train["name"] + " (30 rows)"]
+
+
+def test_demo_not_fetched_shows_the_command(home):
+    at = open_app("data")
+    assert any("python -m selfmix_core.demo fetch" in c.value for c in at.code)
+    at.button(key="data_load_demo").click().run()
+    assert not at.exception
+    assert any("python -m selfmix_core.demo fetch" in e for e in texts(at.error))
+
+
+# ---- train ---------------------------------------------------------------------------------------------
+
+
+def wait_done(run_id: str) -> None:
+    assert worker.wait(run_id, 180), "training did not finish"
+
+
+def test_train_page_starts_a_run_with_the_tiny_model_and_draws_charts(store, model_dir):
+    add_tiny_dataset(store)
+    at = open_app("train")
+    assert at.text_input(key="train_model").value == str(model_dir)  # $SELFMIX_DEFAULT_MODEL
+    assert at.number_input(key="train_epochs").value == 6 and at.number_input(key="train_tau").value == 0.5
+    assert "Device:" in joined(at)
+    at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_warmup").set_value(1)
+    at.number_input(key="train_batch").set_value(8)
+    at.number_input(key="train_max_length").set_value(16)
+    at.text_input(key="train_name").input("ui run")
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not at.exception and not at.error
+    run_id = at.session_state[SELECTED_RUN]
+    assert at.query_params[QP_RUN] == run_id
+    wait_done(run_id)
+    run = store.get_run(run_id)
+    assert run["status"] == "finished", run["error"]
+    assert run["name"] == "ui run" and run["config"]["model"]["max_length"] == 16
+    at.run()
+    assert not at.exception and not at.error
+    charts = at.get("plotly_chart")
+    assert len(charts) == 6  # histograms, 2 transition heatmaps, accuracy, losses, |X|/|U|
+    assert any("finished" in m for m in texts(at.markdown))
+    assert [m.label for m in at.metric][:3] == ["Epoch", "|X| looks clean", "|U| flagged"]
+    assert at.metric[-1].label == "Flip detection AUROC"  # true labels are known (no test set: no test accuracy)
+    at.select_slider(key=f"train_epoch_{run_id}").set_value(1).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 6
+
+
+def test_train_page_settings_errors_are_messages(store):
+    add_tiny_dataset(store)
+    at = open_app("train")
+    at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_warmup").set_value(2)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not at.exception
+    assert any("Cannot start" in e and "warmup_epochs" in e for e in texts(at.error))
+    at.text_input(key="train_model").input("./no/such/folder")
+    at.number_input(key="train_warmup").set_value(1)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert any("does not exist" in e for e in texts(at.error))
+    assert store.list_runs() == []
+
+
+def test_train_page_pause_resume_and_stop(store, model_dir):
+    ds = add_tiny_dataset(store)
+    run_id = store.create_run(ds, tiny_config(model_dir, epochs=3, warmup=1))
+    worker.start_run(store, run_id)
+    worker.request(store, run_id, "pause")
+    end = time.monotonic() + 120
+    while store.get_run(run_id)["status"] != "paused" and time.monotonic() < end:
+        time.sleep(0.05)
+    at = open_app("train")
+    assert any("Paused after epoch 1" in m for m in texts(at.info))
+    assert len(at.get("plotly_chart")) == 6
+    at.button(key="train_resume").click().run()
+    assert not at.exception
+    wait_done(run_id)
+    assert store.get_run(run_id)["status"] == "finished"
+    at.run()
+    assert not [b for b in at.button if b.key in ("train_pause", "train_resume", "train_stop")]
+
+    # a stopped run with a checkpoint can be resumed from it
+    run2 = store.create_run(ds, tiny_config(model_dir, epochs=3, warmup=1))
+    worker.start_run(store, run2)
+    worker.request(store, run2, "pause")
+    while store.get_run(run2)["status"] != "paused" and time.monotonic() < end + 60:
+        time.sleep(0.05)
+    at.run()
+    assert at.session_state[SELECTED_RUN] == run_id  # the person's choice stays
+    at = open_app("train")  # a fresh session shows the newest run
+    assert at.session_state[SELECTED_RUN] == run2
+    at.button(key="train_stop").click().run()
+    wait_done(run2)
+    assert store.get_run(run2)["status"] == "stopped"
+    at.run()
+    at.button(key="train_resume_ckpt").click().run()
+    assert not at.exception
+    wait_done(run2)
+    assert store.get_run(run2)["status"] == "finished"
+    assert store.get_run(run2)["epochs_done"] == 3
+
+
+def test_train_page_shows_a_failed_run_with_its_message(store, tmp_path):
+    ds = add_tiny_dataset(store)
+    run_id = store.create_run(ds, tiny_config(tmp_path / "missing-model"))
+    worker.start_run(store, run_id)
+    wait_done(run_id)
+    at = open_app("train")
+    assert not at.exception
+    assert any("Training failed" in e and "does not exist" in e for e in texts(at.error))
+
+
+# ---- review ---------------------------------------------------------------------------------------------
+
+
+def set_decision(at: AppTest, row: int, choice: str) -> None:
+    key = at.session_state["review_editor_key"]
+    at.session_state[key] = {"edited_rows": {row: {"decision": choice}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_review_relabel_undo_and_bulk_accept(store):
+    run_id = reviewed_run(store)
+    at = open_app("review")
+    assert not at.error
+    assert any("Reviewed 0 / 20 flagged" in (p.proto.text or "") for p in at.get("progress"))
+    shown = at.dataframe[0].value
+    assert list(shown["sample"][:3]) == [0, 1, 2]  # most likely wrong first
+    assert len(shown) == 20  # the 20 flagged samples (page size 25)
+    # relabel sample 0 by hand
+    set_decision(at, 0, "label: colour")
+    given0 = NAMES.index(store.load_dataset_frame(store.get_run(run_id)["dataset_id"])["label"][0])
+    d = store.current_decisions(run_id)
+    assert list(d) == [0] and d[0]["action"] in ("relabel", "keep")
+    assert d[0]["new_label"] == 0 and d[0]["old_label"] == given0
+    assert any("Saved 1 decision" in s for s in texts(at.success))
+    # drop sample 1, then undo it
+    set_decision(at, 1, "drop sample")
+    assert store.current_decisions(run_id)[1]["action"] == "drop"
+    at.button(key="review_undo").click().run()
+    assert set(store.current_decisions(run_id)) == {0}
+    # bulk accept: every undecided flagged sample whose suggestion differs (all 19 others)
+    at.text_input(key="review_query").input("the").run()
+    assert "19 undecided" in at.button(key="review_bulk").label
+    at.button(key="review_bulk").click().run()
+    d = store.current_decisions(run_id)
+    assert len(d) == 20 and all(v["action"] == "accept" for k, v in d.items() if k != 0)
+    assert any("Reviewed 20 / 20 flagged" in (p.proto.text or "") for p in at.get("progress"))
+    # the whole bulk action is undone at once, nothing is lost on reload
+    at.button(key="review_undo").click().run()
+    assert set(store.current_decisions(run_id)) == {0}
+    at = open_app("review")
+    assert any("Reviewed 1 / 20 flagged" in (p.proto.text or "") for p in at.get("progress"))
+
+
+def test_review_filters(store):
+    reviewed_run(store)
+    at = open_app("review")
+    at.multiselect(key="review_given").set_value(["fruit"]).run()
+    rows = at.dataframe[0].value
+    assert set(rows["given"]) == {"fruit"}
+    at.slider(key="review_score").set_value((0.0, 0.1)).run()
+    rows = at.dataframe[0].value
+    assert (rows["clean prob"] <= 0.1).all() and len(rows) >= 1
+    at.text_input(key="review_query").input("zzzz-no-match").run()
+    assert any("No sample matches" in m for m in texts(at.info))
+
+
+def test_review_before_the_first_epoch(store):
+    ds = add_tiny_dataset(store)
+    store.create_run(ds, {"epochs": 2})
+    at = open_app("review")
+    assert any("no finished epoch yet" in m for m in texts(at.info))
+
+
+# ---- export ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def captured_downloads(monkeypatch):
+    """The deferred-download callables the page registers, by file name."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    got: dict[str, tuple[str, object]] = {}
+    original = MediaFileManager.add_deferred
+
+    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        got[file_name] = (mimetype, data_callable)
+        return original(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    return got
+
+
+def test_export_buttons_and_bytes(store, captured_downloads):
+    run_id = reviewed_run(store)
+    frame = store.load_dataset_frame(store.get_run(run_id)["dataset_id"])
+    store.add_decision(run_id, 0, NAMES.index(frame["label"][0]), 0, "relabel")
+    store.add_decision(run_id, 1, NAMES.index(frame["label"][1]), None, "drop")
+    store.add_decision(run_id, 2, NAMES.index(frame["label"][2]), None, "keep")
+    at = open_app("export")
+    assert not at.error
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download CSV", "Download JSON Lines", "Download Parquet", "Download the decision log (CSV)"]
+    files = {name: v for name, v in captured_downloads.items()}
+    csv_name = next(n for n in files if n.endswith(".csv") and "_cleaned_" in n)
+    mime, make = files[csv_name]
+    assert mime == "text/csv"
+    out = pd.read_csv(io.BytesIO(make()))
+    assert len(out) == 39  # the dropped sample is left out
+    for col in ("text", "label", "true_label", "given_label", "final_label", "action", "clean_prob", "is_label_issue"):
+        assert col in out.columns
+    row0 = out[out["sample_index"] == 0].iloc[0]
+    assert row0["action"] == "relabel" and row0["final_label"] == "colour"
+    assert out[out["sample_index"] == 2].iloc[0]["action"] == "keep"
+    pq_name = next(n for n in files if n.endswith(".parquet"))
+    pq = pd.read_parquet(io.BytesIO(files[pq_name][1]()))
+    expected = build_cleaned_frame(frame, np.array([NAMES.index(v) for v in frame["label"]]), NAMES,
+                                   store.current_decisions(run_id), np.arange(40) / 40, 0.5,
+                                   predicted_labels=(np.array([NAMES.index(v) for v in frame["label"]]) + 1) % 3)
+    pd.testing.assert_frame_equal(pq.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+    jl_name = next(n for n in files if n.endswith(".jsonl"))
+    assert len(files[jl_name][1]().decode().strip().splitlines()) == 39
+    log = pd.read_csv(io.BytesIO(files[next(n for n in files if "_decisions_" in n)][1]()))
+    assert list(log["action"]) == ["relabel", "drop", "keep"]
+    # the per-class summary and the decision log are on the page
+    body = joined(at)
+    assert "What changed, per class" in body and "Decision log" in body
+    # keeping dropped rows
+    at.toggle(key="export_include_dropped").set_value(True).run()
+    mime, make = captured_downloads[csv_name]
+    assert len(pd.read_csv(io.BytesIO(make()))) == 40
