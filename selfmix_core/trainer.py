@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle  # only for its exception type: checkpoints never unpickle
 import shutil
 import threading
 import time
@@ -648,15 +649,26 @@ class SelfMixTrainer:
                 "the checkpoint was made with other settings (" + "; ".join(changed) + "); resume with the same "
                 "settings, or start a new run in another folder"
             )
-        self.model.load_weights(folder)
-        opt_state = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
-        self.optimizer.load_state_dict(opt_state)
-        with np.load(folder / "split.npz", allow_pickle=False) as z:
-            self.split.labels = z["labels"].astype(np.int64)
-            self.split.in_training = z["in_training"].astype(bool)
-            self.split.forced_clean = z["forced_clean"].astype(bool)
-            is_clean = z["is_clean"].astype(bool)
-            self.split.is_clean = is_clean if is_clean.size == len(self.train) else None
+        try:
+            self.model.load_weights(folder)
+            # weights_only: a tampered optimizer.pt cannot run code; it fails to load instead.
+            opt_state = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
+            self.optimizer.load_state_dict(opt_state)
+            with np.load(folder / "split.npz", allow_pickle=False) as z:
+                self.split.labels = z["labels"].astype(np.int64)
+                self.split.in_training = z["in_training"].astype(bool)
+                self.split.forced_clean = z["forced_clean"].astype(bool)
+                is_clean = z["is_clean"].astype(bool)
+                self.split.is_clean = is_clean if is_clean.size == len(self.train) else None
+        except Exception as exc:  # torch, numpy and pickle raise many types for a damaged file
+            if isinstance(exc, pickle.UnpicklingError) or "pickled" in str(exc):
+                detail = "it holds pickled Python objects, which are refused because loading them could run code"
+            else:
+                detail = f"{type(exc).__name__}: " + (str(exc).strip().splitlines() or [""])[0][:160]
+            raise ValueError(
+                f"checkpoint {folder} is damaged or not a SelfMix checkpoint ({detail}); "
+                "start a new run, or delete that checkpoint folder"
+            ) from exc
         self.split.separation = meta.get("separation")
         self.state = TrainerState(**meta["state"])
         # More (or fewer) epochs may be asked for on resume; extra warm-up epochs stay added.
