@@ -298,7 +298,10 @@ def export_bytes(df: pd.DataFrame, fmt: str) -> bytes:
         raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     _check_fmt(fmt)
     if fmt == "csv":
-        return escape_formulas(df).to_csv(index=False, lineterminator="\n").encode("utf-8")
+        # CRLF row ends (RFC 4180): the csv writer quotes a cell holding any character of
+        # the line terminator, so a text with a bare "\r" is quoted too. With "\n" alone
+        # such a cell went out unquoted and split its row in two when read back.
+        return escape_formulas(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8")
     if fmt == "jsonl":
         if len(df) == 0:
             return b""
