@@ -39,10 +39,10 @@ def home() -> None:
     runs = store.list_runs(limit=10)
     if not state.user_datasets(store):
         st.info("No dataset yet: go to **Data** to load a file or the demo dataset.")
-        st.page_link(state.PAGE_DATA, label="Go to Data", icon="📄")
+        st.page_link(state.PAGE_DATA, label="Go to Data", icon=state.PAGE_ICONS["data"])
     elif not runs:
         st.info("No run yet: go to **Train** to start one on your dataset.")
-        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon="🏋️")
+        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
     for run in runs:
         c1, c2, c3, c4 = st.columns([4, 3, 1, 1], vertical_alignment="center")
         c1.markdown(f"**{run.get('name') or 'run ' + run['id'][:6]}** · {run['dataset_name']}")
@@ -73,13 +73,13 @@ def home() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title=APP_TITLE, page_icon="🧹", layout="wide")
+    st.set_page_config(page_title=APP_TITLE, page_icon=":material/cleaning_services:", layout="wide")
     pages = [
-        st.Page(home, title="Home", icon="🏠", default=True, url_path="home"),
-        st.Page(state.PAGE_DATA, title="Data", icon="📄", url_path="data"),
-        st.Page(state.PAGE_TRAIN, title="Train", icon="🏋️", url_path="train"),
-        st.Page(state.PAGE_REVIEW, title="Review", icon="🔍", url_path="review"),
-        st.Page(state.PAGE_EXPORT, title="Export", icon="📦", url_path="export"),
+        st.Page(home, title="Home", icon=state.PAGE_ICONS["home"], default=True, url_path="home"),
+        st.Page(state.PAGE_DATA, title="Data", icon=state.PAGE_ICONS["data"], url_path="data"),
+        st.Page(state.PAGE_TRAIN, title="Train", icon=state.PAGE_ICONS["train"], url_path="train"),
+        st.Page(state.PAGE_REVIEW, title="Review", icon=state.PAGE_ICONS["review"], url_path="review"),
+        st.Page(state.PAGE_EXPORT, title="Export", icon=state.PAGE_ICONS["export"], url_path="export"),
     ]
     nav = st.navigation(pages)
     store = state.get_store()

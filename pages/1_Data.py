@@ -222,7 +222,12 @@ def _free_column(frame: pd.DataFrame, base: str) -> str:
     return name
 
 
-def render_prepare() -> None:
+def _saved_message(msg: str) -> None:
+    st.success(msg)
+    st.page_link(state.PAGE_TRAIN, label="Next: train on it", icon=state.PAGE_ICONS["train"])
+
+
+def render_prepare(saved_msg: str | None = None) -> None:
     ss = st.session_state
     frame: pd.DataFrame = ss["data_frame"]
     st.divider()
@@ -300,6 +305,8 @@ def render_prepare() -> None:
     name = st.text_input("Dataset name", key="data_name", max_chars=120)
     if st.button("Save dataset", key="data_save", type="primary"):
         _save(ds, name, noise_on and true_col is None, kind, float(rate), int(seed), test_ds)
+    if saved_msg:
+        _saved_message(saved_msg)
 
 
 def _add_frame(store, name: str, frame: pd.DataFrame, meta: dict) -> str:
@@ -389,14 +396,13 @@ def main() -> None:
     store = state.get_store()
     st.title("Data")
     msg = ss.pop("data_saved_msg", None)
-    if msg:
-        st.success(msg)
-        st.page_link(state.PAGE_TRAIN, label="Next: train on it", icon="🏋️")
+    if msg:  # at the top, and again under the Save button where the person is looking
+        _saved_message(msg)
     render_sources()
     if render_pending_upload():
         return
     if ss.get("data_frame") is not None:
-        render_prepare()
+        render_prepare(msg)
     else:
         st.info("No table loaded yet: upload a file above or press **Load demo**.")
     render_saved(store)

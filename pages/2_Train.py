@@ -145,7 +145,7 @@ def render_controls(store, run: dict) -> None:
         with cols[3]:
             st.info(f"Paused after epoch {run['epochs_done']}. Review the flagged samples now; the decisions "
                     "feed the next epochs when you resume.")
-            st.page_link(state.PAGE_REVIEW, label="Review flagged samples", icon="🔍")
+            st.page_link(state.PAGE_REVIEW, label="Review flagged samples", icon=state.PAGE_ICONS["review"])
     elif alive and status == "stopping":
         cols[3].info("Stopping…")
     elif not alive and run["epochs_done"] < (total or 0) and worker.has_checkpoint(store, rid):
@@ -172,7 +172,8 @@ def render_live(run_id: str, seen_status: str, seen_epoch: int) -> None:
     status = run["status"]
     icon = state.STATUS_ICONS.get(status, "")
     message = (progress or {}).get("message") or ""
-    st.markdown(f"**Status:** {icon} {status}" + (f" — {message}" if message and status != "failed" else ""))
+    show_message = message and status != "failed" and message != status
+    st.markdown(f"**Status:** {icon} {status}" + (f" — {message}" if show_message else ""))
     if status == "failed":
         st.error(f"Training failed: {run.get('error') or 'unknown error'}")
     phase = (progress or {}).get("phase") or (summaries[-1]["phase"] if summaries else "")
@@ -190,16 +191,18 @@ def render_live(run_id: str, seen_status: str, seen_epoch: int) -> None:
             st.warning(f"Epoch {last['epoch']}: {last['fallback']}")
         for w in last.get("warnings") or []:
             st.warning(f"Epoch {last['epoch']}: {w}")
-        m = st.columns(5)
-        m[0].metric("Epoch", f"{last['epoch']}/{est['total']}", help=f"phase: {last['phase']}")
-        m[1].metric("|X| looks clean", f"{last['n_clean']:,}")
-        m[2].metric("|U| flagged", f"{last['n_noisy']:,}", help="Samples whose clean probability is below τ.")
+        metrics = [("Epoch", f"{last['epoch']}/{est['total']}", f"phase: {last['phase']}"),
+                   ("|X| looks clean", f"{last['n_clean']:,}", None),
+                   ("|U| flagged", f"{last['n_noisy']:,}", "Samples whose clean probability is below τ.")]
         if last.get("test_accuracy") is not None:
-            m[3].metric("Test accuracy", f"{last['test_accuracy']:.1%}")
+            metrics.append(("Test accuracy", f"{last['test_accuracy']:.1%}", None))
         det = last.get("detection") or {}
         if det.get("auroc") is not None:
-            m[4].metric("Flip detection AUROC", f"{det['auroc']:.3f}",
-                        help=f"precision {det.get('precision', 0):.1%}, recall {det.get('recall', 0):.1%} of the flagged set")
+            metrics.append(("Flip detection AUROC", f"{det['auroc']:.3f}",
+                            f"How well the clean probability ranks the wrong labels first (0.5 = chance). Flagged set: "
+                            f"precision {det.get('precision', 0):.1%}, recall {det.get('recall', 0):.1%}."))
+        for col, (label, value, help_text) in zip(st.columns(5), metrics):
+            col.metric(label, value, help=help_text)
 
 
 def render_charts(store, run: dict) -> None:
@@ -227,6 +230,9 @@ def render_charts(store, run: dict) -> None:
         epoch = epochs[0]
     summary = summaries[epochs.index(epoch)]
     report = state.load_report(store, rid, epoch, token=summary.get("seconds"))
+    if epoch != latest:  # the live area shows the newest epoch's; show the chosen one's here
+        for note in ([summary["fallback"]] if summary.get("fallback") else []) + list(summary.get("warnings") or []):
+            st.warning(f"Epoch {epoch}: {note}")
     tabs = st.tabs(["Loss histograms", "Noise transition", "Accuracy", "Losses and |X|, |U|"])
     with tabs[0]:
         st.plotly_chart(charts.loss_histograms(report, names, true), key=f"chart_hist_{rid}")
@@ -279,7 +285,7 @@ def main() -> None:
     dataset = state.selected_dataset(store)
     if dataset is None:
         st.info("No dataset yet: go to **Data** to load a file or the demo, then come back to train.")
-        st.page_link(state.PAGE_DATA, label="Go to Data", icon="📄")
+        st.page_link(state.PAGE_DATA, label="Go to Data", icon=state.PAGE_ICONS["data"])
         return
     run = state.selected_run(store)
     st.caption(f"Dataset **{dataset['name']}** · {dataset['n_rows']:,} texts · "

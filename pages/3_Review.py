@@ -135,7 +135,7 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
         "text": view["text"].astype(str).to_numpy(),
         "given": view["given_label"].astype(str).to_numpy(),
         "suggested": view["suggested_label"].astype(str).to_numpy(),
-        "confidence": view["confidence"].to_numpy(),
+        "confidence": view["confidence"].to_numpy() * 100.0,
         "clean prob": view["clean_prob"].to_numpy(),
         "decision": view["decision"].to_numpy(dtype=object),
     })
@@ -144,18 +144,20 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
         table,
         key=key,
         hide_index=True,
+        height=35 * (len(table) + 1) + 3,  # the whole page of rows, no inner scrolling
+        placeholder="choose…",
         disabled=["sample", "text", "given", "suggested", "confidence", "clean prob"],
         column_config={
-            "sample": st.column_config.NumberColumn("#", help="Row number in the dataset (0-based).", width="small"),
-            "text": st.column_config.TextColumn("Text", width="large"),
-            "given": st.column_config.TextColumn("Given label", width="small"),
-            "suggested": st.column_config.TextColumn("Suggested", width="small", help="The model's prediction."),
-            "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="percent",
+            "sample": st.column_config.NumberColumn("#", help="Row number in the dataset (0-based).", width=60),
+            "text": st.column_config.TextColumn("Text", width=360),
+            "given": st.column_config.TextColumn("Given label", width=90),
+            "suggested": st.column_config.TextColumn("Suggested", width=90, help="The model's prediction."),
+            "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=100.0, format="%.0f%%", width=100,
                                                           help="The model's probability for its suggestion."),
-            "clean prob": st.column_config.NumberColumn("Clean prob.", format="%.3f",
+            "clean prob": st.column_config.NumberColumn("Clean prob.", format="%.3f", width=80,
                                                         help="Lower = more likely mislabeled."),
             "decision": st.column_config.SelectboxColumn(
-                "Your decision", options=decision_choices(names), width="medium", required=False,
+                "Your decision", options=decision_choices(names), width=160, required=False,
                 help="accept the suggestion, keep the given label, drop the sample, or pick a label. Saved at once."),
         },
     )
@@ -177,18 +179,18 @@ def main() -> None:
     dataset = state.selected_dataset(store)
     if dataset is None:
         st.info("No dataset yet: go to **Data** first, then train a run; its flagged samples are reviewed here.")
-        st.page_link(state.PAGE_DATA, label="Go to Data", icon="📄")
+        st.page_link(state.PAGE_DATA, label="Go to Data", icon=state.PAGE_ICONS["data"])
         return
     run = state.selected_run(store)
     if run is None:
         st.info("No run yet: go to **Train** and start one; flagged samples appear here after its first epoch.")
-        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon="🏋️")
+        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
         return
     summaries = store.list_epoch_summaries(run["id"])
     if not summaries:
         st.info("This run has no finished epoch yet: the flagged samples appear when epoch 1 ends. "
                 "Follow it on the Train page.")
-        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon="🏋️")
+        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
         return
     last = summaries[-1]
     report = state.load_report(store, run["id"], last["epoch"], token=last.get("seconds"))
@@ -220,7 +222,7 @@ def main() -> None:
     c1, c2 = st.columns([3, 2], vertical_alignment="center")
     frac = counts["reviewed"] / counts["flagged"] if counts["flagged"] else 1.0
     c1.progress(frac, text=f"Reviewed {counts['reviewed']:,} / {counts['flagged']:,} flagged samples "
-                           f"({counts['decisions']:,} decisions in all)")
+                           f"({counts['decisions']:,} decision{'' if counts['decisions'] == 1 else 's'} in all)")
     with c2:
         st.button("Undo last action", key="review_undo", on_click=_undo, args=(run["id"],),
                   disabled=counts["decisions"] == 0, help="Takes back the last decision (or the last bulk accept).")

@@ -56,12 +56,12 @@ def main() -> None:
     dataset = state.selected_dataset(store)
     if dataset is None:
         st.info("No dataset yet: go to **Data** first. After training and reviewing, the cleaned dataset is exported here.")
-        st.page_link(state.PAGE_DATA, label="Go to Data", icon="📄")
+        st.page_link(state.PAGE_DATA, label="Go to Data", icon=state.PAGE_ICONS["data"])
         return
     run = state.selected_run(store)
     if run is None:
         st.info("No run yet: go to **Train**, then **Review**; the cleaned dataset is exported here.")
-        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon="🏋️")
+        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
         return
     if run["epochs_done"] == 0:
         st.info("This run has no finished epoch yet: wait for epoch 1 (Train page), review, then export.")
@@ -104,7 +104,7 @@ def main() -> None:
         st.caption("No decisions yet: review flagged samples on the Review page.")
     else:
         st.caption("Every decision in order, undos included (the log is append-only).")
-        st.dataframe(log, hide_index=True, height=240)
+        st.dataframe(log, hide_index=True, height=min(36 * (len(log) + 1) + 3, 400))
         st.download_button("Download the decision log (CSV)",
                            data=lambda log=log: export_bytes(log, "csv"),
                            file_name=export_file_name(dataset["name"], run, "csv").replace("_cleaned_", "_decisions_"),

@@ -33,10 +33,14 @@ PAGE_TRAIN = "pages/2_Train.py"
 PAGE_REVIEW = "pages/3_Review.py"
 PAGE_EXPORT = "pages/4_Export.py"
 
+# Material icons (rendered by Streamlit's own font in markdown, whatever the OS has).
 STATUS_ICONS = {
-    "created": "🕓", "running": "🏃", "paused": "⏸️", "stopping": "🛑", "stopped": "⏹️",
-    "finished": "✅", "failed": "❌",
+    "created": ":material/schedule:", "running": ":material/directions_run:", "paused": ":material/pause_circle:",
+    "stopping": ":material/hourglass_top:", "stopped": ":material/stop_circle:",
+    "finished": ":material/check_circle:", "failed": ":material/error:",
 }
+PAGE_ICONS = {"home": ":material/home:", "data": ":material/table_view:", "train": ":material/model_training:",
+              "review": ":material/fact_check:", "export": ":material/download:"}
 
 
 # ---- the store -----------------------------------------------------------------------------
@@ -162,10 +166,9 @@ def selected_run(store: Store) -> dict | None:
 
 
 def run_label(run: dict) -> str:
-    icon = STATUS_ICONS.get(run["status"], "")
     total = run.get("total_epochs") or run["config"].get("epochs", "?")
     name = run.get("name") or f"run {run['id'][:6]}"
-    return f"{icon} {name} · {run['status']} · epoch {run['epochs_done']}/{total}"
+    return f"{name} · {run['status']} · epoch {run['epochs_done']}/{total}"
 
 
 def render_sidebar(store: Store) -> None:

@@ -204,6 +204,32 @@ def test_data_upload_other_formats(home, fmt):
     assert any("12 texts, 3 classes" in s for s in texts(at.success))
 
 
+def test_data_big_upload_is_read_in_the_background(home, monkeypatch):
+    from studio import uploads
+
+    monkeypatch.setattr(uploads, "SYNC_PARSE_BYTES", 10)  # every upload counts as big
+    at = open_app("data")
+    at.file_uploader(key="data_upload").upload("big.csv", tiny_frame(12).to_csv(index=False).encode(), "text/csv")
+    at.run()
+    assert not at.exception
+    for _ in range(100):
+        if any("12 texts, 3 classes" in s for s in texts(at.success)):
+            break
+        assert any("in the background" in m for m in texts(at.info)) or not at.info
+        time.sleep(0.1)
+        at.run()
+    assert any("12 texts, 3 classes" in s for s in texts(at.success))
+    # a big file that fails to parse reports the reader's message
+    at.file_uploader(key="data_upload").upload("big.jsonl", b"{not json}\n", "application/json")
+    at.run()
+    for _ in range(100):
+        if at.error:
+            break
+        time.sleep(0.1)
+        at.run()
+    assert not at.exception and any("JSONL could not be parsed" in e for e in texts(at.error))
+
+
 def test_data_validation_messages_not_tracebacks(home):
     at = open_app("data")
     bad = "text,label\nhello,a\n,b\nworld,\n".encode()
