@@ -1,0 +1,91 @@
+"""Helpers shared by the reliability tests (test_bad_input, test_crash, test_resources,
+test_safety): environments for child processes, a stdout reader that waits for a line,
+SIGKILL, and a one-thread torch for the duration of a test module.
+
+Why one thread: on a busy machine (more runnable processes than cores) torch's OpenMP
+workers spin-wait for each other and a tiny model's backward pass takes 0.4 s instead
+of 5 ms. The tests train tiny models only, so one thread loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 240
+
+
+def child_env(*prepend: Path | str, **extra: str) -> dict[str, str]:
+    """os.environ for a child process: offline hub, one CPU thread, the repo (and any
+    `prepend` folders, e.g. one holding a sitecustomize.py hook) on PYTHONPATH."""
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([*(str(p) for p in prepend), str(REPO)]))
+    env.update(extra)
+    return env
+
+
+class Lines:
+    """Reads a child's stdout on a thread; wait_for(prefix) returns the first line that
+    starts with prefix (raising if the child ends or the timeout passes first)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines, self.cond = proc, [], threading.Condition()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append(None)  # EOF
+            self.cond.notify_all()
+
+    def wait_for(self, prefix: str, timeout: float = TIMEOUT) -> str:
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    if line is None:
+                        err = self.proc.stderr.read() if self.proc.stderr else ""
+                        raise AssertionError(f"child ended before {prefix!r}: {self.lines[:-1]}\n{err}")
+                    if line.startswith(prefix):
+                        return line
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting for {prefix!r}: {self.lines}")
+                self.cond.wait(left)
+
+    def count(self, prefix: str) -> int:
+        with self.cond:
+            return sum(1 for line in self.lines if line is not None and line.startswith(prefix))
+
+    def snapshot(self) -> list[str]:
+        with self.cond:
+            return [line for line in self.lines if line is not None]
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL: no finally blocks, no atexit, no flushing -- a crash."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def one_torch_thread():
+    """Generator for a module-scoped autouse fixture: torch on one thread, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

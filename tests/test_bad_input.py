@@ -1,0 +1,372 @@
+"""Issue #5, item 1: bad input gets a clear message, never a traceback.
+
+Every input on the issue's list goes through
+  (a) the loader (`load_dataset`): one DataValidationError naming the problem and the
+      fix, or -- for inputs that are legitimate data -- acceptance, verbatim;
+  (b) the CLI's `main()` in this process (exit status 2, "error: ..." on stderr), for
+      every case: cheap, and an exception escaping main() would fail the test;
+  (c) the CLI as a real subprocess (`python -m selfmix_core train ...`) for one case of
+      each kind of failure (reader, validation, test set, model, output folder), run
+      side by side so the import cost is paid once per core, plus one real training run
+      on a file holding every legitimate-but-awkward input at once.
+
+What is accepted and why (also in docs/RELIABILITY.md): a UTF-8 BOM, emoji, right-to-
+left text, a 100,000-character text (the tokenizer truncates it to max_length),
+duplicate rows (a duplicate with a different label is exactly what the tool should
+flag), formula-looking text (kept verbatim; escaped only when exported as CSV),
+thousands of classes, whole-number float labels ("2.0"), NUL and other control
+characters inside a text. Refused: a single row, a single class, a label column with a
+different value in every row (an id or text column chosen by mistake).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from selfmix_core.cli import main
+from selfmix_core.data import DataValidationError, load_dataset
+from tests.reliability_helpers import REPO, child_env, one_torch_thread
+from tests.tiny_model import tiny_model_dir
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
+GOOD_ROWS = "".join(f"the apple {i},fruit\nthe red car {i},vehicle\n" for i in range(6))
+GOOD = "text,label\n" + GOOD_ROWS
+
+# ---- the bad files: name -> (file name, content, what the message must say) --------------
+
+BAD_FILES: dict[str, tuple[str, bytes | str, list[str]]] = {
+    "malformed CSV (unclosed quote)": ("m.csv", 'text,label\n"unclosed quote,x\nb,y\n', ["could not be parsed", "quote"]),
+    "malformed CSV (extra field)": ("m2.csv", "text,label\na,x\nb, c,y\nd,x\n", ["could not be parsed", "line 3"]),
+    "wrong delimiter: semicolons in a .csv": ("semi.csv", "text;label\nhello world;x\nbye now;y\n",
+                                              ["separated by semicolons", "comma-separated"]),
+    "wrong delimiter: semicolons and commas": ("semi2.csv", "text;label\nhello, world;x\nbye, now;y\n",
+                                               ["could not be parsed", "separated by semicolons"]),
+    "wrong delimiter: tabs in a .csv": ("tabs.csv", "text\tlabel\nhello\tx\nbye\ty\n", ["separated by tabs", ".tsv"]),
+    "wrong delimiter: commas in a .tsv": ("commas.tsv", "text,label\nhello,x\nbye,y\n", ["separated by commas", ".csv"]),
+    "non-UTF-8 bytes (Latin-1)": ("latin.csv", "text,label\ncafé,x\nbar,y\n".encode("latin-1"),
+                                  ["not valid UTF-8", "byte 0xe9", "line 2", "re-save"]),
+    "UTF-16 file": ("u16.csv", GOOD.encode("utf-16"), ["not valid UTF-8", "UTF-16"]),
+    "random binary": ("bin.csv", bytes(range(256)) * 4, ["not valid UTF-8"]),
+    "empty file": ("empty.csv", "", ["the file is empty"]),
+    "blank lines only": ("blank.csv", "\n \n\t\n", ["the file is empty"]),
+    "header only": ("header.csv", "text,label\n", ["no data rows", "'text', 'label'"]),
+    "one row": ("one.csv", "text,label\nhello,x\n", ["1 row", "at least 2"]),
+    "one class": ("oneclass.csv", "text,label\na,spam\nb,spam\nc,spam\n", ["only one class ('spam')"]),
+    "NaN and blank text": ("nan.csv", "text,label\na,x\n,y\n   ,x\nd,y\n",
+                           ["text column 'text' is empty, whitespace-only or missing", "rows 2, 3"]),
+    "blank label": ("nolabel.csv", "text,label\na,x\nb,\nc,y\n", ["label column 'label' is empty or missing", "row 2"]),
+    "float labels": ("float.csv", "text,label\na,0\nb,1.5\nc,1\nd,2.25\n", ["not whole ('1.5', '2.25')", "rows 2, 4"]),
+    "a different label in every row (id column)": (
+        "ids.csv", "text,label\n" + "".join(f"text {i},id-{i}\n" for i in range(30)),
+        ["different value in every row", "30 rows, 30 classes", "label_column"]),
+    "missing text column": ("cols.csv", "sentence,label\na,x\nb,y\n", ["'text' not found", "'sentence'"]),
+    "corrupt gzip": ("bad.csv.gz", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage-garbage", ["not a valid gzip archive"]),
+    "corrupt zip": ("bad.csv", b"PK\x03\x04" + b"\x00" * 60, ["not a valid zip archive"]),
+    "JSON nested too deeply": ("deep.jsonl", "[" * 50_000 + "]" * 50_000 + "\n", ["nested too deeply"]),
+    "JSONL line that is not an object": ("list.jsonl", '{"text": "a", "label": "x"}\n[1, 2]\n', ["line 2 is not a JSON object"]),
+    "not a Parquet file": ("fake.parquet", b"PAR1 but not really", ["not a readable Parquet file"]),
+}
+
+
+def _write(folder: Path, name: str, content: bytes | str) -> Path:
+    path = folder / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_loader_refuses_bad_file_with_a_clear_message(tmp_path, case):
+    name, content, expected = BAD_FILES[case]
+    with pytest.raises(DataValidationError) as info:
+        load_dataset(_write(tmp_path, name, content))
+    message = str(info.value)
+    for part in expected:
+        assert part in message, f"{case}: {part!r} not in {message!r}"
+    assert "Fix:" in message or "fix" in message.lower()
+    assert "Traceback" not in message and len(message) < 2000
+
+
+def test_loader_refuses_a_folder(tmp_path):
+    with pytest.raises(DataValidationError, match="folder, not a data file"):
+        load_dataset(tmp_path)
+
+
+def test_test_set_with_labels_the_train_set_lacks(tmp_path):
+    train = load_dataset(_write(tmp_path, "train.csv", GOOD))
+    test = _write(tmp_path, "test.csv", "text,label\na,fruit\nb,weather\nc,sports\nd,weather\n")
+    with pytest.raises(DataValidationError) as info:
+        load_dataset(test, label_names=train.label_names)
+    message = str(info.value)
+    assert "test set has labels the train set lacks: 'weather', 'sports'" in message
+    assert "rows 2, 3, 4" in message and "'fruit', 'vehicle'" in message
+
+
+# ---- legitimate but awkward input: accepted verbatim -------------------------------------
+
+AWKWARD_TEXTS = {
+    "emoji": "great 😀🎉 👩‍👩‍👧 flags 🇩🇪",
+    "rtl": "עברית מימין לשמאל والعربية أيضا",
+    "mixed direction": "abc \u202edcba\u202c def",
+    "formula =": "=HYPERLINK(\"http://x\",\"click\")",
+    "formula +": "+1+2",
+    "formula -": "-2+3",
+    "formula @": "@SUM(A1:A9)",
+    "nul and controls": "a\x00b\x07c",
+    "long": "word " * 20_000,  # 100,000 characters
+    "quotes and commas": 'say "hi", then, leave',
+    "line breaks": "two\r\nlines\nand\rmore",
+    "combining": "e\u0301 n\u0303",
+}
+
+
+def _awkward_frame() -> pd.DataFrame:
+    rows = [(t, "pos" if i % 2 else "neg") for i, t in enumerate(AWKWARD_TEXTS.values())]
+    rows += [("duplicate row", "pos")] * 3 + [("duplicate row", "neg")]  # duplicates, one conflicting
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
+def test_awkward_but_legitimate_texts_are_kept_verbatim(tmp_path, fmt):
+    frame = _awkward_frame()
+    path = tmp_path / f"awkward.{fmt}"
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    elif fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    else:
+        data = frame.to_csv(index=False, sep="\t" if fmt == "tsv" else ",")
+        path.write_bytes(b"\xef\xbb\xbf" + data.encode("utf-8"))  # with a UTF-8 BOM, as Excel writes it
+    ds = load_dataset(path)
+    assert ds.texts == frame["text"].tolist()
+    assert len(ds.texts[list(AWKWARD_TEXTS).index("long")]) == 100_000
+    assert len(ds) == len(frame)  # duplicate rows are kept: a conflicting duplicate is a label error to flag
+    assert ds.label_names == ["neg", "pos"] and list(ds.frame.columns) == ["text", "label"]
+
+
+def test_jsonl_with_unicode_line_separators_inside_texts(tmp_path):
+    """U+2028 / U+0085 are legal unescaped inside JSON strings (they once split the line)."""
+    frame = pd.DataFrame({"text": ["a\u2028b", "c\x85d", "e\u2029f"], "label": ["x", "y", "x"]})
+    path = tmp_path / "sep.jsonl"
+    frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    assert load_dataset(path).texts == frame["text"].tolist()
+
+
+def test_bom_everywhere(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    for name, data in {
+        "b.csv": GOOD.encode(),
+        "b.tsv": GOOD.replace(",", "\t").encode(),
+        "b.jsonl": b'{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n',
+    }.items():
+        ds = load_dataset(_write(tmp_path, name, bom + data))
+        assert not ds.texts[0].startswith("\ufeff") and ds.text_column == "text"
+
+
+def test_compressed_uploads_and_line_endings(tmp_path):
+    raw = GOOD.encode()
+    for name, data in {
+        "g.csv.gz": gzip.compress(raw),
+        "b.csv.bz2": bz2.compress(raw),
+        "cr.csv": GOOD.replace("\n", "\r").encode(),
+        "crlf.csv": GOOD.replace("\n", "\r\n").encode(),
+    }.items():
+        assert len(load_dataset(_write(tmp_path, name, data))) == 12, name
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../../outside/evil.csv", raw)  # a member name that escapes: read in memory only
+    ds = load_dataset(_write(tmp_path, "z.zip", buf.getvalue()))
+    assert len(ds) == 12 and not (tmp_path.parent / "outside").exists()
+
+
+def test_thousands_of_classes_and_whole_float_labels(tmp_path):
+    rows = "".join(f"item {c} a,class_{c}\nitem {c} b,class_{c}\n" for c in range(3000))
+    ds = load_dataset(_write(tmp_path, "many.csv", "text,label\n" + rows))
+    assert ds.num_classes == 3000 and len(ds) == 6000
+    assert ds.label_names[:3] == ["class_0", "class_1", "class_10"]  # names sort as text
+    ds = load_dataset(_write(tmp_path, "floats.csv", "text,label\na,1.0\nb,2.0\nc,1\n"))
+    assert ds.label_names == ["1", "2"] and ds.labels.tolist() == [0, 1, 0]
+
+
+# ---- the CLI, in this process: every case ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory.mktemp("bad-input-model"))
+
+
+@pytest.fixture(scope="module")
+def broken_models(tmp_path_factory, model_dir):
+    """Model folders that hold no usable model: name -> (folder, what the message says)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("broken-models")
+
+    def copy(name, drop=(), write=None):
+        folder = root / name
+        shutil.copytree(model_dir, folder)
+        for f in drop:
+            (folder / f).unlink()
+        for f, data in (write or {}).items():
+            (folder / f).write_bytes(data)
+        return folder
+
+    weights = (model_dir / "model.safetensors").read_bytes()
+    empty = root / "empty"
+    empty.mkdir()
+    return {
+        "does not exist": (root / "nope", ["does not exist"]),
+        "empty folder": (empty, ["holds no config.json"]),
+        "a file, not a folder": (model_dir / "config.json", ["holds no config.json"]),
+        "corrupt config.json": (copy("badjson", write={"config.json": b"{not json"}), ["config", "not a valid JSON"]),
+        "truncated weights": (copy("truncated", write={"model.safetensors": weights[:1000]}),
+                              ["could not load an encoder"]),
+        "random bytes as weights": (copy("garbage", write={"model.safetensors": os.urandom(4096)}),
+                                    ["could not load an encoder"]),
+        "no weights": (copy("noweights", drop=["model.safetensors"]), ["could not load an encoder", "model.safetensors"]),
+        "no tokenizer files": (copy("notok", drop=["tokenizer.json", "tokenizer_config.json"]),
+                               ["tokenizer", "knows only", "tokenizer files"]),
+    }
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_lines(err: str) -> list[str]:
+    """stderr without progress bars (tqdm / transformers' 'Loading weights')."""
+    return [line for line in err.splitlines() if line.strip() and "it/s]" not in line and "Loading weights" not in line]
+
+
+def assert_clean_exit_2(code: int, err: str, expected: list[str], what: str) -> None:
+    lines = error_lines(err)
+    assert code == 2, f"{what}: exit {code}, stderr {err!r}"
+    assert "Traceback" not in err, f"{what}: {err}"
+    assert lines and lines[0].startswith("error: "), f"{what}: {lines}"
+    assert len(lines) <= 12, f"{what}: message too long: {lines}"
+    text = "\n".join(lines)
+    for part in expected:
+        assert part in text, f"{what}: {part!r} not in {text!r}"
+
+
+def _args(train: Path, out: Path, model: Path, *extra: str) -> list[str]:
+    return ["train", "--train", str(train), "--model", str(model), "--method", "ce", "--epochs", "1",
+            "--batch-size", "8", "--max-length", "16", "--no-progress", "--out", str(out), *extra]
+
+
+def test_cli_every_bad_file_exits_2_with_the_message(tmp_path, capsys, model_dir):
+    for case, (name, content, expected) in BAD_FILES.items():
+        path = _write(tmp_path, name, content)
+        code, _, err = run_main(_args(path, tmp_path / "out", model_dir), capsys)
+        assert_clean_exit_2(code, err, expected, case)
+    assert not (tmp_path / "out").exists()  # bad data stops before anything is written
+
+
+def test_cli_bad_models_exit_2_with_the_message(tmp_path, capsys, broken_models):
+    train = _write(tmp_path, "train.csv", GOOD)
+    for case, (folder, expected) in broken_models.items():
+        code, _, err = run_main(_args(train, tmp_path / "out", folder), capsys)
+        assert_clean_exit_2(code, err, expected, case)
+    # a relative path that is not a folder is looked up on the Hub (offline here): said so
+    code, _, err = run_main(_args(train, tmp_path / "out", Path("no-such-dir/model")), capsys)
+    assert_clean_exit_2(code, err, ["not a local folder", "Hugging Face Hub id"], "unknown relative path")
+
+
+def test_cli_other_bad_arguments(tmp_path, capsys, model_dir):
+    train = _write(tmp_path, "train.csv", GOOD)
+    blocker = _write(tmp_path, "a-file", "x")
+    cases = {
+        "missing train file": (_args(tmp_path / "nope.csv", tmp_path / "o", model_dir), ["file not found", "nope.csv"]),
+        "--out below a file": (_args(train, blocker / "out", model_dir), ["cannot use --out", "Not a directory"]),
+        "test set with unknown labels": (
+            _args(train, tmp_path / "o", model_dir, "--test",
+                  str(_write(tmp_path, "test.csv", "text,label\na,fruit\nb,weather\n"))),
+            ["test set has labels the train set lacks: 'weather'"]),
+        "noise rate out of range": (_args(train, tmp_path / "o", model_dir, "--noise", "sym", "--noise-rate", "1.5"),
+                                    ["--noise-rate strictly between 0 and 1"]),
+        "zero epochs": (_args(train, tmp_path / "o", model_dir, "--epochs", "0"), ["epochs must be >= 1"]),
+        "wrong text column": (_args(train, tmp_path / "o", model_dir, "--text-column", "body"),
+                              ["'body' not found", "'text', 'label'"]),
+        "cuda without a GPU": (_args(train, tmp_path / "o", model_dir, "--device", "cuda"), ["no CUDA GPU"]),
+    }
+    import torch
+
+    if torch.cuda.is_available():
+        del cases["cuda without a GPU"]
+    for case, (argv, expected) in cases.items():
+        code, _, err = run_main(argv, capsys)
+        assert_clean_exit_2(code, err, expected, case)
+
+
+def test_cli_trains_on_thousands_of_classes(tmp_path, capsys, model_dir):
+    rows = "".join(f"item {c} a,class_{c}\nitem {c} b,class_{c}\n" for c in range(2000))
+    train = _write(tmp_path, "many.csv", "text,label\n" + rows)
+    code, out, err = run_main(_args(train, tmp_path / "out", model_dir, "--max-train-samples", "40"), capsys)
+    assert code == 0, err
+    assert "2000 classes" in out
+    assert len(pd.read_csv(tmp_path / "out" / "samples.csv")) == 40
+
+
+# ---- the CLI as a real subprocess --------------------------------------------------------------
+
+def start_cli(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "selfmix_core", *argv], cwd=REPO, env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_cli_subprocess_bad_input_exit_2_no_traceback(tmp_path, model_dir, broken_models):
+    """One real process per kind of failure (the reader, the model, the output folder),
+    started together; each pays the import of torch, so every other case runs in-process
+    above through the same main()."""
+    train = _write(tmp_path, "train.csv", GOOD)
+    blocker = _write(tmp_path, "a-file", "x")
+    cases = {
+        "malformed CSV": (_args(_write(tmp_path, "m.csv", BAD_FILES["malformed CSV (unclosed quote)"][1]),
+                                tmp_path / "o1", model_dir), ["could not be parsed"]),
+        "corrupt weights": (_args(train, tmp_path / "o5", broken_models["truncated weights"][0]),
+                            ["could not load an encoder"]),
+        "--out below a file": (_args(train, blocker / "out", model_dir), ["cannot use --out"]),
+    }
+    procs = {case: start_cli(argv) for case, (argv, _) in cases.items()}
+    for case, proc in procs.items():
+        out, err = proc.communicate(timeout=180)
+        assert_clean_exit_2(proc.returncode, err, cases[case][1], case)
+
+
+def test_cli_subprocess_trains_on_awkward_input_and_escapes_formulas(tmp_path, model_dir):
+    """BOM, emoji, RTL, a 100,000-character text, duplicates, formula-looking texts:
+    a real run succeeds and samples.csv keeps every text, formula cells escaped."""
+    frame = _awkward_frame()
+    data = frame.to_csv(index=False).encode("utf-8")
+    train = tmp_path / "awkward.csv"
+    train.write_bytes(b"\xef\xbb\xbf" + data)
+    out = tmp_path / "out"
+    proc = start_cli(_args(train, out, model_dir))
+    stdout, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    samples = pd.read_csv(out / "samples.csv", dtype=str, keep_default_na=False)
+    assert len(samples) == len(frame)
+    texts = samples["text"].tolist()
+    for original, written in zip(frame["text"], texts):
+        if original.startswith(("=", "+", "-", "@")):
+            assert written == "'" + original  # escaped for spreadsheets
+        else:
+            assert written == original
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train"] == len(frame) and [e["epoch"] for e in metrics["epochs"]] == [1]
+    assert np.isfinite(metrics["epochs"][0]["losses"]["ce"])
