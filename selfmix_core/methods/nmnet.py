@@ -1,0 +1,102 @@
+"""NM-Net (Garg et al. 2021): a classifier plus an auxiliary noise model, trained jointly.
+
+The noise model maps the classifier's clean-label distribution p (B, K) to a noisy-label
+distribution q = p T, with T = row-softmax(W) a learned K x K transition initialised
+near the identity (0.9 on the diagonal). After warm-up, a two-component mixture fitted
+on the per-sample losses gives each sample a clean weight w_i, kept fixed from then on,
+and the de-noising loss (the soft variant, L_DN-S) is
+
+    L = CE(q_i, y_i) + w_i * CE(p_i, y_i),    averaged over the batch,
+
+so likely-noisy samples train the classifier mostly through the noise model. Test
+predictions use the classifier p alone.
+
+Departures from the paper: the mixture is the 2-component GMM of `selection.py` on
+min-max normalised losses (the paper fits a beta mixture), fitted after the config's
+warmup_epochs (paper: "an early epoch"); the noise model is this transition-matrix
+layer. Flags: w_i < tau (fixed after warm-up; during warm-up, the GMM split).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import dataclasses
+from ..selection import Selection
+from .base import BaselineTrainer, Method
+
+
+class NoiseModel(nn.Module):
+    """(B, K) clean-label probabilities -> (B, K) noisy-label probabilities p @ row-softmax(W)."""
+
+    def __init__(self, num_classes: int, diagonal: float = 0.9):
+        super().__init__()
+        if not 0.0 < diagonal < 1.0:
+            raise ValueError(f"diagonal must be in (0, 1), got {diagonal}")
+        k = num_classes
+        t0 = np.full((k, k), (1.0 - diagonal) / (k - 1))
+        np.fill_diagonal(t0, diagonal)
+        self.weight = nn.Parameter(torch.log(torch.tensor(t0, dtype=torch.float32)))
+
+    def transition(self) -> torch.Tensor:
+        """(K, K) row-stochastic T[true, noisy]."""
+        return torch.softmax(self.weight, dim=1)
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return p @ self.transition()
+
+
+class NMNetTrainer(BaselineTrainer):
+    phase_name = "nm-net"
+
+    def __init__(self, *args, fit_after: int, **kw):
+        super().__init__(*args, **kw)
+        self.warmup_epochs_own = max(1, int(fit_after))
+        self.noise_model = NoiseModel(self.num_classes).to(self.device)
+        self.optimizer.add_param_group({"params": list(self.noise_model.parameters())})
+        self.weights: np.ndarray | None = None  # (N,) clean weight w_i, set after warm-up
+
+    def _ce_losses(self, b):
+        if self.weights is None:
+            return super()._ce_losses(b)
+        enc = self._encode([self.train.texts[i] for i in b])
+        y = self._to_device(torch.from_numpy(self.split.labels[b]))
+        with self._autocast():
+            logits = self.model(**enc)
+        logits = logits.float()
+        q = self.noise_model(torch.softmax(logits, -1))  # (B, K)
+        loss_nm = F.nll_loss(torch.log(q.clamp_min(1e-12)), y)
+        w = self._to_device(torch.from_numpy(self.weights[b].astype(np.float32)))
+        loss_clf = (w * F.cross_entropy(logits, y, reduction="none")).mean()
+        loss = loss_nm + loss_clf
+        return loss, {"noise_model": float(loss_nm.detach()), "classifier": float(loss_clf.detach()),
+                      "loss": float(loss.detach())}
+
+    def _build_report(self, epoch, phase, losses, n_seen, loss, probs, sel: Selection, *rest):
+        mask = self.split.in_training
+        tau = self.config.selection.tau
+        if self.weights is None:
+            if epoch >= self.warmup_epochs_own:  # fit the mixture once, at the end of warm-up
+                w = np.ones(len(self.train))
+                w[mask] = sel.clean_prob
+                self.weights = w
+        else:
+            w = self.weights[mask]
+            sel = Selection(norm_loss=sel.norm_loss, clean_prob=w, is_clean=w >= tau, gmm=None, warnings=())
+        return super()._build_report(epoch, phase, losses, n_seen, loss, probs, sel, *rest)
+
+
+class NMNet(Method):
+    name = "nm-net"
+    summary = "classifier + noise-model layer, de-noising loss weighted by a loss-mixture clean weight"
+    paper = "Garg et al. 2021 (NM-Net)"
+    flags = "early-epoch loss-mixture clean weight < tau"
+
+    def run(self, train, test, config, model_factory, tokenizer, callbacks=(), control=None, noise_rate=None):
+        cfg = config.replace(selection=dataclasses.replace(config.selection, class_reg=False))
+        fit_after = int(self.options.get("fit_after", config.warmup_epochs))
+        yield from self._trainer(NMNetTrainer, cfg, train, test, model_factory, tokenizer, callbacks, control,
+                                 fit_after=fit_after).run()

@@ -1,0 +1,105 @@
+"""Every benchmark method: 2 epochs on tiny data with the tiny random BERT, well-formed reports."""
+
+import numpy as np
+import pytest
+import torch
+
+from selfmix_core.config import ModelConfig, TrainConfig
+from selfmix_core.methods import GROUPS, METHODS, get_method, ranked_clean_prob, run_method
+from selfmix_core.methods.coteaching import forget_rate, small_loss_keep
+from selfmix_core.methods.cores2 import cores_terms
+from selfmix_core.methods.sce import sce_loss
+from selfmix_core.reports import EpochReport
+
+
+def cfg(**kw):
+    base = dict(epochs=2, warmup_epochs=1, batch_size=8, lr=1e-3, device="cpu", model=ModelConfig(max_length=16),
+                score_batch_size=32)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def noisy(ds, rate=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = ds.labels.copy()
+    flip = rng.choice(len(ds), size=round(rate * len(ds)), replace=False)
+    labels[flip] = (labels[flip] + 1) % ds.num_classes
+    return ds.with_labels(labels, ds.labels.copy())
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_method_yields_well_formed_reports(name, tiny_dataset, tiny_model_factory, tokenizer):
+    train = noisy(tiny_dataset)
+    method = get_method(name, **({"cv_folds": 2, "cv_epochs": 1} if name == "cl" else {}))
+    torch.manual_seed(7)
+    before = torch.get_rng_state().clone()
+    reports = list(method.run(train, tiny_dataset, cfg(), tiny_model_factory, tokenizer, noise_rate=0.3))
+    assert torch.equal(before, torch.get_rng_state()), "a method touched the global torch RNG"
+    assert [r.epoch for r in reports] == [1, 2]
+    n = len(train)
+    for r in reports:
+        assert isinstance(r, EpochReport)
+        for field in ("given_label", "loss", "clean_prob", "predicted_label", "predicted_prob", "in_training"):
+            assert getattr(r, field).shape == (n,), field
+        assert np.all((r.clean_prob >= 0) & (r.clean_prob <= 1))
+        assert r.n_clean + r.n_noisy == n
+        assert 0.0 <= r.test_accuracy <= 1.0
+        assert r.detection is not None and r.given_vs_true is not None
+        assert r.losses and all(np.isfinite(v) for v in r.losses.values())
+        r.scalars_dict(), r.arrays_bytes()  # serialisable like any trainer report
+        assert EpochReport.from_parts(r.scalars_dict(), r.arrays_bytes()).epoch == r.epoch
+    if name == "cl":
+        assert {"cv_seconds", "n_issues", "quality_auroc", "flag_precision"} <= set(method.extras)
+        assert reports[-1].n_noisy == method.extras["n_issues"]
+
+
+def test_same_seed_same_result(tiny_dataset, tiny_model_factory, tokenizer):
+    train = noisy(tiny_dataset)
+    runs = [list(run_method("co-teaching", train, None, cfg(), tiny_model_factory, tokenizer, noise_rate=0.3))[-1]
+            for _ in range(2)]
+    assert np.array_equal(runs[0].clean_prob, runs[1].clean_prob)
+    assert runs[0].losses == runs[1].losses
+
+
+def test_registry_and_errors(tiny_dataset, tiny_model_factory, tokenizer):
+    assert set(GROUPS["paper"]) <= set(METHODS) and set(GROUPS["ablations"]) <= set(METHODS)
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("bogus")
+    with pytest.raises(ValueError, match="noise rate"):
+        list(run_method("co-teaching", tiny_dataset, None, cfg(), tiny_model_factory, tokenizer))
+    with pytest.raises(ValueError, match="tokenizer"):
+        run_method("ce", tiny_dataset, None, cfg(), tiny_model_factory, None)
+
+
+def test_ranked_clean_prob_keeps_flags_and_order():
+    s = np.array([0.1, 5.0, 3.0, 0.2, 4.0])
+    flagged = np.array([False, True, False, False, True])
+    p = ranked_clean_prob(s, flagged, 0.5)
+    assert np.array_equal(p < 0.5, flagged)
+    assert p[1] < p[4] < 0.5 <= p[2] < p[3] < p[0]
+    with pytest.raises(ValueError):
+        ranked_clean_prob(s, flagged[:3], 0.5)
+
+
+def test_forget_rate_schedule_and_small_loss():
+    assert [forget_rate(e, 0.4, 2) for e in (1, 2, 3)] == [0.0, 0.4, 0.4]
+    assert forget_rate(1, 0.4, 0) == 0.4
+    keep = small_loss_keep(torch.tensor([3.0, 1.0, 2.0, 0.5]), 0.5)
+    assert sorted(keep.tolist()) == [1, 3]
+    with pytest.raises(ValueError):
+        forget_rate(1, 1.0, 2)
+
+
+def test_loss_formulas_by_hand():
+    logits = torch.tensor([[2.0, 0.0, 0.0]])
+    y = torch.tensor([0])
+    p = torch.softmax(logits, -1)[0]
+    loss, comps = sce_loss(logits, y, alpha=0.1, beta=1.0)
+    rce = -float(torch.log(torch.tensor(1e-4))) * float(p[1] + p[2])  # -sum_k p_k log q_k, q clamped at 1e-4
+    assert comps["rce"] == pytest.approx(rce, rel=1e-5)
+    assert float(loss) == pytest.approx(0.1 * -float(torch.log(p[0])) + rce, rel=1e-5)
+    reg, sieve = cores_terms(logits, y, torch.tensor([0.5, 0.25, 0.25]), beta=2.0)
+    l = -torch.log(p + 1e-8)
+    assert float(reg) == pytest.approx(float(l[0] - 2.0 * (0.5 * l[0] + 0.25 * l[1] + 0.25 * l[2])), rel=1e-5)
+    assert float(sieve) == pytest.approx(float(l[0] - l.mean()), rel=1e-5)
+    assert float(sieve) < 0  # a confident correct prediction passes the sieve
