@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/checkpoints")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return p
 
 
@@ -295,9 +298,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     a = parser.parse_args(argv)
-    from .data import DataValidationError
-    from .model import ModelLoadError
-
     try:
         if a.command == "train":
             return cmd_train(a)
@@ -305,10 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench import cmd_bench
 
             return cmd_bench(a)
-    except (UsageError, DataValidationError, ModelLoadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValueError as exc:  # config validation and other checked input errors
+    # UsageError, DataValidationError, ModelLoadError and config validation errors are
+    # all ValueErrors. (Not importing ModelLoadError here keeps torch out of the way of
+    # a bad-data message.)
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FileNotFoundError as exc:
