@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 from .config import SelectionConfig
 from .reports import GMMParams
@@ -97,6 +96,8 @@ def fit_gmm(norm_loss: np.ndarray, config: SelectionConfig, rng: np.random.Gener
     Constant losses (or fewer than 2 distinct values) cannot be split: every sample
     gets clean_prob 1 and params None.
     """
+    from sklearn.mixture import GaussianMixture  # here, not at import: `import selfmix_core` stays light
+
     x = np.asarray(norm_loss, dtype=np.float64).reshape(-1, 1)
     if x.shape[0] < 2 or np.ptp(x) < 1e-12:
         return np.ones(x.shape[0]), None
