@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/checkpoints")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return p
 
 
