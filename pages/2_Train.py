@@ -12,6 +12,7 @@ from selfmix_core.store import ACTIVE_STATUSES
 from studio import charts, state, worker
 
 POLL_S = 1.5
+MAX_HIST_CLASSES = 12
 DEFAULTS = TrainConfig()
 
 # (key, label, default, help) -- the settings form; defaults are the paper's values.
@@ -129,7 +130,7 @@ def render_controls(store, run: dict) -> None:
     rid, status = run["id"], run["status"]
     alive = worker.is_alive(rid)
     total = run.get("total_epochs") or run["config"].get("epochs")
-    cols = st.columns([1, 1, 1, 3])
+    cols = st.columns([2, 1, 1, 4])
     if alive and status == "running":
         pausing = run.get("control") == "pause"
         cols[0].button("Pause after this epoch", key="train_pause", on_click=_act, args=(rid, "pause"),
@@ -235,10 +236,13 @@ def render_charts(store, run: dict) -> None:
             st.warning(f"Epoch {epoch}: {note}")
     tabs = st.tabs(["Loss histograms", "Noise transition", "Accuracy", "Losses and |X|, |U|"])
     with tabs[0]:
-        st.plotly_chart(charts.loss_histograms(report, names, true), key=f"chart_hist_{rid}")
+        st.plotly_chart(charts.loss_histograms(report, names, true, max_classes=MAX_HIST_CLASSES),
+                        key=f"chart_hist_{rid}")
+        if len(names) > MAX_HIST_CLASSES:
+            st.caption(f"Showing the {MAX_HIST_CLASSES} largest of {len(names)} classes.")
         st.caption("Bars: samples of each given class by their normalised training loss"
                    + (" (green = label correct, orange = label wrong, known from the true labels)" if true is not None else "")
-                   + ". Curves: the two Gaussian components fitted to all losses (scaled to each class). "
+                   + ". Curves: the two Gaussian components fitted to all losses, each scaled to this class's share of it. "
                      "Dashed line: where the clean probability equals τ; samples to its right are flagged.")
         if report.gmm is not None:
             g = report.gmm
@@ -274,9 +278,9 @@ def render_run(store, run: dict) -> None:
     )
     render_controls(store, run)
     active = run["status"] in ACTIVE_STATUSES and worker.is_alive(run["id"])
-    live = st.fragment(run_every=POLL_S if active else None)(render_live)
+    live = st.fragment(run_every=POLL_S if active else None)(state.guarded(render_live))
     live(run["id"], run["status"], run["epochs_done"])
-    st.fragment(render_charts)(store, run)
+    st.fragment(state.guarded(render_charts))(store, run)
 
 
 def main() -> None:

@@ -95,21 +95,28 @@ def loss_histograms(
     true_labels: np.ndarray | None = None,
     bins: int = 30,
     title: str | None = None,
+    max_classes: int | None = None,
 ) -> go.Figure:
     """Per given class, a histogram of the normalised per-sample loss (the value the
     GMM is fitted on), the two fitted Gaussian components over it and the tau boundary.
 
-    Each component's curve is weight * pdf(x) * n_c * bin_width: the GMM is fitted on
-    all classes together, so within class c (n_c samples) it is scaled by that class's
-    share of the samples. With `true_labels` ((N,) ids) the bars are split into clean
-    (given == true) and noisy samples; otherwise one bar series per class.
+    Scaling: over all samples, component k's expected histogram is weight_k * pdf_k(x) *
+    n * bin_width, and weight_k * n is the component's share of the samples (the sum of
+    the samples' posteriors for k). The GMM is fitted on all classes together, so in the
+    subplot of class c each component is scaled by THAT CLASS'S share of it: the sum over
+    the class's samples of their posterior for k (clean_prob for the clean component,
+    1 - clean_prob for the other). The curves then integrate to the class's expected
+    counts per component and sit on its bars. With `true_labels` ((N,) ids) the bars are
+    split into clean (given == true) and noisy samples; otherwise one bar series.
 
     Trace names: "clean samples" / "noisy samples" (or "samples"), "clean component",
     "noisy component", "tau boundary" -- one of each per class subplot (legend shown once).
+    max_classes: draw only this many classes, the largest ones (None = all).
     """
     names = [str(n) for n in label_names]
     k = len(names)
     norm = np.asarray(report.norm_loss, dtype=np.float64)
+    clean_prob = np.asarray(report.clean_prob, dtype=np.float64)
     given = np.asarray(report.given_label, dtype=np.int64)
     ok = np.isfinite(norm) & np.asarray(report.in_training, dtype=bool)
     edges = _bins(norm[ok], bins)
@@ -126,19 +133,22 @@ def loss_histograms(
     boundary = tau_boundary(gmm, report.tau, x_lo, x_hi) if gmm is not None else None
     true = None if true_labels is None else np.asarray(true_labels, dtype=np.int64)
 
-    cols = min(k, _MAX_FACET_COLS)
-    rows = math.ceil(k / cols)
-    counts = [int((ok & (given == c)).sum()) for c in range(k)]
+    counts = np.bincount(given[ok], minlength=k)[:k].tolist() if ok.any() else [0] * k
+    shown = list(range(k))
+    if max_classes is not None and k > max_classes:
+        shown = sorted(sorted(range(k), key=lambda c: -counts[c])[:max_classes])
+    cols = min(len(shown), _MAX_FACET_COLS)
+    rows = math.ceil(len(shown) / cols)
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[f"given {names[c]} (n={counts[c]:,})" for c in range(k)],
+        subplot_titles=[f"given {names[c]} (n={counts[c]:,})" for c in shown],
         horizontal_spacing=0.06,
         vertical_spacing=0.12 if rows > 1 else 0.08,
     )
-    for c in range(k):
-        r, col = c // cols + 1, c % cols + 1
-        first = c == 0
+    for pos, c in enumerate(shown):
+        r, col = pos // cols + 1, pos % cols + 1
+        first = pos == 0
         in_c = ok & (given == c)
         if true is not None:
             series = [
@@ -168,8 +178,11 @@ def loss_histograms(
         ymax = 1.0
         if gmm is not None and n_c > 0:
             ci = int(gmm.clean_component)
+            post = clean_prob[in_c]
+            post = post[np.isfinite(post)]
+            share = {ci: float(post.sum()), 1 - ci: float((1.0 - post).sum())}  # class c's share of each component
             for comp, name, color in ((ci, "clean component", CLEAN_CURVE), (1 - ci, "noisy component", NOISY_CURVE)):
-                y = gmm.weights[comp] * _gaussian_pdf(xs, gmm.means[comp], gmm.stds[comp]) * n_c * width
+                y = share[comp] * _gaussian_pdf(xs, gmm.means[comp], gmm.stds[comp]) * width
                 ymax = max(ymax, float(np.nanmax(y)) if y.size else 1.0)
                 fig.add_trace(
                     go.Scatter(

@@ -284,6 +284,17 @@ def format_seconds(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def guarded(fn: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a fragment body: its reruns bypass the page's guard(), so it gets its own."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> None:
+        guard(lambda: fn(*args, **kwargs))
+
+    return wrapper
+
+
 def guard(main: Callable[[], None]) -> None:
     """Run a page's main(); an unexpected error becomes a short message, not a traceback
     (the details go to the server log)."""

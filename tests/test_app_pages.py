@@ -267,6 +267,33 @@ def test_data_test_set_is_saved_alongside(store):
     assert [o for o in at.selectbox(key="nav_dataset").options] == [train["name"] + " (30 rows)"]
 
 
+def test_load_demo_applies_the_preset(store, home):
+    """A stand-in for the cached demo file (same columns as the real one): Load demo
+    draws 1,000 rows and turns on 20% symmetric noise, Save keeps the true labels."""
+    import bz2
+
+    from selfmix_core.demo import DEMO_SOURCE, demo_cache_path
+
+    rows = [{"category": c, "text": f"{c} text number {i}", "movie_name": "m"}
+            for i, c in enumerate(["fresh"] * 700 + ["rotten"] * 500 + ["plot"] * 100)]
+    path = demo_cache_path(home)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bz2.compress(pd.DataFrame(rows).to_csv(index=False).encode()))
+    at = open_app("data")
+    assert not at.code or all("demo fetch" not in c.value for c in at.code)
+    at.button(key="data_load_demo").click().run()
+    assert not at.exception and not at.error
+    assert any("1,000 texts, 3 classes" in s for s in texts(at.success))
+    assert at.toggle(key="data_noise_on").value is True
+    assert at.selectbox(key="data_noise_kind").value == "sym" and at.slider(key="data_noise_rate").value == 0.2
+    assert DEMO_SOURCE[:40] in joined(at)
+    at.button(key="data_save").click().run()
+    assert not at.exception and not at.error
+    [d] = store.list_datasets()
+    assert d["n_rows"] == 1000 and d["meta"]["noise"]["n_flipped"] == 200 and d["meta"]["origin"] == "demo"
+    assert d["name"].startswith("Rotten Tomatoes demo")
+
+
 def test_demo_not_fetched_shows_the_command(home):
     at = open_app("data")
     assert any("python -m selfmix_core.demo fetch" in c.value for c in at.code)

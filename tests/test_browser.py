@@ -140,6 +140,7 @@ def xpath_str(s: str) -> str:
 def click_button(d, label: str, timeout: float = PAGE_WAIT) -> None:
     btn = WebDriverWait(d, timeout).until(EC.element_to_be_clickable(
         (By.XPATH, f"//button[.//*[normalize-space(text())={xpath_str(label)}]]")))
+    no_dialog(d)
     d.execute_script("arguments[0].scrollIntoView({block: 'center'})", btn)
     btn.click()
 
@@ -152,6 +153,13 @@ def go(d, page: str, title: str | None = None) -> None:
     link.click()
     WebDriverWait(d, PAGE_WAIT).until(
         EC.presence_of_element_located((By.XPATH, f"//h1[normalize-space(.)='{title or page}']")))
+
+
+def no_dialog(d, timeout: float = 30) -> None:
+    """Wait (bounded) until no modal (e.g. a reconnecting notice) covers the page."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and d.find_elements(By.CSS_SELECTOR, '[data-testid="stDialog"]'):
+        time.sleep(0.2)
 
 
 def settle(d, seconds: float = 1.0) -> None:
@@ -202,7 +210,8 @@ def test_upload_train_review_export(server, driver):
     for label, value in (("Epochs", "2"), ("Warm-up epochs", "1")):
         box = WebDriverWait(d, PAGE_WAIT).until(
             EC.presence_of_element_located((By.CSS_SELECTOR, f'input[aria-label="{label}"]')))
-        box.click()
+        no_dialog(d)
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus()", box)
         box.send_keys(Keys.CONTROL, "a")
         box.send_keys(value, Keys.TAB)
     click_button(d, "Start training")

@@ -51,17 +51,17 @@ def test_loss_histograms_traces_per_class_with_true_labels():
 
 def test_gmm_curves_are_scaled_to_each_class():
     report = hand_report()
+    report.clean_prob[:] = [0.9, 0.8, 0.7, 0.2, 1.0, 1.0, 0.0, 0.1]
     fig = charts.loss_histograms(report, NAMES, bins=10)
     assert names_of(fig) == ["samples", "clean component", "noisy component", "tau boundary"] * 2
-    bar = fig.data[0]
-    width = float(bar.width)
-    clean_curve = fig.data[1]
-    x = np.asarray(clean_curve.x)
-    # area under the clean curve = weight * n_class * bin_width (the pdf integrates to 1)
-    area = np.trapezoid(np.asarray(clean_curve.y), x)
-    assert area == pytest.approx(0.625 * 4 * width, rel=0.02)
-    noisy_curve = fig.data[2]
-    assert np.trapezoid(np.asarray(noisy_curve.y), np.asarray(noisy_curve.x)) == pytest.approx(0.375 * 4 * width, rel=0.05)
+    width = float(fig.data[0].width)
+    # each curve integrates to the class's share of its component (sum of the posteriors) * bin width
+    for offset, clean_share in ((0, 0.9 + 0.8 + 0.7 + 0.2), (4, 1.0 + 1.0 + 0.0 + 0.1)):
+        clean_curve, noisy_curve = fig.data[offset + 1], fig.data[offset + 2]
+        area = np.trapezoid(np.asarray(clean_curve.y), np.asarray(clean_curve.x))
+        assert area == pytest.approx(clean_share * width, rel=0.02)
+        area = np.trapezoid(np.asarray(noisy_curve.y), np.asarray(noisy_curve.x))
+        assert area == pytest.approx((4 - clean_share) * width, rel=0.02)
 
 
 def test_tau_boundary_is_where_the_posterior_crosses_tau():
@@ -75,6 +75,14 @@ def test_tau_boundary_is_where_the_posterior_crosses_tau():
     tau_line = [t for t in fig.data if t.name == "tau boundary"][0]
     assert tau_line.x[0] == tau_line.x[1] == pytest.approx(b)
     assert charts.tau_boundary(report.gmm, 0.5, 0.0, 0.2) is None  # no crossing in range
+
+
+def test_loss_histograms_can_limit_the_classes_drawn():
+    report = hand_report()
+    report.given_label[:] = [0, 1, 1, 1, 1, 1, 1, 1]
+    fig = charts.loss_histograms(report, NAMES, max_classes=1)
+    assert names_of(fig) == ["samples", "clean component", "noisy component", "tau boundary"]
+    assert "given b (n=7)" in [a.text for a in fig.layout.annotations]
 
 
 def test_loss_histograms_without_gmm_has_only_bars():
