@@ -83,7 +83,7 @@ def main() -> None:
     ]
     nav = st.navigation(pages)
     store = state.get_store()
-    state.setup(store)
+    state.guard(lambda: state.setup(store))
     state.guard(nav.run)
 
 

@@ -125,7 +125,7 @@ class TrainingWorker(threading.Thread):
     """
 
     def __init__(self, store: Store, run_id: str, resume: bool = False, model=None, tokenizer=None) -> None:
-        super().__init__(name=f"selfmix-run-{run_id}", daemon=True)
+        super().__init__(name=f"selfmix-run-{run_id}", daemon=True)  # = THREAD_PREFIX + run_id
         self.store = store
         self.run_id = run_id
         self.resume = resume
@@ -270,11 +270,20 @@ class TrainingWorker(threading.Thread):
 # ---- registry -----------------------------------------------------------------------------------
 
 
+THREAD_PREFIX = "selfmix-run-"
+
+
+def _live_threads() -> list[threading.Thread]:
+    """Live worker threads, found by name: this still finds them if Streamlit re-imported
+    this module (a developer edited it) and the registry dict is a new, empty one."""
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive()]
+
+
 def start_run(store: Store, run_id: str, resume: bool = False, model=None, tokenizer=None) -> TrainingWorker:
     """Start (or return the already running) worker of a run."""
     with _REGISTRY_LOCK:
-        existing = _REGISTRY.get(run_id)
-        if existing is not None and existing.is_alive():
+        existing = _get_unlocked(run_id)
+        if existing is not None:
             return existing
         store.clear_control(run_id)
         store.set_run_status(run_id, "running")
@@ -284,10 +293,17 @@ def start_run(store: Store, run_id: str, resume: bool = False, model=None, token
         return worker
 
 
+def _get_unlocked(run_id: str):
+    w = _REGISTRY.get(run_id)
+    if w is not None and w.is_alive():
+        return w
+    return next((t for t in _live_threads() if t.name == THREAD_PREFIX + run_id), None)
+
+
 def get_worker(run_id: str) -> TrainingWorker | None:
+    """The live worker of a run in this process, or None."""
     with _REGISTRY_LOCK:
-        w = _REGISTRY.get(run_id)
-    return w if w is not None and w.is_alive() else None
+        return _get_unlocked(run_id)
 
 
 def is_alive(run_id: str) -> bool:
@@ -296,9 +312,11 @@ def is_alive(run_id: str) -> bool:
 
 def any_alive(home: Path | None = None) -> bool:
     """Whether a worker of this process is running (for a store home, if given)."""
-    with _REGISTRY_LOCK:
-        workers = list(_REGISTRY.values())
-    return any(w.is_alive() and (home is None or Path(w.store.home) == Path(home)) for w in workers)
+    for t in _live_threads():
+        store = getattr(t, "store", None)
+        if home is None or (store is not None and Path(store.home) == Path(home)):
+            return True
+    return False
 
 
 def request(store: Store, run_id: str, action: str) -> bool:
@@ -313,8 +331,7 @@ def request(store: Store, run_id: str, action: str) -> bool:
 
 def wait(run_id: str, timeout: float | None = None) -> bool:
     """Join a run's worker; True if it has ended (or there is none)."""
-    with _REGISTRY_LOCK:
-        w = _REGISTRY.get(run_id)
+    w = get_worker(run_id)
     if w is None:
         return True
     w.join(timeout)
