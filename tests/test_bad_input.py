@@ -370,3 +370,67 @@ def test_cli_subprocess_trains_on_awkward_input_and_escapes_formulas(tmp_path, m
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_train"] == len(frame) and [e["epoch"] for e in metrics["epochs"]] == [1]
     assert np.isfinite(metrics["epochs"][0]["losses"]["ce"])
+
+
+# ---- the app: the Data page shows the same messages ------------------------------------------
+
+
+def test_app_data_page_shows_each_bad_file_as_a_message(tmp_path, monkeypatch):
+    """Every bad file uploaded on the Data page: an error box with the loader's message,
+    no exception. (A missing 'text' column is not an error there: the page lets the
+    person pick the text and label columns.)"""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SELFMIX_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/1_Data.py").run()
+    for case, (name, content, expected) in BAD_FILES.items():
+        if case == "missing text column":
+            continue
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        at.file_uploader(key="data_upload").upload(name, data, "application/octet-stream")
+        at.run()
+        assert not at.exception, (case, [e.value for e in at.exception])
+        shown = "\n".join(str(e.value) for e in at.error)
+        assert "cannot be used as it is" in shown and "Traceback" not in shown, (case, shown)
+        for part in expected:
+            assert part in shown, (case, part, shown)
+
+
+def test_app_train_page_says_what_is_wrong_with_a_model_folder(tmp_path, monkeypatch, broken_models):
+    """A folder that is not a model folder is refused when the run starts ("Cannot
+    start: ..."); one whose files are damaged fails in the worker, and the Train page
+    shows the failed run with the same message as the CLI."""
+    from streamlit.testing.v1 import AppTest
+
+    from selfmix_core.store import Store
+    from studio import worker
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SELFMIX_HOME", str(home))
+    store = Store(home)
+    meta = {"text_column": "text", "label_column": "label", "label_names": ["fruit", "vehicle"]}
+    store.add_dataset("good", pd.read_csv(io.StringIO(GOOD)), meta)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/2_Train.py").run()
+    for case in ("does not exist", "empty folder"):
+        folder, expected = broken_models[case]
+        at.text_input(key="train_model").input(str(folder))
+        at.button(key="FormSubmitter:train_form-Start training").click().run()
+        assert not at.exception
+        shown = "\n".join(str(e.value) for e in at.error)
+        assert "Cannot start" in shown and all(p in shown for p in expected), (case, shown)
+    assert store.list_runs() == []
+    for case in ("truncated weights", "no tokenizer files"):
+        folder, expected = broken_models[case]
+        at.text_input(key="train_model").input(str(folder))
+        at.button(key="FormSubmitter:train_form-Start training").click().run()
+        run_id = store.list_runs(limit=1)[0]["id"]
+        assert worker.wait(run_id, timeout=120)
+        at.run()
+        assert not at.exception
+        run = store.get_run(run_id)
+        assert run["status"] == "failed" and all(p in run["error"] for p in expected), (case, run["error"])
+        shown = "\n".join(str(e.value) for e in at.error)
+        assert "Training failed" in shown and expected[0] in shown and "Traceback" not in shown, (case, shown)
+    store.close()
