@@ -5,7 +5,9 @@ accept for the whole filter; undo. Every decision goes to the store at once."""
 from __future__ import annotations
 
 import math
+import zlib
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -29,9 +31,12 @@ def _reset_page() -> None:
     st.session_state["review_page"] = 1
 
 
-def _editor_key(run_id: str) -> str:
+def _editor_key(run_id: str, view: pd.DataFrame) -> str:
+    """The data editor's key: new after every saved action, and for every different set of
+    rows shown, so an edit is only ever read against the rows it was made on."""
     version = st.session_state.setdefault("review_version", 0)
-    key = f"review_editor_{run_id}_{version}"
+    rows = zlib.crc32(view["sample_index"].to_numpy(dtype=np.int64).tobytes())
+    key = f"review_editor_{run_id}_{version}_{rows:08x}"
     st.session_state["review_editor_key"] = key
     return key
 
@@ -139,7 +144,7 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
         "clean prob": view["clean_prob"].to_numpy(),
         "decision": view["decision"].to_numpy(dtype=object),
     })
-    key = _editor_key(run_id)
+    key = _editor_key(run_id, view)
     st.data_editor(
         table,
         key=key,

@@ -215,8 +215,30 @@ def show_notices() -> None:
         st.warning(msg)
 
 
+# Widget values kept when the person moves to another page and back (Streamlit drops the
+# state of widgets a run does not draw; re-assigning it turns it into plain session state).
+# Only value widgets: buttons, uploaders and data editors cannot be set this way.
+PERSISTENT_KEYS = (
+    "data_text_col", "data_label_col", "data_true_col", "data_noise_on", "data_noise_kind", "data_noise_rate",
+    "data_noise_seed", "data_name",
+    "train_model", "train_epochs", "train_warmup", "train_lambda_p", "train_lambda_r", "train_tau",
+    "train_temperature", "train_alpha", "train_batch", "train_max_length", "train_lr", "train_seed",
+    "train_class_reg", "train_method", "train_device", "train_name",
+    "review_given", "review_suggested", "review_score", "review_query", "review_flagged_only", "review_undecided",
+    "review_page", "export_include_dropped",
+)
+
+
+def persist_widgets() -> None:
+    ss = st.session_state
+    for key in PERSISTENT_KEYS:
+        if key in ss:
+            ss[key] = ss[key]
+
+
 def setup(store: Store | None = None) -> Store:
-    """Common start of every page run: store, selection (URL sync), sidebar."""
+    """Common start of every page run: store, selection (URL sync), sidebar, kept widget values."""
+    persist_widgets()
     store = store or get_store()
     sync_selection(store)
     render_sidebar(store)

@@ -339,6 +339,18 @@ def test_train_page_starts_a_run_with_the_tiny_model_and_draws_charts(store, mod
     assert not at.exception and len(at.get("plotly_chart")) == 6
 
 
+def test_settings_survive_a_visit_to_another_page(home):
+    at = open_app("data")
+    at.file_uploader(key="data_upload").upload("tiny.csv", tiny_frame(40).to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.toggle(key="data_noise_on").set_value(True).run()
+    at.slider(key="data_noise_rate").set_value(0.35).run()
+    at.switch_page(PAGES["train"]).run()
+    at.switch_page(PAGES["data"]).run()
+    assert not at.exception
+    assert at.toggle(key="data_noise_on").value is True and at.slider(key="data_noise_rate").value == 0.35
+
+
 def test_train_page_settings_errors_are_messages(store):
     add_tiny_dataset(store)
     at = open_app("train")
