@@ -259,7 +259,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.resume and records_path.is_file():
         records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
         records = [r for r in records if r["epoch"] <= trainer.state.epochs_done]
-    last = None
+    last = trainer.resumed_report
+    if last is not None and not any(r["epoch"] == last.epoch for r in records):
+        records.append(epoch_record(last))  # killed after the checkpoint, before recording it
     try:
         for report in trainer.run():
             last = report

@@ -141,7 +141,8 @@ class SelfMixTrainer:
     model, tokenizer: inject a ready model (tests use a tiny random BERT); otherwise built
         from config.model.
     checkpoint_dir: where each epoch's checkpoint goes (None: no checkpoints).
-    resume: continue from the latest checkpoint in checkpoint_dir if there is one.
+    resume: continue from the latest checkpoint in checkpoint_dir if there is one;
+        `resumed_report` then holds that checkpoint's EpochReport.
     """
 
     def __init__(
@@ -187,6 +188,8 @@ class SelfMixTrainer:
             forced_clean=np.zeros(n, dtype=bool),
         )
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        # After resume: the report of the checkpoint's epoch, for consumers that missed it.
+        self.resumed_report: EpochReport | None = None
         if resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest.json").is_file():
             self._load_checkpoint()
         self._amp = self.device.type == "cuda"
@@ -624,6 +627,10 @@ class SelfMixTrainer:
             "n_train": len(self.train),
         }
         (tmp / "state.json").write_text(json.dumps(meta, indent=2))
+        # The report travels with its checkpoint, so a consumer killed between the two
+        # can still record this epoch after resuming (see `resumed_report`).
+        (tmp / "report.json").write_text(json.dumps(report.scalars_dict()))
+        (tmp / "report.npz").write_bytes(report.arrays_bytes())
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
         atomic_write_text(root / "latest.json", json.dumps({"epoch": report.epoch, "folder": folder.name}))
@@ -660,6 +667,10 @@ class SelfMixTrainer:
                 self.split.forced_clean = z["forced_clean"].astype(bool)
                 is_clean = z["is_clean"].astype(bool)
                 self.split.is_clean = is_clean if is_clean.size == len(self.train) else None
+            if (folder / "report.json").is_file():
+                self.resumed_report = EpochReport.from_parts(
+                    json.loads((folder / "report.json").read_text()), (folder / "report.npz").read_bytes()
+                )
         except Exception as exc:  # torch, numpy and pickle raise many types for a damaged file
             if isinstance(exc, pickle.UnpicklingError) or "pickled" in str(exc):
                 detail = "it holds pickled Python objects, which are refused because loading them could run code"

@@ -10,6 +10,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models are slower with more threads (sync overhead), badly so on a busy 2-core
+# machine; child processes inherit the setting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path
 
@@ -17,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
+torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -129,3 +129,18 @@ def test_bad_input_subprocess_has_no_traceback(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "UTF-8" in r.stderr
+
+
+def test_resume_records_an_epoch_checkpointed_but_never_recorded(tmp_path, tiny_files, tiny_model_dir):
+    """A kill between the checkpoint and epochs.jsonl must not lose that epoch's row."""
+    train, test = tiny_files
+    out = tmp_path / "gap"
+    args = base_args(train, test, tiny_model_dir, out)
+    short = list(args)
+    short[short.index("--epochs") + 1] = "2"
+    assert main(short) == 0
+    lines = (out / "epochs.jsonl").read_text().splitlines()
+    (out / "epochs.jsonl").write_text(lines[0] + "\n")  # as if killed before epoch 2 was recorded
+    assert main(args + ["--resume"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]

@@ -121,6 +121,8 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, tiny_dataset, tiny_model_
     resumed = SelfMixTrainer(cfg(), train, model=tiny_model_factory(3, seed=99), tokenizer=tokenizer,
                              checkpoint_dir=tmp_path, resume=True)
     assert resumed.state.epochs_done == 2
+    assert resumed.resumed_report is not None and resumed.resumed_report.epoch == 2
+    assert np.allclose(resumed.resumed_report.clean_prob, full_reports[1].clean_prob, atol=1e-5)
     rest = list(resumed.run())
     assert [r.epoch for r in rest] == [3]
     assert np.allclose(rest[0].clean_prob, full_reports[2].clean_prob, atol=1e-5)
