@@ -1,8 +1,9 @@
 """SelfMix Studio: find and fix wrong labels in a text-classification dataset.
 
-Run it with `streamlit run app.py`. This file is the entry point: it sets up the page,
-the shared store, the selected dataset/run (also kept in the URL) and the navigation,
-then runs the chosen page. The Home page is `home()` below; the others live in pages/.
+Run it with `streamlit run app.py`. This file is the entry point and the Home page; the
+other pages are pages/1_Data.py ... pages/4_Export.py. Every page starts with
+studio.state.run_page: page config, the shared store, the selected dataset/run (also kept
+in the URL), the sidebar navigation and pickers; then it renders itself.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import streamlit as st
 
 from studio import state
 
-APP_TITLE = "SelfMix Studio"
+APP_TITLE = state.APP_TITLE
 
 
 def home() -> None:
@@ -73,18 +74,9 @@ def home() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title=APP_TITLE, page_icon=":material/cleaning_services:", layout="wide")
-    pages = [
-        st.Page(home, title="Home", icon=state.PAGE_ICONS["home"], default=True, url_path="home"),
-        st.Page(state.PAGE_DATA, title="Data", icon=state.PAGE_ICONS["data"], url_path="data"),
-        st.Page(state.PAGE_TRAIN, title="Train", icon=state.PAGE_ICONS["train"], url_path="train"),
-        st.Page(state.PAGE_REVIEW, title="Review", icon=state.PAGE_ICONS["review"], url_path="review"),
-        st.Page(state.PAGE_EXPORT, title="Export", icon=state.PAGE_ICONS["export"], url_path="export"),
-    ]
-    nav = st.navigation(pages)
-    store = state.get_store()
-    state.guard(lambda: state.setup(store))
-    state.guard(nav.run)
+    """The Home page. The other pages are the files in pages/ (Streamlit's pages folder);
+    every page starts with the same setup (state.run_page)."""
+    state.run_page(APP_TITLE, home)
 
 
 if __name__ == "__main__":

@@ -418,4 +418,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    state.run_page("Data", main)

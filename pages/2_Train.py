@@ -259,8 +259,13 @@ def render_charts(store, run: dict) -> None:
         else:
             c2.caption("Given × true appears when the true labels are known (simulated noise or a true-label column).")
     with tabs[2]:
-        st.plotly_chart(charts.accuracy_figure(summaries), key=f"chart_acc_{rid}")
-        if all(s.get("test_accuracy") is None for s in summaries):
+        acc = charts.accuracy_figure(summaries)
+        if acc.data:
+            st.plotly_chart(acc, key=f"chart_acc_{rid}")
+        else:
+            st.info("Nothing to plot: there is no test set and the true labels are unknown. Add a test set on the "
+                    "Data page for test accuracy, or simulate noise to see how well the wrong labels are found.")
+        if acc.data and all(s.get("test_accuracy") is None for s in summaries):
             st.caption("No test set: add one on the Data page to see test accuracy per epoch.")
     with tabs[3]:
         c1, c2 = st.columns(2)
@@ -304,4 +309,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    state.run_page("Train", main)

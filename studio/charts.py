@@ -336,9 +336,9 @@ def accuracy_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
     fig.update_layout(
         title="Accuracy and how well the flips are found",
         yaxis=dict(title="score", range=[0, 1.05], tickformat=".0%"),
-        height=380,
-        margin=dict(l=50, r=20, t=60, b=40),
-        legend=dict(orientation="h", yanchor="bottom", y=-0.35, x=0),
+        height=400,
+        margin=dict(l=50, r=20, t=90, b=40),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     _epoch_axis(fig, summaries)
     return fig
@@ -367,8 +367,8 @@ def loss_components_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
         if x:
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=LOSS_LABELS.get(key, key)))
     fig.update_layout(
-        title="Training loss components", yaxis=dict(title="mean loss"), height=340,
-        margin=dict(l=50, r=20, t=60, b=40), legend=dict(orientation="h", yanchor="bottom", y=-0.4, x=0),
+        title="Training loss components", yaxis=dict(title="mean loss"), height=380,
+        margin=dict(l=50, r=20, t=100, b=40), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     _epoch_axis(fig, summaries)
     return fig
@@ -386,7 +386,7 @@ def split_sizes_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
     )
     fig.update_layout(
         barmode="stack", title="Clean / noisy split per epoch (|X| and |U|)", yaxis=dict(title="samples"),
-        height=340, margin=dict(l=50, r=20, t=60, b=40), legend=dict(orientation="h", yanchor="bottom", y=-0.4, x=0),
+        height=380, margin=dict(l=50, r=20, t=100, b=40), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     _epoch_axis(fig, summaries)
     return fig

@@ -236,14 +236,40 @@ def persist_widgets() -> None:
             ss[key] = ss[key]
 
 
+APP_TITLE = "SelfMix Studio"
+NAV = (  # (page file, label, icon key): the sidebar navigation, drawn by every page
+    (PAGE_HOME, "Home", "home"), (PAGE_DATA, "Data", "data"), (PAGE_TRAIN, "Train", "train"),
+    (PAGE_REVIEW, "Review", "review"), (PAGE_EXPORT, "Export", "export"),
+)
+
+
+def render_nav() -> None:
+    """The page links at the top of the sidebar. (Streamlit's own list of the pages/
+    folder is switched off in .streamlit/config.toml: it would call Home "app".)"""
+    with st.sidebar:
+        for page, label, icon in NAV:
+            st.page_link(page, label=label, icon=PAGE_ICONS[icon])
+        st.divider()
+
+
 def setup(store: Store | None = None) -> Store:
-    """Common start of every page run: store, selection (URL sync), sidebar, kept widget values."""
+    """Common start of every page run: kept widget values, store, selection (URL sync),
+    sidebar (navigation and the dataset/run pickers)."""
     persist_widgets()
     store = store or get_store()
+    render_nav()
     sync_selection(store)
     render_sidebar(store)
     show_notices()
     return store
+
+
+def run_page(title: str, main: Callable[[], None]) -> None:
+    """Run one page: page config, the shared setup, then main(); errors become messages."""
+    st.set_page_config(page_title=f"{title} · {APP_TITLE}" if title != APP_TITLE else APP_TITLE,
+                       page_icon=":material/cleaning_services:", layout="wide")
+    guard(setup)
+    guard(main)
 
 
 # ---- cached loads ------------------------------------------------------------------------------

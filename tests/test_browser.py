@@ -149,7 +149,7 @@ def go(d, page: str, title: str | None = None) -> None:
     """Click a page in the sidebar navigation (keeps the browser session) and wait for its
     title (the page name unless given)."""
     link = WebDriverWait(d, PAGE_WAIT).until(EC.element_to_be_clickable(
-        (By.XPATH, f"//a[@data-testid='stSidebarNavLink'][.//*[normalize-space(text())='{page}']]")))
+        (By.XPATH, f"//*[@data-testid='stSidebar']//a[.//*[normalize-space(text())='{page}']]")))
     link.click()
     WebDriverWait(d, PAGE_WAIT).until(
         EC.presence_of_element_located((By.XPATH, f"//h1[normalize-space(.)='{title or page}']")))
