@@ -62,6 +62,7 @@ def _config_from_state() -> TrainConfig:
     )
 
 
+@state.safe_callback
 def _start(dataset_id: str) -> None:
     """Form submit: validate, create the run, start the worker (runs before the page)."""
     ss = st.session_state
@@ -118,6 +119,7 @@ def render_settings(dataset: dict, expanded: bool) -> None:
 # ---- one run ------------------------------------------------------------------------------------
 
 
+@state.safe_callback
 def _act(run_id: str, action: str) -> None:
     store = state.get_store()
     if action == "resume_checkpoint":

@@ -27,6 +27,7 @@ FILTER_KEYS = ("review_given", "review_suggested", "review_score", "review_query
                "review_undecided")
 
 
+@state.safe_callback
 def _reset_page() -> None:
     st.session_state["review_page"] = 1
 
@@ -108,6 +109,7 @@ def _save_edits(store, run_id: str, view: pd.DataFrame, names: list[str], edits:
     st.rerun()
 
 
+@state.safe_callback
 def _bulk_accept(run_id: str, rows: pd.DataFrame) -> None:
     n = state.get_store().add_decisions(run_id, rows)
     _remember_action(run_id, n)
@@ -115,6 +117,7 @@ def _bulk_accept(run_id: str, rows: pd.DataFrame) -> None:
     _bump_editor()
 
 
+@state.safe_callback
 def _undo(run_id: str) -> None:
     stack = st.session_state.get(f"review_actions_{run_id}") or []
     n = undo_last_action(state.get_store(), run_id, count=stack.pop() if stack else None)

@@ -188,6 +188,7 @@ def render_sidebar(store: Store) -> None:
             select_dataset(current)
         ss["nav_dataset"] = current
 
+        @safe_callback
         def on_dataset() -> None:
             select_dataset(ss["nav_dataset"])
 
@@ -204,6 +205,7 @@ def render_sidebar(store: Store) -> None:
             select_run(cur_run)
         ss["nav_run"] = cur_run
 
+        @safe_callback
         def on_run() -> None:
             select_run(ss["nav_run"])
 
@@ -213,6 +215,8 @@ def render_sidebar(store: Store) -> None:
 def show_notices() -> None:
     for msg in st.session_state.pop("selection_notice", []) or []:
         st.warning(msg)
+    for msg in st.session_state.pop("_callback_errors", []) or []:
+        st.error(f"That did not work: {msg}. Nothing else was changed; your saved decisions are safe.")
 
 
 # Widget values kept when the person moves to another page and back (Streamlit drops the
@@ -330,6 +334,24 @@ def format_seconds(seconds: float | None) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def safe_callback(fn: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a widget callback: callbacks run before the page (outside guard()), so an
+    error is kept and shown as a message on the page instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:
+            import logging
+
+            logging.getLogger("selfmix_studio").exception("callback failed")
+            st.session_state.setdefault("_callback_errors", []).append(f"{type(exc).__name__}: {exc}")
+
+    return wrapper
 
 
 def guarded(fn: Callable[..., None]) -> Callable[..., None]:

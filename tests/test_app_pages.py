@@ -536,3 +536,20 @@ def test_export_buttons_and_bytes(store, captured_downloads):
     at.toggle(key="export_include_dropped").set_value(True).run()
     mime, make = captured_downloads[csv_name]
     assert len(pd.read_csv(io.BytesIO(make()))) == 40
+
+
+def test_a_failing_action_is_a_message(store, monkeypatch):
+    """An error inside a button callback (here: the store refusing the write) shows a
+    message on the page, not a traceback, and the decisions already made stay."""
+    run_id = reviewed_run(store)
+    store.add_decision(run_id, 0, 0, 1, "relabel")
+    at = open_app("review")
+
+    def broken(self, run_id, rows):
+        raise ValueError("disk full")
+
+    monkeypatch.setattr(Store, "add_decisions", broken)
+    at.button(key="review_bulk").click().run()
+    assert not at.exception
+    assert any("That did not work: ValueError: disk full" in e for e in texts(at.error))
+    assert list(store.current_decisions(run_id)) == [0]
