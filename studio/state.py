@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from selfmix_core.store import ACTIVE_STATUSES, NotFoundError, Store, default_home
+from selfmix_core.store import NotFoundError, Store, default_home
 
 from . import worker
 
