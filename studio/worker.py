@@ -209,6 +209,9 @@ class TrainingWorker(threading.Thread):
             if trainer.state.total_epochs != run.get("total_epochs"):
                 store.set_total_epochs(run_id, trainer.state.total_epochs)
             if self.resume:
+                missed = trainer.resumed_report  # checkpointed, but killed before it was stored
+                if missed is not None and (store.latest_epoch(run_id) or 0) < missed.epoch:
+                    store.save_epoch_report(run_id, missed)
                 problem = self._apply_decisions()
                 if problem:
                     self._progress(message=problem)

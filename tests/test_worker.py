@@ -152,3 +152,24 @@ def test_estimate_progress():
     finished = worker.estimate_progress({**run, "status": "finished"}, progress, summaries + [
         {"epoch": 3, "seconds": 1.0}, {"epoch": 4, "seconds": 1.0}])
     assert finished["run_frac"] == 1.0 and finished["run_eta_s"] is None and not finished["in_epoch"]
+
+
+def test_resume_stores_an_epoch_that_was_checkpointed_but_never_stored(store, model_dir):
+    """A kill between the checkpoint and store.save_epoch_report must not lose the epoch."""
+    from selfmix_core.config import TrainConfig
+    from selfmix_core.trainer import SelfMixTrainer, TrainerControl
+
+    run_id = store.create_run(_dataset(store), tiny_config(model_dir, epochs=2, warmup=1))
+    run = store.get_run(run_id)
+    train, test = worker.load_run_data(store, run)
+    control = TrainerControl()
+    t = SelfMixTrainer(TrainConfig.from_dict(run["config"]), train, test, control=control,
+                       checkpoint_dir=worker.checkpoint_dir(store, run_id))
+    for report in t.run():  # epoch 1 is checkpointed; the "process dies" before storing it
+        control.stop()
+    store.set_run_status(run_id, "failed", error="killed")
+    assert store.latest_epoch(run_id) is None
+    w = worker.start_run(store, run_id, resume=True)
+    _join(w)
+    assert store.get_run(run_id)["status"] == "finished"
+    assert [s["epoch"] for s in store.list_epoch_summaries(run_id)] == [1, 2]
