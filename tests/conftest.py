@@ -54,23 +54,17 @@ def tokenizer():
 @pytest.fixture
 def tiny_model_factory(tokenizer):
     """Returns f(num_labels, seed=0) -> TextClassifier over a 2-layer, 32-wide random BERT."""
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from selfmix_core.config import ModelConfig
     from selfmix_core.model import TextClassifier
+    from tests.tiny_model import tiny_bert_config
 
     def make(num_labels: int = 3, seed: int = 0, pooling: str = "cls"):
-        cfg = BertConfig(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return TextClassifier(BertModel(cfg), num_labels, ModelConfig(max_length=32, pooling=pooling))
+            encoder = BertModel(tiny_bert_config(tokenizer.vocab_size))
+            return TextClassifier(encoder, num_labels, ModelConfig(max_length=32, pooling=pooling))
 
     return make
 
@@ -83,15 +77,8 @@ def tiny_dataset():
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, tokenizer):
-    """A folder holding a tiny random-init BERT and the bundled tokenizer, loadable by path."""
-    from transformers import BertConfig, BertModel
+def tiny_model_dir(tmp_path_factory):
+    """A folder holding the tiny random-init BERT and the bundled tokenizer, loadable by path."""
+    from tests.tiny_model import build_tiny_model_dir
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        BertModel(cfg).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert"))

@@ -20,11 +20,19 @@ _LOCK = threading.Lock()
 _BUILT: dict[str, Path] = {}
 
 
+def tiny_bert_config(vocab_size: int):
+    """The test encoder: a 2-layer, 32-wide BERT (about 1M parameters, mostly embeddings)."""
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=512)
+
+
 def build_tiny_model_dir(folder: str | os.PathLike) -> Path:
     """Write a 2-layer, 32-wide random BERT (config.json + model.safetensors) and the
     bundled MiniLM tokenizer into `folder`. Returns the folder."""
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from selfmix_core.model import load_tokenizer
 
@@ -33,14 +41,7 @@ def build_tiny_model_dir(folder: str | os.PathLike) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(None)
-    cfg = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
+    cfg = tiny_bert_config(tokenizer.vocab_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = BertModel(cfg)
