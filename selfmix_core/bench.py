@@ -281,7 +281,7 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
     reset_ok = _reset_peak_rss()
     t0 = time.perf_counter()
     rows = []
-    for report in method.run(train, test, config, model_factory, tokenizer, noise_rate=cell.rate or None):
+    for report in method.run(train, test, config, model_factory, tokenizer, noise_rate=cell.rate):
         rows.append(epoch_row(report, train))
         if log is not None:
             r = rows[-1]
@@ -563,6 +563,35 @@ def curve_table(cells: list[dict], methods: Sequence[str] = ("ce", "selfmix")) -
     return "\n".join(lines)
 
 
+def handover_table(cells: list[dict]) -> str:
+    """Per SelfMix seed: how good the warm-up was when SelfMix took over, and the outcome.
+
+    The first clean/noisy split comes from the warmed-up model; CE of the same seed (same
+    noisy labels, same warm-up: the first epochs are identical) is shown beside it.
+    """
+    groups = _group(cells)
+    lines = []
+    for key in sorted(k for k in groups if k[3] == "selfmix"):
+        ce = {c["cell"]["seed"]: c for c in groups.get((*key[:3], "ce"), [])}
+        for c in sorted(groups[key], key=lambda c: c["cell"]["seed"]):
+            w = c["settings"]["warmup_epochs"]
+            e = c["epochs"][w - 1]
+            sep = e["gmm"]["separation"] if e.get("gmm") else None
+            other = ce.get(c["cell"]["seed"])
+            lines.append(
+                f"| {_setting_label(key[:3])} | {c['cell']['seed']} | {_stat([e['test_accuracy']])} | "
+                f"{'—' if sep is None else f'{sep:.2f}'} | {_stat([e['detection_auroc']])} | "
+                f"{_stat([e['detection_recall']])} | {_stat([c['best_test_accuracy']])} | "
+                f"{_stat([c['last_test_accuracy']])} | {_stat([c['epochs'][-1]['memorised']])} | "
+                + (f"{_stat([other['best_test_accuracy']])} | {_stat([other['last_test_accuracy']])} | "
+                   f"{_stat([other['epochs'][-1]['memorised']])} |" if other else "— | — | — |"))
+    if not lines:
+        return ""
+    return ("| Setting | seed | test acc after warm-up | GMM separation | split AUROC | split recall | "
+            "SelfMix best | SelfMix last | SelfMix memorised | CE best | CE last | CE memorised |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(lines))
+
+
 def cost_table(cells: list[dict]) -> str:
     """Per method and setting: seconds per epoch, wall per cell, peak RSS."""
     groups = _group(cells)
@@ -621,6 +650,8 @@ def render(out: str | Path, title: str | None = None, machine: str | None = None
             c["cell"]["method"] in abl[1:] and c["cell"]["noise"] == "idn" for c in cells) else []
     for heading, t in (("Detection quality of the methods that flag samples (last epoch)", detection_table(cells)),
                        ("Detection head-to-head: SelfMix vs cleanlab on the same noisy data", head_to_head_table(cells)),
+                       ("SelfMix per seed: the warm-up at the hand-over and the outcome (CE of the same seed "
+                        "beside it; the GMM split is the one SelfMix's first epoch trains on)", handover_table(cells)),
                        ("Test accuracy and memorisation per epoch (memorised = share of flipped training samples "
                         "predicted as their wrong label)", curve_table(cells)),
                        ("Cost", cost_table(cells))):

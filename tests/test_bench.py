@@ -103,6 +103,7 @@ def test_harness_writes_cells_resumes_and_renders(tmp_path, tiny_model_factory, 
     assert "Asymmetric noise (paper Table 3 layout)" in md and "test machine" in md
     assert "| `ce` | best |" in md and "| `selfmix` | best |" in md and "| last |" in md
     assert "Detection head-to-head" in md and "cleanlab, K-fold CV probabilities" in md
+    assert "SelfMix per seed" in md and "Test accuracy and memorisation per epoch" in md
     assert "first" in md and "second" in md  # the commands that made the cells
 
 
