@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfmix_core import bench
-from selfmix_core.bench import BenchSettings, Cell, grid, parse_methods, parse_noise, render, run_bench
+from selfmix_core.bench import BenchSettings, grid, parse_methods, parse_noise, render, run_bench
 
 
 def write_tiny_dataset(root, name="tiny", n_train=48, n_test=24):
