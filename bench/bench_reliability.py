@@ -37,27 +37,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from bench.report import git_revision, machine_description, memory_status, reset_peak_memory, update_section  # noqa: E402,E501
 from selfmix_core.reports import EpochReport, GMMParams  # noqa: E402
 from selfmix_core.store import Store  # noqa: E402
 
 NAMES = ["colour", "fruit", "vehicle"]
 MB = 1024**2
-
-
-def _mem() -> dict[str, int]:
-    out = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, value = line.split(":")
-                out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 def review_page(home: Path, n: int, repeat: int) -> list[str]:
@@ -131,12 +116,12 @@ def load_and_train(folder: Path, n: int) -> list[str]:
                   "label": np.array(NAMES)[rng.integers(0, 3, n)]}).to_csv(path, index=False)
     size = path.stat().st_size
     tokenizer = load_tokenizer(None)
-    _reset_peak()
-    before = _mem()
+    reset_peak_memory()
+    before = memory_status()
     t0 = time.perf_counter()
     ds = load_dataset(path)
     t_load = time.perf_counter() - t0
-    load_peak = _mem()["VmHWM"] - before["VmRSS"]
+    load_peak = memory_status()["VmHWM"] - before["VmRSS"]
 
     cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=128)
@@ -148,15 +133,15 @@ def load_and_train(folder: Path, n: int) -> list[str]:
             if p.step >= 3:
                 control.stop()
 
-    _reset_peak()
-    before = _mem()
+    reset_peak_memory()
+    before = memory_status()
     t0 = time.perf_counter()
     trainer = SelfMixTrainer(TrainConfig(epochs=2, warmup_epochs=1, batch_size=32, device="cpu",
                                          model=ModelConfig(max_length=64)),
                              ds, model=model, tokenizer=tokenizer, callbacks=[Stop()], control=control)
     list(trainer.run())
     t_train = time.perf_counter() - t0
-    train_peak = _mem()["VmHWM"] - before["VmRSS"]
+    train_peak = memory_status()["VmHWM"] - before["VmRSS"]
     print(f"load {n:,} rows ({size / MB:.1f} MB CSV): {t_load:.2f}s, peak +{load_peak / MB:.0f} MB; "
           f"trainer + 3 steps: {t_train:.2f}s, peak +{train_peak / MB:.0f} MB (torch threads {torch.get_num_threads()})")
     pre_tokenised = n * 64 * 8 * 2

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.report import memory_status, reset_peak_memory
 from selfmix_core.cli import main
 from selfmix_core.config import ModelConfig, TrainConfig
 from selfmix_core.data import load_dataset
@@ -110,25 +111,6 @@ def test_out_of_memory_notice_on_the_train_page(tmp_path, monkeypatch, model_dir
 # ---- 200,000 rows ---------------------------------------------------------------------------------
 
 
-def _status() -> dict[str, float]:
-    out = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, value = line.split(":")
-                out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # resets VmHWM to the current RSS
-        return True
-    except OSError:
-        return False
-
-
 def _big_csv(path: Path, n: int) -> None:
     rng = np.random.default_rng(0)
     words = np.array("apple banana cherry car truck bus red blue green the a of".split())
@@ -166,10 +148,10 @@ def test_200k_rows_load_and_train_without_per_row_tensors(tmp_path, tiny_model_f
     n = 200_000
     path = tmp_path / "big.csv"
     _big_csv(path, n)
-    measured_peak = _reset_peak()
-    before = _status()
+    measured_peak = reset_peak_memory()
+    before = memory_status()
     ds = load_dataset(path)
-    after = _status()
+    after = memory_status()
     assert len(ds) == n and ds.num_classes == 3
     growth = (after["VmHWM"] if measured_peak else after["VmRSS"]) - before["VmRSS"]
     # Loading holds the texts once (the frame and `texts` share the str objects). 1.5 KB a
@@ -179,13 +161,13 @@ def test_200k_rows_load_and_train_without_per_row_tensors(tmp_path, tiny_model_f
     spy = TokenizerSpy(tokenizer)
     control = TrainerControl()
     cfg = TrainConfig(epochs=2, warmup_epochs=1, batch_size=32, device="cpu", model=ModelConfig(max_length=64))
-    measured_peak = _reset_peak()
-    before = _status()
+    measured_peak = reset_peak_memory()
+    before = memory_status()
     trainer = SelfMixTrainer(cfg, ds, model=tiny_model_factory(3), tokenizer=spy,
                              callbacks=[StopAfter(control, 3)], control=control)
     assert trainer.train.texts is ds.texts  # the trainer holds the dataset, not a copy
     reports = list(trainer.run())  # three steps, then stopped mid-epoch
-    after = _status()
+    after = memory_status()
     assert reports == []
     assert spy.calls == [32, 32, 32]  # tokenised batch by batch, only what was trained
     growth = (after["VmHWM"] if measured_peak else after["VmRSS"]) - before["VmRSS"]
