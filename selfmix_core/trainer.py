@@ -31,6 +31,16 @@ Randomness: every epoch derives its own generators from (seed, epoch), and dropo
 runs inside `torch.random.fork_rng`, so the trainer leaves no global RNG state behind
 and a resumed run reproduces an uninterrupted one.
 
+Extending (the baselines in selfmix_core/methods/ do this): subclass SelfMixTrainer and
+override the epoch's building blocks, which are the supported hooks:
+  _phase_for_next_epoch() -> str          which kind of epoch comes next;
+  _train_ce_epoch(epoch, phase, gen)      the cross-entropy epoch loop;
+  _ce_losses(b) -> (loss, components)     the loss of one batch of indices b;
+  _optimise(parts, loss_fn) -> dict       one optimisation step (micro-batching, OOM);
+  _score(texts, labels)                   the no-dropout scoring pass;
+  _build_report(...) -> EpochReport       metrics and per-sample arrays of an epoch.
+tests/test_methods.py runs every subclass, so a change to these signatures shows there.
+
 Choices where the paper is silent (also in README):
   * soft labels for U come from the mean of the two dropout passes already computed for
     R-Drop, detached, rather than from an extra forward pass;
