@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench.report import git_revision, machine_description, memory_status, reset_peak_memory, update_section  # noqa: E402,E501
+from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.memory import memory_status, reset_peak_memory  # noqa: E402
 from selfmix_core.reports import EpochReport, GMMParams  # noqa: E402
 from selfmix_core.store import Store  # noqa: E402
 

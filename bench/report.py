@@ -47,27 +47,6 @@ def git_revision() -> str:
         return "unknown"
 
 
-def memory_status() -> dict[str, int]:
-    """This process's resident memory now (VmRSS) and its peak (VmHWM), in bytes (Linux)."""
-    out = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, value = line.split(":")
-                out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def reset_peak_memory() -> bool:
-    """Reset VmHWM to the current RSS; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def update_section(name: str, markdown: str, doc: Path = DOC) -> None:
     """Replace (or append) the section `name` of `doc` with `markdown`."""
     from selfmix_core.atomic import atomic_write_text

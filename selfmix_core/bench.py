@@ -30,7 +30,6 @@ import dataclasses
 import json
 import math
 import os
-import resource
 import shlex
 import sys
 import time
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+
+from .memory import peak_rss_mb, reset_peak_memory
 
 CELL_FORMAT = 1
 NOISE_KINDS = ("none", "sym", "asym", "idn")
@@ -227,27 +228,6 @@ def cell_config(cell: Cell, settings: BenchSettings, device: str):
 # ---- measuring ------------------------------------------------------------------------------
 
 
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's per-process RSS high-water mark (Linux >= 4.0). False if impossible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mb(reset_ok: bool) -> float:
-    if reset_ok:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-        except (OSError, ValueError, IndexError):
-            pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # process lifetime peak
-
-
 def epoch_row(report, train) -> dict:
     """cli.epoch_record plus how far the model has memorised the flipped labels.
 
@@ -278,7 +258,7 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
         options.setdefault("cv_folds", settings.cv_folds)
     method = get_method(cell.method, **options)
     config = cell_config(cell, settings, device)
-    reset_ok = _reset_peak_rss()
+    reset_ok = reset_peak_memory()
     t0 = time.perf_counter()
     rows = []
     for report in method.run(train, test, config, model_factory, tokenizer, noise_rate=cell.rate):
@@ -313,7 +293,7 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
         "wall_seconds": wall,
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in rows])),
         "train_seconds_per_epoch": float(np.mean([r["train_seconds"] for r in rows])),
-        "peak_rss_mb": _peak_rss_mb(reset_ok),
+        "peak_rss_mb": peak_rss_mb(since_reset=reset_ok),
         "peak_rss_scope": "cell" if reset_ok else "process",
         "torch_threads": torch.get_num_threads(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

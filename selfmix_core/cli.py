@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
+
+from .memory import peak_rss_mb
 
 EXIT_BAD_INPUT = 2
 
@@ -127,10 +128,6 @@ def prepare_data(a: argparse.Namespace):
         noise_info = {"kind": a.noise, "rate_requested": a.noise_rate, "rate_realised": noisy.rate,
                       "transition": noisy.transition.round(4).tolist()}
     return train, test, noise_info
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
 def epoch_line(r) -> str:
@@ -279,7 +276,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                 "label_names": list(train.label_names),
                 "noise": noise_info,
                 "wall_seconds": time.perf_counter() - t_start,
-                "peak_rss_mb": _peak_rss_mb(),
+                "peak_rss_mb": peak_rss_mb(),
             }
             atomic_write_text(out / "metrics.json", json.dumps(metrics_document(config.method, config, records, last, extra),
                                                                indent=2))

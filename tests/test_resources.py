@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.report import memory_status, reset_peak_memory
 from selfmix_core.cli import main
+from selfmix_core.memory import memory_status, reset_peak_memory
 from selfmix_core.config import ModelConfig, TrainConfig
 from selfmix_core.data import load_dataset
 from selfmix_core.model import TextClassifier
