@@ -28,6 +28,13 @@ def base_args(train, test, model, out):
             "--no-progress"]
 
 
+def with_option(args, flag, value):
+    """A copy of args with the value after `flag` replaced."""
+    out = list(args)
+    out[out.index(flag) + 1] = value
+    return out
+
+
 def test_train_writes_metrics_and_samples(tmp_path, tiny_files, tiny_model_dir, capsys):
     train, test = tiny_files
     out = tmp_path / "out"
@@ -72,11 +79,9 @@ def test_resume_with_more_epochs_continues_and_other_settings_are_refused(tmp_pa
     train, test = tiny_files
     out = tmp_path / "r"
     args = base_args(train, test, tiny_model_dir, out)
-    short = list(args)
-    short[short.index("--epochs") + 1] = "2"
+    short = with_option(args, "--epochs", "2")
     assert main(short) == 0
-    changed = list(args)
-    changed[changed.index("--lr") + 1] = "5e-4"
+    changed = with_option(args, "--lr", "5e-4")
     assert main(changed + ["--resume"]) == 2
     assert "lr was 0.001, now 0.0005" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
@@ -136,8 +141,7 @@ def test_resume_records_an_epoch_checkpointed_but_never_recorded(tmp_path, tiny_
     train, test = tiny_files
     out = tmp_path / "gap"
     args = base_args(train, test, tiny_model_dir, out)
-    short = list(args)
-    short[short.index("--epochs") + 1] = "2"
+    short = with_option(args, "--epochs", "2")
     assert main(short) == 0
     lines = (out / "epochs.jsonl").read_text().splitlines()
     (out / "epochs.jsonl").write_text(lines[0] + "\n")  # as if killed before epoch 2 was recorded
