@@ -51,6 +51,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from selfmix_core.review import filter_review, review_frame  # noqa: E402
@@ -234,18 +235,27 @@ def test_upload_train_review_export(server, driver):
     sample, given = int(first["sample_index"]), str(first["given_label"])
     target = next(n for n in ds.label_names if n != given)
     go(d, "Review")
-    first_cell = WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located((By.ID, "glide-cell-0-0")))
+    WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located((By.ID, "glide-cell-0-0")))
     settle(d)
     # The grid is a canvas: focus its first cell (row 1, column "#"), walk right to the
     # "Your decision" column (the 7th) with the keyboard and open its editor with Enter.
-    d.execute_script("arguments[0].focus()", first_cell)
-    time.sleep(0.3)
-    ActionChains(d).send_keys(Keys.ARROW_RIGHT * 6).perform()
-    time.sleep(0.3)
-    ActionChains(d).send_keys(Keys.ENTER).perform()
-    option = WebDriverWait(d, 30).until(EC.element_to_be_clickable(
-        (By.XPATH, f"//div[@role='option'][normalize-space(.)='label: {target}']")))
-    option.click()
+    # A rerun still drawing on a cold start can redraw the grid under us (stale
+    # elements): then start the gesture again, at most three times.
+    option_xpath = f"//div[@role='option'][normalize-space(.)='label: {target}']"
+    for attempt in range(3):
+        try:
+            first_cell = d.find_element(By.ID, "glide-cell-0-0")
+            d.execute_script("arguments[0].focus()", first_cell)
+            time.sleep(0.3)
+            ActionChains(d).send_keys(Keys.ARROW_RIGHT * 6).perform()
+            time.sleep(0.3)
+            ActionChains(d).send_keys(Keys.ENTER).perform()
+            WebDriverWait(d, 30).until(EC.element_to_be_clickable((By.XPATH, option_xpath))).click()
+            break
+        except StaleElementReferenceException:
+            if attempt == 2:
+                raise
+            settle(d)
     wait_for_text(d, "Saved 1 decision")
     decisions = store.current_decisions(run["id"])
     assert list(decisions) == [sample]
