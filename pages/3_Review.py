@@ -1,6 +1,7 @@
 """Review page: the samples flagged in the selected run's latest epoch, most likely
-wrong first. Per row: accept the suggestion, pick another label, keep or drop; bulk
-accept for the whole filter; undo. Every decision goes to the store at once."""
+wrong first. Per row: accept the suggestion, pick another label, keep or drop, in the
+table or one sample at a time (full text and buttons); bulk accept for the whole
+filter; undo. Every decision goes to the store at once."""
 
 from __future__ import annotations
 
@@ -118,6 +119,28 @@ def _bulk_accept(run_id: str, rows: pd.DataFrame) -> None:
 
 
 @state.safe_callback
+def _decide_one(run_id: str, sample: int, given_id: int, action: str, new_label: int | None = None,
+                label_key: str | None = None) -> None:
+    """One decision from the one-at-a-time panel. With label_key, the new label is the
+    class name chosen in that selectbox (relabel, or keep when it is the given label)."""
+    if label_key is not None:
+        names = st.session_state.get("review_label_names") or []
+        choice = st.session_state.get(label_key)
+        if choice not in names:
+            st.session_state["review_notes"] = ["Pick the label to relabel this sample to."]
+            return
+        new_label = names.index(choice)
+        action = "keep" if new_label == given_id else "relabel"
+    if action in ("keep", "drop"):
+        new_label = None
+    state.get_store().add_decisions(run_id, [{"sample_index": int(sample), "old_label": int(given_id),
+                                              "new_label": new_label, "action": action}])
+    _remember_action(run_id, 1)
+    st.session_state["review_toast"] = "Saved 1 decision."
+    _bump_editor()
+
+
+@state.safe_callback
 def _undo(run_id: str) -> None:
     stack = st.session_state.get(f"review_actions_{run_id}") or []
     n = undo_last_action(state.get_store(), run_id, count=stack.pop() if stack else None)
@@ -174,10 +197,52 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
         _save_edits(store, run_id, view, names, edits)
     if num_pages > 1:
         st.pagination(num_pages, key="review_page")
+    render_focus(run_id, view, names)
     with st.expander("Read the texts on this page in full"):
         for _, row in view.iterrows():
             st.markdown(f"**#{row['sample_index']}** · given *{row['given_label']}* · suggested *{row['suggested_label']}*")
             st.text(row["text"])
+
+
+def render_focus(run_id: str, view: pd.DataFrame, names: list[str]) -> None:
+    """One sample of this page at a time: its full text and one button per decision. It
+    starts on the page's first undecided sample and moves on after each decision."""
+    ss = st.session_state
+    ss["review_label_names"] = names
+    st.subheader("One at a time")
+    undecided = np.flatnonzero(view["action"].to_numpy() == "none")
+    version = ss.get("review_version", 0)
+    rows = zlib.crc32(view["sample_index"].to_numpy(dtype=np.int64).tobytes())
+    suffix = f"{run_id}_{version}_{rows:08x}"
+    pos = st.selectbox(
+        "Sample", range(len(view)), index=int(undecided[0]) if len(undecided) else 0, key=f"review_focus_{suffix}",
+        format_func=lambda i: (f"#{view['sample_index'].iloc[i]} · {view['given_label'].iloc[i]} → "
+                               f"{view['suggested_label'].iloc[i]} · clean prob. {view['clean_prob'].iloc[i]:.3f}"
+                               + ("" if view["action"].iloc[i] == "none" else f" · {view['decision'].iloc[i]}")),
+        help="The samples of this table page, in the same order. After each decision the next undecided one opens.",
+    )
+    row = view.iloc[pos]
+    sample, given_id, suggested_id = int(row["sample_index"]), int(row["given_id"]), int(row["suggested_id"])
+    with st.container(border=True):
+        st.markdown(f"**#{sample}** · given **{row['given_label']}** · suggested **{row['suggested_label']}** "
+                    f"({row['confidence']:.0%}) · clean prob. {row['clean_prob']:.3f}"
+                    + ("" if row["action"] == "none" else f" · your decision: *{row['decision']}*"))
+        st.text(row["text"])
+        b1, b2, b3, b4, b5 = st.columns([3, 3, 2, 3, 2], vertical_alignment="bottom")
+        b1.button(f"Accept: {row['suggested_label']}", key=f"review_one_accept_{suffix}", on_click=_decide_one,
+                  args=(run_id, sample, given_id, "accept", suggested_id), disabled=suggested_id == given_id,
+                  help="Relabel the sample to the model's suggestion.")
+        b2.button(f"Keep: {row['given_label']}", key=f"review_one_keep_{suffix}", on_click=_decide_one,
+                  args=(run_id, sample, given_id, "keep"), help="The given label is right.")
+        b3.button("Drop", key=f"review_one_drop_{suffix}", on_click=_decide_one,
+                  args=(run_id, sample, given_id, "drop"), help="Leave the sample out of training and the export's labels.")
+        others = [n for n in names if n != str(row["given_label"])]
+        default = others.index(str(row["suggested_label"])) if str(row["suggested_label"]) in others else 0
+        label_key = f"review_one_label_{suffix}_{sample}"
+        b4.selectbox("Relabel to", others, index=default, key=label_key)
+        b5.button("Relabel", key=f"review_one_relabel_{suffix}", on_click=_decide_one,
+                  args=(run_id, sample, given_id, "relabel"), kwargs={"label_key": label_key},
+                  help="Relabel the sample to the class chosen beside.")
 
 
 def main() -> None:

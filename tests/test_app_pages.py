@@ -459,6 +459,50 @@ def test_review_relabel_undo_and_bulk_accept(store):
     assert any("Reviewed 1 / 20 flagged" in (p.proto.text or "") for p in at.get("progress"))
 
 
+def one_at_a_time_button(at: AppTest, prefix: str):
+    [b] = [b for b in at.button if (b.key or "").startswith(prefix)]
+    return b
+
+
+def test_review_one_sample_at_a_time(store):
+    run_id = reviewed_run(store)
+    ds_frame = store.load_dataset_frame(store.get_run(run_id)["dataset_id"])
+    at = open_app("review")
+    focus = [s for s in at.selectbox if (s.key or "").startswith("review_focus_")]
+    assert len(focus) == 1 and focus[0].value == 0  # the page's first (most suspicious) sample
+    # keep sample 0's given label: the panel moves on to the next undecided sample, 1
+    one_at_a_time_button(at, "review_one_keep_").click().run()
+    assert not at.exception
+    d = store.current_decisions(run_id)
+    assert list(d) == [0] and d[0]["action"] == "keep" and d[0]["new_label"] == d[0]["old_label"]
+    assert [s.value for s in at.selectbox if (s.key or "").startswith("review_focus_")] == [1]
+    # relabel sample 1 to a class chosen by name (not the given one)
+    given1 = str(ds_frame["label"][1])
+    target = next(n for n in NAMES if n != given1)
+    [pick] = [s for s in at.selectbox if (s.key or "").startswith("review_one_label_")]
+    assert given1 not in pick.options
+    pick.set_value(target).run()
+    one_at_a_time_button(at, "review_one_relabel_").click().run()
+    d = store.current_decisions(run_id)
+    assert d[1]["action"] == "relabel" and d[1]["new_label"] == NAMES.index(target)
+    assert d[1]["old_label"] == NAMES.index(given1)
+    # drop sample 2, then undo takes back exactly that one
+    one_at_a_time_button(at, "review_one_drop_").click().run()
+    assert store.current_decisions(run_id)[2]["action"] == "drop"
+    at.button(key="review_undo").click().run()
+    assert set(store.current_decisions(run_id)) == {0, 1}
+    # accept the suggestion of the next undecided sample (2 again)
+    row = at.dataframe[0].value.iloc[2]
+    accept = one_at_a_time_button(at, "review_one_accept_")
+    if row["suggested"] == row["given"]:
+        assert accept.disabled
+    else:
+        accept.click().run()
+        d = store.current_decisions(run_id)
+        assert d[2]["action"] == "accept" and d[2]["new_label"] == NAMES.index(row["suggested"])
+    assert any("Reviewed" in (p.proto.text or "") for p in at.get("progress"))
+
+
 def test_review_filters(store):
     reviewed_run(store)
     at = open_app("review")

@@ -1,7 +1,7 @@
 """End to end in a real browser: `streamlit run app.py` on 127.0.0.1 with a fresh studio
 home and the tiny model, driven by headless Chromium through Selenium. Upload a CSV,
 save it, train two epochs (1 warm-up + 1 SelfMix), relabel one sample on the Review
-page, download the cleaned CSV from the Export page and check it. Saves a screenshot of
+page (one-at-a-time panel), download the cleaned CSV from the Export page and check it. Saves a screenshot of
 each page into $SELFMIX_SCREENSHOTS (the README's pictures: SELFMIX_SCREENSHOTS=docs/screenshots),
 else into the test's temporary folder, so a test run leaves the tree unchanged.
 
@@ -47,7 +47,6 @@ if not HAVE_SELENIUM:
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -237,25 +236,29 @@ def test_upload_train_review_export(server, driver):
     go(d, "Review")
     WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located((By.ID, "glide-cell-0-0")))
     settle(d)
-    # The grid is a canvas: focus its first cell (row 1, column "#"), walk right to the
-    # "Your decision" column (the 7th) with the keyboard and open its editor with Enter.
-    # A rerun still drawing on a cold start can redraw the grid under us (stale
+    # Relabel it in the "One at a time" panel, which opens on the page's first undecided
+    # sample (the grid's own cell editor is a canvas; its edits are covered by AppTest).
+    # A rerun still drawing on a cold start can redraw the panel under us (stale
     # elements): then start the gesture again, at most three times.
-    option_xpath = f"//div[@role='option'][normalize-space(.)='label: {target}']"
+    wait_for_text(d, f"#{sample} · given {given}")
+    relabel_to = "//input[@role='combobox'][@aria-label='Relabel to']"
     for attempt in range(3):
         try:
-            first_cell = d.find_element(By.ID, "glide-cell-0-0")
-            d.execute_script("arguments[0].focus()", first_cell)
-            time.sleep(0.3)
-            ActionChains(d).send_keys(Keys.ARROW_RIGHT * 6).perform()
-            time.sleep(0.3)
-            ActionChains(d).send_keys(Keys.ENTER).perform()
-            WebDriverWait(d, 30).until(EC.element_to_be_clickable((By.XPATH, option_xpath))).click()
+            box = WebDriverWait(d, PAGE_WAIT).until(EC.element_to_be_clickable((By.XPATH, relabel_to)))
+            no_dialog(d)
+            d.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+            box.click()
+            box.send_keys(target)
+            WebDriverWait(d, 30).until(EC.element_to_be_clickable(
+                (By.XPATH, f"//*[@role='option'][normalize-space(.)={xpath_str(target)}]"))).click()
+            WebDriverWait(d, 30).until(lambda _: d.find_element(By.XPATH, relabel_to).get_attribute("value") == target)
             break
         except StaleElementReferenceException:
             if attempt == 2:
                 raise
             settle(d)
+    settle(d, 0.5)
+    click_button(d, "Relabel")
     wait_for_text(d, "Saved 1 decision")
     decisions = store.current_decisions(run["id"])
     assert list(decisions) == [sample]
