@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_folder"]
 
 
 def _fsync_file(path: Path) -> None:
@@ -43,6 +43,25 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def fsync_folder(folder: str | os.PathLike[str], recursive: bool = True) -> None:
+    """Flush every file in `folder` (recursively) and the folder entries to disk;
+    with recursive=False only the folder's own entries (after a rename inside it).
+
+    For a folder built under a temporary name and then renamed into place (a
+    checkpoint): call it before the rename, so a power loss cannot leave the new name
+    pointing at files whose data never reached the disk."""
+    root = Path(folder)
+    if not recursive:
+        _fsync_dir(root)
+        return
+    for path in sorted(root.rglob("*"), reverse=True):  # files before the folders that hold them
+        if path.is_file() and not path.is_symlink():
+            _fsync_file(path)
+        elif path.is_dir():
+            _fsync_dir(path)
+    _fsync_dir(root)
 
 
 def _new_temp(path: Path) -> Path:

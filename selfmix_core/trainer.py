@@ -52,6 +52,7 @@ Choices where the paper is silent (also in README):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import pickle  # only for its exception type: checkpoints never unpickle
@@ -612,7 +613,7 @@ class SelfMixTrainer:
         """Write epoch-NNN/ (weights, optimizer, state, split), then point latest.json at it."""
         if self.checkpoint_dir is None:
             return
-        from .atomic import atomic_write_text
+        from .atomic import atomic_write_text, fsync_folder
 
         root = self.checkpoint_dir
         folder = root / f"epoch-{report.epoch:03d}"
@@ -635,18 +636,35 @@ class SelfMixTrainer:
             "config": self.config.to_dict(),
             "label_names": list(self.train.label_names),
             "n_train": len(self.train),
+            "data_fingerprint": self._data_fingerprint(),
         }
         (tmp / "state.json").write_text(json.dumps(meta, indent=2))
         # The report travels with its checkpoint, so a consumer killed between the two
         # can still record this epoch after resuming (see `resumed_report`).
         (tmp / "report.json").write_text(json.dumps(report.scalars_dict()))
         (tmp / "report.npz").write_bytes(report.arrays_bytes())
+        fsync_folder(tmp)  # the files' data is on disk before the folder gets its real name
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
+        fsync_folder(root, recursive=False)  # ...and the rename itself is
         atomic_write_text(root / "latest.json", json.dumps({"epoch": report.epoch, "folder": folder.name}))
         for old in root.glob("epoch-*"):
             if old.name != folder.name:
                 shutil.rmtree(old, ignore_errors=True)
+
+    def _data_fingerprint(self) -> str:
+        """SHA-256 of the training texts and their given labels (before review decisions,
+        which the checkpoint's split.npz carries): resuming on other data is refused.
+        Cached; about 0.1 s per million texts."""
+        if getattr(self, "_fingerprint", None) is None:
+            h = hashlib.sha256()
+            h.update(np.asarray(self.train.labels, dtype=np.int64).tobytes())
+            for text in self.train.texts:
+                b = str(text).encode("utf-8", "surrogatepass")
+                h.update(len(b).to_bytes(8, "little"))
+                h.update(b)
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
 
     def _load_checkpoint(self) -> None:
         root = self.checkpoint_dir
@@ -658,8 +676,12 @@ class SelfMixTrainer:
             raise ValueError(f"checkpoint in {root} is unreadable ({exc}); start a new run") from exc
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format {meta.get('format')} is not supported by this version")
-        if meta["n_train"] != len(self.train) or meta["label_names"] != list(self.train.label_names):
-            raise ValueError("the checkpoint was made on different training data; start a new run")
+        if (meta["n_train"] != len(self.train) or meta["label_names"] != list(self.train.label_names)
+                or meta.get("data_fingerprint", self._data_fingerprint()) != self._data_fingerprint()):
+            raise ValueError(
+                "the checkpoint was made on different training data (other texts or given labels); "
+                "resume with the same data and settings, or start a new run in another folder"
+            )
         changed = _changed_settings(meta["config"], self.config.to_dict())
         if changed:
             raise ValueError(

@@ -255,6 +255,30 @@ def test_checkpoint_failing_midway_leaves_the_previous_one_loadable(tmp_path, ti
     assert sorted(p.name for p in ckpt.iterdir()) == ["epoch-003", "latest.json"]  # the torn temp folder is gone
 
 
+def test_checkpoint_files_reach_the_disk_before_the_folder_is_renamed(tmp_path, tiny_dataset, tiny_model_factory,
+                                                                      tokenizer, monkeypatch):
+    """Every file of a checkpoint is fsync'ed while it still sits in the temporary folder,
+    and the folder holding the rename is fsync'ed after it."""
+    import selfmix_core.atomic as atomic
+    from selfmix_core.config import ModelConfig, TrainConfig
+    from selfmix_core.trainer import SelfMixTrainer
+
+    synced_files, synced_dirs = [], []
+    real_file, real_dir = atomic._fsync_file, atomic._fsync_dir
+    monkeypatch.setattr(atomic, "_fsync_file", lambda p: (synced_files.append(Path(p)), real_file(p)))
+    monkeypatch.setattr(atomic, "_fsync_dir", lambda p: (synced_dirs.append(Path(p)), real_dir(p)))
+    cfg = TrainConfig(epochs=2, warmup_epochs=1, batch_size=8, lr=1e-3, device="cpu", score_batch_size=64,
+                      model=ModelConfig(max_length=16))
+    ckpt = tmp_path / "ckpt"
+    next(SelfMixTrainer(cfg, tiny_dataset, model=tiny_model_factory(3), tokenizer=tokenizer,
+                        checkpoint_dir=ckpt).run())  # the warm-up epoch and its checkpoint
+    final = {p.name for p in (ckpt / "epoch-001").iterdir()}
+    in_temp = {p.name for p in synced_files if p.parent.name == ".epoch-001.tmp"}
+    assert {"state.json", "optimizer.pt", "split.npz", "report.json", "report.npz"} <= final
+    assert final <= in_temp  # every file, synced under the temporary name
+    assert ckpt / ".epoch-001.tmp" in synced_dirs and ckpt in synced_dirs
+
+
 # ---- the app's worker ---------------------------------------------------------------------------
 
 APP_CHILD = textwrap.dedent(

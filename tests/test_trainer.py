@@ -132,6 +132,32 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, tiny_dataset, tiny_model_
     assert sorted(p.name for p in tmp_path.glob("epoch-*")) == ["epoch-003"]
 
 
+def test_resume_refuses_other_data_of_the_same_size_and_classes(tmp_path, tiny_dataset, tiny_model_factory,
+                                                                tokenizer):
+    import dataclasses
+
+    train = noisy(tiny_dataset)
+    control = TrainerControl()
+    first = SelfMixTrainer(cfg(), train, model=tiny_model_factory(3), tokenizer=tokenizer, control=control,
+                           checkpoint_dir=tmp_path)
+    for _ in first.run():
+        control.stop()
+    # one text edited, and (separately) two given labels swapped: same size, same classes
+    edited = dataclasses.replace(train, texts=["edited " + train.texts[0]] + list(train.texts[1:]))
+    swapped_labels = np.asarray(train.labels).copy()
+    j = int(np.flatnonzero(swapped_labels != swapped_labels[0])[0])
+    swapped_labels[[0, j]] = swapped_labels[[j, 0]]
+    swapped = dataclasses.replace(train, labels=swapped_labels)
+    for other in (edited, swapped):
+        with pytest.raises(ValueError, match="different training data"):
+            SelfMixTrainer(cfg(), other, model=tiny_model_factory(3), tokenizer=tokenizer, checkpoint_dir=tmp_path,
+                           resume=True)
+    # the same data resumes
+    again = SelfMixTrainer(cfg(), noisy(tiny_dataset), model=tiny_model_factory(3), tokenizer=tokenizer,
+                           checkpoint_dir=tmp_path, resume=True)
+    assert again.state.epochs_done == 1
+
+
 def test_review_decisions_feed_next_epoch(tiny_dataset, tiny_model_factory, tokenizer):
     train = noisy(tiny_dataset)
     t = SelfMixTrainer(cfg(epochs=3), train, model=tiny_model_factory(3), tokenizer=tokenizer)
