@@ -24,6 +24,14 @@ POOLINGS = ("cls", "mean")
 NORMALISATIONS = ("minmax", "class")
 
 
+def derive_seed(*keys: int) -> int:
+    """A 31-bit seed derived from integer keys (run seed, role, fold, ...), never global state.
+    Role 0 is the head of the model a run trains (the trainer and the bench agree on it)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ValueError(message)

@@ -67,7 +67,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
+from .config import TrainConfig, derive_seed
 from .data import TextDataset
 from .losses import embmix, per_sample_ce, pseudo_label_loss, rdrop_kl, sample_mix_lambda, sharpen, soft_cross_entropy
 from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
@@ -182,7 +182,11 @@ class SelfMixTrainer:
         self.control = control or TrainerControl()
         self.device = resolve_device(config.device)
         if model is None:
-            bundle = build_classifier(self.num_classes, config.model)
+            # The fresh head is initialised from the run's seed (role 0, as the bench's
+            # model factory does), so the seed reproduces the whole run.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(derive_seed(config.seed, 0))
+                bundle = build_classifier(self.num_classes, config.model)
             model, tokenizer = bundle.model, bundle.tokenizer
         if tokenizer is None:
             raise ValueError("a tokenizer must be given together with an injected model")

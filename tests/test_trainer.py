@@ -255,3 +255,22 @@ def test_micro_batches_reproduce_the_full_batch_gradient(tiny_dataset, tiny_mode
         t._optimise((np.arange(12),), t._ce_losses)
         grads.append(t.model.head[0].weight.grad.clone())
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_the_seed_reproduces_a_run_whose_model_the_trainer_builds(tmp_path, tiny_dataset, tiny_model_dir):
+    """No injected model: the trainer builds encoder + fresh head itself (CLI, app)."""
+    import itertools
+
+    global_states = itertools.count(1234)
+
+    def run(seed):
+        torch.manual_seed(next(global_states))  # a different global RNG state each time: must not matter
+        config = cfg(epochs=2, seed=seed, model=ModelConfig(model=str(tiny_model_dir), max_length=16))
+        trainer = SelfMixTrainer(config, noisy(tiny_dataset), tiny_dataset)
+        reports = list(trainer.run())
+        return reports[-1], torch.cat([p.detach().reshape(-1) for p in trainer.model.parameters()])
+
+    (r1, w1), (r2, w2), (r3, w3) = run(0), run(0), run(1)
+    assert torch.equal(w1, w2)
+    np.testing.assert_array_equal(r1.clean_prob, r2.clean_prob)
+    assert not torch.equal(w1, w3)

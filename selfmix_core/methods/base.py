@@ -28,15 +28,12 @@ from ..data import TextDataset
 from ..model import TextClassifier, load_encoder, load_tokenizer
 from ..reports import EpochReport
 from ..selection import Selection
+from ..config import derive_seed  # noqa: F401  (re-exported: the methods use it from here)
 from ..trainer import SelfMixTrainer, TrainerCallback, TrainerControl
 
 # (num_labels, seed) -> a freshly initialised TextClassifier. Same seed, same weights.
 ModelFactory = Callable[[int, int], TextClassifier]
 
-
-def derive_seed(*keys: int) -> int:
-    """A 31-bit seed derived from integer keys (run seed, role, fold, ...), never global state."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def pretrained_factory(model_config: ModelConfig) -> tuple[ModelFactory, object]:
