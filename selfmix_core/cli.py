@@ -208,9 +208,30 @@ def samples_frame(train, r):
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    """`train`. Under torchrun (WORLD_SIZE > 1) every process trains its share of each
+    batch (selfmix_core/distributed.py); rank 0 alone prints and writes the outputs."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return _train(a)
+    import torch.distributed
+
+    from .distributed import init_from_env
+
+    ctx, device = init_from_env(a.device)
+    a.device = device
+    try:
+        return _train(a, ctx)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _train(a: argparse.Namespace, ctx=None) -> int:
     from .atomic import atomic_write_text
     from .export import write_export
 
+    main_rank = ctx is None or ctx.is_main
+    if not main_rank:
+        a.no_progress = True
+    say = print if main_rank else (lambda *args, **kw: None)
     config = config_from_args(a)
     train, test, noise_info = prepare_data(a)
     out = Path(a.out)
@@ -247,10 +268,11 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     t_start = time.perf_counter()
     trainer = SelfMixTrainer(config, train, test, callbacks=[Progress()], control=control,
-                             checkpoint_dir=out / "checkpoints", resume=a.resume)
-    print(f"training {config.method} on {len(train)} samples, {train.num_classes} classes, "
-          f"{trainer.device_name}" + (f", noise {noise_info['kind']} {noise_info['rate_realised']:.3f}" if noise_info else ""),
-          flush=True)
+                             checkpoint_dir=out / "checkpoints", resume=a.resume, dist=ctx)
+    where = trainer.device_name + (f" x {ctx.world_size} processes" if ctx is not None else "")
+    say(f"training {config.method} on {len(train)} samples, {train.num_classes} classes, "
+        f"{where}" + (f", noise {noise_info['kind']} {noise_info['rate_realised']:.3f}" if noise_info else ""),
+        flush=True)
     records_path = out / "epochs.jsonl"
     records: list[dict] = []
     if a.resume and records_path.is_file():
@@ -263,6 +285,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         for report in trainer.run():
             last = report
             records.append(epoch_record(report))
+            if not main_rank:
+                continue
             print(epoch_line(report), flush=True)
             for w in report.warnings:
                 print(f"  warning: {w}", flush=True)
@@ -271,6 +295,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             atomic_write_text(records_path, "".join(json.dumps(r) + "\n" for r in records))
             extra = {
                 "device": trainer.device_name,
+                "processes": ctx.world_size if ctx is not None else 1,
                 "n_train": len(train),
                 "n_test": len(test) if test is not None else None,
                 "label_names": list(train.label_names),
@@ -287,9 +312,9 @@ def cmd_train(a: argparse.Namespace) -> int:
               f"{out / 'checkpoints'}; rerun with --resume to continue", file=sys.stderr)
         return 130
     if last is None and not records:
-        print("no epoch finished", file=sys.stderr)
+        say("no epoch finished", file=sys.stderr)
         return 1
-    print(f"wrote {out / 'metrics.json'} and {out / 'samples.csv'}", flush=True)
+    say(f"wrote {out / 'metrics.json'} and {out / 'samples.csv'}", flush=True)
     return 0
 
 

@@ -31,6 +31,11 @@ Randomness: every epoch derives its own generators from (seed, epoch), and dropo
 runs inside `torch.random.fork_rng`, so the trainer leaves no global RNG state behind
 and a resumed run reproduces an uninterrupted one.
 
+Distribution: with a `DistContext` of several ranks (torchrun), each rank trains and
+scores its share of every batch, gradients and per-sample arrays are summed across
+ranks, and the GMM is fitted on rank 0 (distributed.py); with the default context all
+of that is a no-op and nothing else changes.
+
 Extending (the baselines in selfmix_core/methods/ do this): subclass SelfMixTrainer and
 override the epoch's building blocks, which are the supported hooks:
   _phase_for_next_epoch() -> str          which kind of epoch comes next;
@@ -69,10 +74,11 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, derive_seed
 from .data import TextDataset
+from .distributed import DistContext
 from .losses import embmix, per_sample_ce, pseudo_label_loss, rdrop_kl, sample_mix_lambda, sharpen, soft_cross_entropy
 from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
 from .model import TextClassifier, build_classifier
-from .reports import EpochReport, StepProgress
+from .reports import EpochReport, GMMParams, StepProgress
 from .selection import Selection, select
 
 CHECKPOINT_FORMAT = 1
@@ -154,6 +160,8 @@ class SelfMixTrainer:
     checkpoint_dir: where each epoch's checkpoint goes (None: no checkpoints).
     resume: continue from the latest checkpoint in checkpoint_dir if there is one;
         `resumed_report` then holds that checkpoint's EpochReport.
+    dist: this process's place in a data-parallel run (distributed.py); default one
+        process. Every rank yields the same reports; rank 0 writes the checkpoints.
     """
 
     def __init__(
@@ -167,6 +175,7 @@ class SelfMixTrainer:
         control: TrainerControl | None = None,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        dist: DistContext | None = None,
     ):
         if len(train) < 2:
             raise ValueError("the training set needs at least 2 samples")
@@ -175,6 +184,7 @@ class SelfMixTrainer:
         if test is not None and list(test.label_names) != list(train.label_names):
             raise ValueError("the test set must use the train set's label names (load it with label_names=train.label_names)")
         self.config = config
+        self.dist = dist or DistContext()  # one process unless run under torchrun
         self.train = train
         self.test = test
         self.num_classes = train.num_classes
@@ -193,6 +203,7 @@ class SelfMixTrainer:
         if model.num_labels != self.num_classes:
             raise ValueError(f"model has {model.num_labels} outputs but the data has {self.num_classes} classes")
         self.model = model.to(self.device)
+        self.dist.broadcast_module(self.model)  # one starting point for every rank
         self.tokenizer = tokenizer
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.state = TrainerState(total_epochs=config.epochs)
@@ -266,7 +277,7 @@ class SelfMixTrainer:
                 self._save_checkpoint(report)
                 self._emit("on_epoch_end", report)
                 yield report
-                if self.control.should_stop:
+                if self._should_stop():
                     stopped = self.state.epochs_done < self.state.total_epochs
                     break
         finally:
@@ -289,7 +300,8 @@ class SelfMixTrainer:
         train_sizes = (None, None)
         self._notices = []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(torch_seed)
+            # Dropout masks differ between ranks; `gen` (data order) is the same on all.
+            torch.manual_seed(torch_seed + self.dist.rank)
             gen = torch.Generator().manual_seed(torch_seed)
             if phase == "selfmix":
                 result = self._train_selfmix_epoch(epoch, np_rng, gen)
@@ -301,6 +313,10 @@ class SelfMixTrainer:
                 if result is None:
                     return None
                 losses, n_seen = result
+        if self.dist.enabled:  # each rank averaged its share of every batch: add them up
+            keys = sorted(losses)  # (n_seen counts the global batches already)
+            [summed] = self.dist.sum_arrays(np.array([losses[k] for k in keys], dtype=np.float64))
+            losses = dict(zip(keys, summed.tolist()))
         t1 = time.perf_counter()
         scored = self._score(self.train.texts)
         if scored is None:
@@ -308,17 +324,39 @@ class SelfMixTrainer:
         loss, probs = scored[0], scored[1]
         labels = self.split.labels
         mask = self.split.in_training
-        sel = select(
+        sel = self._select(
             loss[mask] if not cfg.reference.softmax_before_ce else self._ref_loss(probs, labels)[mask],
             labels[mask],
-            self.num_classes,
-            cfg.selection,
             np.random.default_rng(seed_seq + [2]),
-            use_variance=cfg.reference.variance_norm,
         )
         t2 = time.perf_counter()
         report = self._build_report(epoch, phase, losses, n_seen, loss, probs, sel, fallback, train_sizes, t0, t1, t2)
         return report
+
+    def _select(self, loss: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Selection:
+        """The GMM split of (M,) losses with their (M,) labels. Under distribution every
+        rank holds all M losses, but the GMM is fitted once, on rank 0, and its result
+        broadcast, so all ranks train on one split."""
+        cfg = self.config
+        sel = None
+        if self.dist.is_main:
+            sel = select(loss, labels, self.num_classes, cfg.selection, rng, use_variance=cfg.reference.variance_norm)
+        if not self.dist.enabled:
+            return sel
+        meta = self.dist.broadcast_json(
+            {"gmm": sel.gmm.to_dict() if sel.gmm else None, "warnings": list(sel.warnings)} if sel else None
+        )
+        m = len(loss)
+        norm_loss, clean_prob = self.dist.broadcast_arrays(
+            sel.norm_loss.astype(np.float64) if sel else np.zeros(m), sel.clean_prob.astype(np.float64) if sel
+            else np.zeros(m))
+        return Selection(norm_loss=norm_loss, clean_prob=clean_prob, is_clean=clean_prob >= cfg.selection.tau,
+                         gmm=GMMParams.from_dict(meta["gmm"]) if meta["gmm"] else None,
+                         warnings=tuple(meta["warnings"]))
+
+    def _should_stop(self) -> bool:
+        """The stop flag; under distribution, true on every rank once any rank was asked to stop."""
+        return self.dist.any(self.control.should_stop)
 
     def _ref_loss(self, probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         # CE applied to softmax(logits): -log softmax(p)_y, the reference's double softmax.
@@ -363,7 +401,7 @@ class SelfMixTrainer:
         self.model.train()
         t0 = time.perf_counter()
         for step in range(steps):
-            if self.control.should_stop:
+            if self._should_stop():
                 return None
             b = order[step * bs : (step + 1) * bs]
             parts = self._optimise((b,), self._ce_losses)
@@ -395,15 +433,20 @@ class SelfMixTrainer:
         steps = math.ceil(n_train / cfg.batch_size)
         x_stream = _Cycler(x_idx, gen)
         u_stream = _Cycler(u_idx, gen)
+        # Mixup permutations: from `gen` in one process (as always); under distribution
+        # from a generator of this rank's own, since the ranks' shares differ in size and
+        # `gen` must draw the same global batches on every rank.
+        mix_gen = gen if not self.dist.enabled else torch.Generator().manual_seed(
+            int(np.random.default_rng([cfg.seed, epoch, 3, self.dist.rank]).integers(0, 2**62)))
         sums = {"mix": 0.0, "pseudo": 0.0, "rdrop": 0.0, "total": 0.0}
         seen = 0
         self.model.train()
         t0 = time.perf_counter()
         for step in range(steps):
-            if self.control.should_stop:
+            if self._should_stop():
                 return None
             xb, ub = x_stream.take(bx), u_stream.take(bu)
-            parts = self._optimise((xb, ub), lambda x, u: self._selfmix_losses(x, u, rng, gen))
+            parts = self._optimise((xb, ub), lambda x, u: self._selfmix_losses(x, u, rng, mix_gen))
             for k in sums:
                 sums[k] += parts[k]
             seen += len(xb) + len(ub)
@@ -460,16 +503,22 @@ class SelfMixTrainer:
 
         The batch is split into `self._micro` micro-batches whose gradients accumulate,
         each weighted by its share of the samples, so the step matches the full batch.
+        Under distribution `parts` is the global batch: this rank takes its share
+        (`dist.shard`), weights it by its share of the GLOBAL batch, and the gradients
+        are summed across ranks before the step.
         On CUDA out-of-memory the micro-batch is halved and the step retried (the
         effective batch stays the same); a notice goes into the epoch's warnings.
-        Returns the loss components averaged over the micro-batches by sample share.
+        Returns the loss components averaged over the micro-batches by sample share
+        (this rank's part of the average under distribution; `_run_epoch` sums them).
         """
         n = sum(len(p) for p in parts)
+        parts = tuple(self.dist.shard(p) for p in parts)
+        n_local = sum(len(p) for p in parts)
         while True:
             try:
                 self.optimizer.zero_grad(set_to_none=True)
                 agg: dict[str, float] = {}
-                for chunk in _split_parts(parts, self._micro):
+                for chunk in (_split_parts(parts, self._micro) if n_local else []):
                     share = sum(len(p) for p in chunk) / n
                     loss, comps = loss_fn(*chunk)
                     if not torch.isfinite(loss):
@@ -477,18 +526,19 @@ class SelfMixTrainer:
                     (loss * share).backward()
                     for key, v in comps.items():
                         agg[key] = agg.get(key, 0.0) + v * share
+                self.dist.sum_gradients(self.model.parameters())
                 self.optimizer.step()
                 return agg
             except torch.OutOfMemoryError:
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if self._micro >= n:
+                if self._micro >= n_local:
                     raise
-                self._micro = min(self._micro * 2, n)
+                self._micro = min(self._micro * 2, n_local)
                 self._notices.append(
                     f"out of memory: split each batch into {self._micro} micro-batches of about "
-                    f"{math.ceil(n / self._micro)} samples; gradient accumulation keeps the batch of {n}"
+                    f"{math.ceil(n_local / self._micro)} samples; gradient accumulation keeps the batch of {n}"
                 )
 
     # ---- scoring / evaluation -----------------------------------------------------------
@@ -497,16 +547,22 @@ class SelfMixTrainer:
         """Dropout off. Returns (per-sample CE (N,), probabilities (N, K)) or None if stopped.
 
         Texts are batched in order of length so that dynamic padding wastes little.
+        Under distribution each rank scores every world_size-th text of that order and
+        the rows are summed across ranks (each row comes from one rank), so every rank
+        returns all N rows. The stop flag is then checked before and after the pass
+        only: ranks may run different numbers of batches, and a check is a collective.
         """
         labels = self.split.labels if labels is None else labels
         self.model.eval()
         n = len(texts)
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        order = self.dist.shard(np.argsort([len(t) for t in texts], kind="stable"))
         probs = np.zeros((n, self.num_classes), dtype=np.float32)
         loss = np.zeros(n, dtype=np.float32)
+        if self.dist.enabled and self._should_stop():
+            return None
         start = 0
-        while start < n:
-            if self.control.should_stop:
+        while start < len(order):
+            if not self.dist.enabled and self.control.should_stop:
                 return None
             b = order[start : start + self._score_bs]
             enc = self._encode([texts[i] for i in b])
@@ -525,6 +581,10 @@ class SelfMixTrainer:
             y = self._to_device(torch.from_numpy(np.asarray(labels)[b]))
             loss[b] = per_sample_ce(logits, y).cpu().numpy()
             probs[b] = torch.softmax(logits, -1).cpu().numpy()
+        if self.dist.enabled:
+            loss, probs = self.dist.sum_arrays(loss, probs)
+            if self._should_stop():
+                return None
         return loss, probs
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -617,6 +677,9 @@ class SelfMixTrainer:
         """Write epoch-NNN/ (weights, optimizer, state, split), then point latest.json at it."""
         if self.checkpoint_dir is None:
             return
+        if not self.dist.is_main:  # rank 0 writes; the others wait until it is complete
+            self.dist.barrier()
+            return
         from .atomic import atomic_write_text, fsync_folder
 
         root = self.checkpoint_dir
@@ -655,6 +718,7 @@ class SelfMixTrainer:
         for old in root.glob("epoch-*"):
             if old.name != folder.name:
                 shutil.rmtree(old, ignore_errors=True)
+        self.dist.barrier()
 
     def _data_fingerprint(self) -> str:
         """SHA-256 of the training texts and their given labels (before review decisions,

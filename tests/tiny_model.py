@@ -20,17 +20,19 @@ _LOCK = threading.Lock()
 _BUILT: dict[str, Path] = {}
 
 
-def tiny_bert_config(vocab_size: int):
+def tiny_bert_config(vocab_size: int, dropout: float = 0.1):
     """The test encoder: a 2-layer, 32-wide BERT (about 1M parameters, mostly embeddings)."""
     from transformers import BertConfig
 
     return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=512)
+                      intermediate_size=64, max_position_embeddings=512, hidden_dropout_prob=dropout,
+                      attention_probs_dropout_prob=dropout)
 
 
-def build_tiny_model_dir(folder: str | os.PathLike) -> Path:
+def build_tiny_model_dir(folder: str | os.PathLike, dropout: float = 0.1) -> Path:
     """Write a 2-layer, 32-wide random BERT (config.json + model.safetensors) and the
-    bundled MiniLM tokenizer into `folder`. Returns the folder."""
+    bundled MiniLM tokenizer into `folder`. Returns the folder. dropout: the encoder's
+    hidden and attention dropout (0 makes training deterministic given the data order)."""
     import torch
     from transformers import BertModel
 
@@ -41,7 +43,7 @@ def build_tiny_model_dir(folder: str | os.PathLike) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(None)
-    cfg = tiny_bert_config(tokenizer.vocab_size)
+    cfg = tiny_bert_config(tokenizer.vocab_size, dropout)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = BertModel(cfg)
