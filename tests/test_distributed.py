@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -65,7 +66,9 @@ def _train(rank: int, world: int, out: str, model_dir: str, method: str, epochs:
     torch.set_num_threads(1)
     ctx = DistContext()
     if world > 1:
-        torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+        # bounded: a rank waiting on a collective the other never joins fails, not hangs
+        torch.distributed.init_process_group("gloo", rank=rank, world_size=world,
+                                             timeout=datetime.timedelta(seconds=120))
         ctx = DistContext(rank=rank, world_size=world)
     try:
         train, test = _data()
