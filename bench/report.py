@@ -16,10 +16,15 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 HEADER = "# Benchmarks\n\nEvery figure here was printed by a script under `bench/`; each section names the command that made it.\n"
 
 
-def machine_description() -> str:
-    """CPU model, core count, memory, torch version and GPU if any."""
+def machine_description(threads: int | None = None) -> str:
+    """CPU model, core count, memory, torch version and GPU if any.
+
+    threads: the torch thread count to state (the one the measured work ran with);
+    default: this process's.
+    """
     import torch
 
+    threads = threads or torch.get_num_threads()
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -36,7 +41,7 @@ def machine_description() -> str:
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     return (f"{cpu}, {os.cpu_count()} cores{mem}{gpu}; torch {torch.__version__} "
-            f"({torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}), Python {platform.python_version()}")
+            f"({threads} thread{'s' if threads != 1 else ''}), Python {platform.python_version()}")
 
 
 def git_revision() -> str:

@@ -587,6 +587,25 @@ def cost_table(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _last_title(runs: list[dict]) -> str | None:
+    """The newest `--title` in the folder's invocation log, so `--render-only` keeps the heading."""
+    for r in reversed(runs):
+        try:
+            words = shlex.split(r.get("command") or "")
+        except ValueError:
+            continue
+        for i, w in enumerate(words[:-1]):
+            if w == "--title":
+                return words[i + 1]
+    return None
+
+
+def cell_threads(out: str | Path) -> int | None:
+    """The torch thread count every cell in OUT ran with, or None if they differ (or there are none)."""
+    threads = {c.get("torch_threads") for c in load_cells(out)}
+    return threads.pop() if len(threads) == 1 and None not in threads else None
+
+
 def render(out: str | Path, title: str | None = None, machine: str | None = None) -> str:
     """All tables for the cells in OUT, with the commands that made them."""
     out = Path(out)
@@ -595,6 +614,7 @@ def render(out: str | Path, title: str | None = None, machine: str | None = None
     runs = [json.loads(x) for x in (out / "runs.jsonl").read_text().splitlines() if x.strip()] \
         if (out / "runs.jsonl").is_file() else []
     s = meta["settings"]
+    title = title or _last_title(runs)
     parts = [f"## {title or 'Benchmark: ' + out.name}", ""]
     if machine:
         parts += [f"Machine: {machine}.", ""]
@@ -712,9 +732,9 @@ def cmd_bench(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     try:
         from bench.report import DOC, machine_description, update_section
     except ImportError:  # run from outside the repository: no docs to update
-        DOC, machine_description, update_section = None, lambda: None, None
+        DOC, machine_description, update_section = None, lambda threads=None: None, None
         a.no_doc = True
-    md = render(out, a.title, machine_description())
+    md = render(out, a.title, machine_description(threads=cell_threads(out)))
     if a.no_doc:
         print(md)
     else:

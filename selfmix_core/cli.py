@@ -335,10 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "train":
             return cmd_train(a)
-        if a.command == "bench":  # pragma: no cover - added by the benchmark harness
+        if a.command == "bench":
             from .bench import cmd_bench
 
-            return cmd_bench(a)
+            return cmd_bench(a, argv)  # argv None: the command line (sys.argv)
     # UsageError, DataValidationError, ModelLoadError and config validation errors are
     # all ValueErrors. (Not importing ModelLoadError here keeps torch out of the way of
     # a bad-data message.)

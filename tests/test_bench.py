@@ -138,7 +138,7 @@ def test_cli_end_to_end_updates_only_its_section(tmp_path, tokenizer):
     root = write_tiny_dataset(tmp_path / "data")
     doc = tmp_path / "BENCH.md"
     doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
-    args = ["bench", "--data-root", str(root), "--datasets", "tiny", "--noise", "idn:0.25", "--methods", "ce,selfmix",
+    args = ["bench", "--title", "Tiny bench, 36 texts", "--data-root", str(root), "--datasets", "tiny", "--noise", "idn:0.25", "--methods", "ce,selfmix",
             "--seeds", "0", "--max-train-samples", "36", "--max-length", "16", "--epochs", "2", "--warmup-epochs", "1",
             "--lr", "1e-3", "--batch-size", "8", "--model", str(model_dir), "--device", "cpu", "--threads", "1",
             "--out", str(tmp_path / "out"), "--doc", str(doc), "--section", "tiny"]
@@ -152,5 +152,10 @@ def test_cli_end_to_end_updates_only_its_section(tmp_path, tokenizer):
     assert "Instance-dependent noise (paper Table 4 layout)" in text
     cell = json.loads((tmp_path / "out" / "cells" / "tiny-idn-0.25-selfmix-0.json").read_text())
     assert cell["config"]["selection"]["class_reg"] is True and cell["config"]["loss"]["lambda_p"] == 0.0
+    # --render-only redraws the same section: the heading from the runs log, the cells' thread count
+    before = text.split("<!-- BEGIN tiny -->")[1]
+    assert "## Tiny bench, 36 texts" in before and "(1 thread)" in before
+    assert main(["bench", "--out", str(tmp_path / "out"), "--render-only", "--doc", str(doc), "--section", "tiny"]) == 0
+    assert doc.read_text().split("<!-- BEGIN tiny -->")[1] == before
     assert main(["bench", "--out", str(tmp_path / "nothing"), "--render-only", "--no-doc"]) == 2
     assert main(args[:-8] + ["--noise", "bogus:1", "--out", str(tmp_path / "o2"), "--no-doc"]) == 2
