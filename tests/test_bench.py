@@ -138,7 +138,8 @@ def test_cli_end_to_end_updates_only_its_section(tmp_path, tokenizer):
     root = write_tiny_dataset(tmp_path / "data")
     doc = tmp_path / "BENCH.md"
     doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
-    args = ["bench", "--title", "Tiny bench, 36 texts", "--data-root", str(root), "--datasets", "tiny", "--noise", "idn:0.25", "--methods", "ce,selfmix",
+    args = ["bench", "--title", "Tiny bench, 36 texts", "--data-root", str(root), "--datasets", "tiny",
+            "--noise", "idn:0.25", "--methods", "ce,selfmix",
             "--seeds", "0", "--max-train-samples", "36", "--max-length", "16", "--epochs", "2", "--warmup-epochs", "1",
             "--lr", "1e-3", "--batch-size", "8", "--model", str(model_dir), "--device", "cpu", "--threads", "1",
             "--out", str(tmp_path / "out"), "--doc", str(doc), "--section", "tiny"]
