@@ -53,8 +53,11 @@ DATASETS = {
     "trec": ("train.csv", "test.csv"),
     "agnews": ("train_partial_5k.csv", "test.csv"),
     "imdb": ("train.csv", "test.csv"),
+    "banking77": ("train.csv", "test.csv"),
 }
-DISPLAY = {"trec": "TREC", "agnews": "AG News", "imdb": "IMDB"}
+# (text column, label column) where a dataset is not `label,text`.
+COLUMNS = {"banking77": ("text", "category")}
+DISPLAY = {"trec": "TREC", "agnews": "AG News", "imdb": "IMDB", "banking77": "Banking77"}
 
 # (lambda_p, lambda_r) per (noise, dataset): the paper's Tables 3 and 4 headers.
 PAPER_LAMBDAS = {("asym", "imdb"): (0.1, 0.5), ("idn", None): (0.0, 0.3), (None, None): (0.2, 0.3)}
@@ -90,6 +93,7 @@ class BenchSettings:
     model: str | None = None
     cv_folds: int = 3
     data_seed: int = 0
+    pooling: str = "cls"
 
     def __post_init__(self) -> None:
         for name in ("max_train_samples", "max_test_samples"):
@@ -189,8 +193,10 @@ def load_bench_data(root: str | Path, dataset: str, settings: BenchSettings):
     train_file, test_file = DATASETS.get(dataset, ("train.csv", "test.csv"))
     if not (folder / train_file).is_file():
         raise ValueError(f"dataset {dataset!r}: {folder / train_file} does not exist (is --data-root right?)")
-    train = load_dataset(folder / train_file)
-    test = load_dataset(folder / test_file, label_names=train.label_names) if (folder / test_file).is_file() else None
+    text_col, label_col = COLUMNS.get(dataset, ("text", "label"))
+    train = load_dataset(folder / train_file, text_col, label_col)
+    test = (load_dataset(folder / test_file, text_col, label_col, label_names=train.label_names)
+            if (folder / test_file).is_file() else None)
     if settings.max_train_samples is not None and settings.max_train_samples < len(train):
         rng = np.random.default_rng([settings.data_seed, 0])
         train = train.subset(np.sort(rng.choice(len(train), settings.max_train_samples, replace=False)))
@@ -212,16 +218,19 @@ def noisy_train(train, noise: str, rate: float, seed: int):
 
 
 def cell_config(cell: Cell, settings: BenchSettings, device: str):
-    """The TrainConfig of a cell: the paper's per-setting lambdas; class-regularised GMM under idn."""
-    from .config import LossWeights, ModelConfig, SelectionConfig, TrainConfig
+    """The TrainConfig of a cell: the paper's per-setting lambdas; class-regularised GMM under idn;
+    the paper's protocol of every sample trained on and a fixed warm-up (the method's
+    `configure` turns on what it needs, e.g. selfmix's held-out slice)."""
+    from .config import LossWeights, ModelConfig, SelectionConfig, TrainConfig, ValidationConfig
 
     lp, lr_ = paper_lambdas(cell.noise, cell.dataset)
     return TrainConfig(
         method="selfmix", epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
         batch_size=settings.batch_size, lr=settings.lr, seed=cell.seed, device=device,
-        model=ModelConfig(model=settings.model, max_length=settings.max_length),
+        model=ModelConfig(model=settings.model, max_length=settings.max_length, pooling=settings.pooling),
         selection=SelectionConfig(class_reg=cell.noise == "idn"),
         loss=LossWeights(lambda_p=lp, lambda_r=lr_),
+        validation=ValidationConfig(fraction=0.0), extra_warmup_epochs=0,
     )
 
 
@@ -280,7 +289,7 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
         "cell": dataclasses.asdict(cell),
         "settings": settings.to_dict(),
         "method": {"name": method.name, "summary": method.summary, "paper": method.paper, "flags": method.flags},
-        "config": config.to_dict(),
+        "config": (method.ran_config or config).to_dict(),
         "noise": noise_info,
         "n_train": len(train),
         "n_test": len(test) if test is not None else None,
@@ -289,6 +298,7 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
         "best_epoch": int(np.argmax(accs)) + 1 if accs else None,
         "last_test_accuracy": accs[-1] if accs else None,
         "detection_last": {k.replace("detection_", ""): rows[-1][k] for k in det_keys} if method.flags else None,
+        **_recommended(rows, det_keys if method.flags else ()),
         "extras": method.extras,
         "wall_seconds": wall,
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in rows])),
@@ -297,6 +307,19 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
         "peak_rss_scope": "cell" if reset_ok else "process",
         "torch_threads": torch.get_num_threads(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _recommended(rows: list[dict], det_keys: Sequence[str]) -> dict:
+    """The recommended epoch of a cell (decision.recommend_epoch, as the trainer reported
+    it after the last epoch; the last epoch for methods without a held-out slice) and
+    its test accuracy and detection."""
+    epoch = rows[-1].get("recommended_epoch") or rows[-1]["epoch"]
+    row = next(r for r in rows if r["epoch"] == epoch)
+    return {
+        "recommended_epoch": epoch,
+        "recommended_test_accuracy": row["test_accuracy"],
+        "detection_recommended": {k.replace("detection_", ""): row[k] for k in det_keys} or None,
     }
 
 
@@ -313,7 +336,8 @@ def check_settings(out: Path, settings: BenchSettings) -> None:
 
     path = Path(out) / "bench.json"
     if path.is_file():
-        saved = json.loads(path.read_text())["settings"]
+        # Settings added later take their default in a folder made before them.
+        saved = {**dataclasses.asdict(BenchSettings()), **json.loads(path.read_text())["settings"]}
         current = settings.to_dict()
         diff = [f"{k} was {saved.get(k)!r}, now {current.get(k)!r}" for k in sorted(set(saved) | set(current))
                 if saved.get(k) != current.get(k)]
@@ -685,6 +709,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="encoder folder or hub id (default: the bundled MiniLM-L6)")
     s.add_argument("--cv-folds", type=int, default=3, help="Confident Learning's K-fold cross-validation")
     s.add_argument("--data-seed", type=int, default=0, help="draws the train/test subsets")
+    s.add_argument("--pooling", choices=["cls", "mean"], default="cls", help="sentence embedding (paper: cls)")
     r = b.add_argument_group("running and output")
     r.add_argument("--out", required=True, help="results folder (cells/, bench.json, runs.jsonl)")
     r.add_argument("--device", default="auto")
@@ -701,7 +726,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def settings_from_args(a: argparse.Namespace) -> BenchSettings:
     return BenchSettings(max_train_samples=a.max_train_samples, max_test_samples=a.max_test_samples,
                          max_length=a.max_length, epochs=a.epochs, warmup_epochs=a.warmup_epochs, lr=a.lr,
-                         batch_size=a.batch_size, model=a.model, cv_folds=a.cv_folds, data_seed=a.data_seed)
+                         batch_size=a.batch_size, model=a.model, cv_folds=a.cv_folds, data_seed=a.data_seed,
+                         pooling=a.pooling)
 
 
 def cmd_bench(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:

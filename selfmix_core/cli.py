@@ -52,8 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, default=6, help="total epochs, warm-up included (paper: 6)")
     m.add_argument("--warmup-epochs", type=int, default=2, help="cross-entropy epochs before SelfMix (paper: 2)")
     m.add_argument("--warmup-samples", type=int, default=None, help="warm up on this many samples instead of epochs")
-    m.add_argument("--extra-warmup-epochs", type=int, default=0,
-                   help="up to this many more warm-up epochs while the clean/noisy split is weak")
+    m.add_argument("--extra-warmup-epochs", type=int, default=4,
+                   help="up to this many more warm-up epochs while the held-out accuracy still improves (default 4)")
+    m.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the training set held out (stratified, given labels) to decide the hand-over "
+                        "and the recommended epoch without clean labels; 0 = train on everything, fixed warm-up "
+                        "(the paper's protocol)")
     m.add_argument("--max-length", type=int, default=64, help="tokens per text after truncation")
     m.add_argument("--batch-size", type=int, default=32, help="samples per step (paper: 32)")
     m.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (5e-5 suits MiniLM-L6)")
@@ -64,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--temperature", type=float, default=0.5, help="sharpening temperature of U's soft labels")
     m.add_argument("--alpha", type=float, default=0.75, help="mixup Beta(alpha, alpha) parameter")
     m.add_argument("--class-reg", action="store_true", help="class-regularised loss for the GMM (instance-dependent noise)")
+    m.add_argument("--gmm-max-iter", type=int, default=10, help="EM iterations of the GMM (authors' code: 10)")
+    m.add_argument("--gmm-tol", type=float, default=1e-2, help="EM tolerance of the GMM (authors' code: 1e-2)")
     m.add_argument("--seed", type=int, default=0,
                    help="fixes the subset, noise, head initialisation, data order, dropout and mixup")
     m.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -74,10 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class-regularised loss divided by the variance, not the std")
     r.add_argument("--ref-min-class-pseudo", action="store_true",
                    help="pseudo-label loss on the LEAST likely class, not the argmax")
-    r.add_argument("--ref-kl-sum", action="store_true", help="R-Drop KL summed over the batch, not averaged")
+    f = t.add_argument_group("the earlier engine's shortcuts (off by default = the paper; for comparison)")
+    f.add_argument("--fast-soft-targets", action="store_true",
+                   help="U's soft labels from the two dropout passes instead of a no-dropout pass")
+    f.add_argument("--fast-kl-mean", action="store_true", help="R-Drop KL averaged over U instead of summed (Eq. 16)")
+    f.add_argument("--fast-single-pass-pseudo", action="store_true",
+                   help="pseudo-label loss from the first dropout pass only, not both")
+    f.add_argument("--fast-epoch-over-all", action="store_true",
+                   help="a SelfMix epoch of ceil(n / batch) steps instead of one pass over X")
     o = t.add_argument_group("output")
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/checkpoints")
+    o.add_argument("--flags-epoch", default="recommended", type=_flags_epoch,
+                   help="whose flags samples.csv holds: recommended (default: the epoch the held-out slice "
+                        "prefers), last, or an epoch number")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     from .bench import add_parser as add_bench_parser
 
@@ -85,8 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _flags_epoch(value: str) -> str | int:
+    if value in ("recommended", "last"):
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'recommended', 'last' or an epoch number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"epochs are numbered from 1, got {n}")
+    return n
+
+
 def config_from_args(a: argparse.Namespace):
-    from .config import LossWeights, ModelConfig, ReferenceDeviations, SelectionConfig, TrainConfig
+    from .config import (FastChoices, LossWeights, ModelConfig, ReferenceDeviations, SelectionConfig, TrainConfig,
+                         ValidationConfig)
 
     return TrainConfig(
         method=a.method,
@@ -101,14 +130,16 @@ def config_from_args(a: argparse.Namespace):
         seed=a.seed,
         device=a.device,
         model=ModelConfig(model=a.model, pooling=a.pooling, max_length=a.max_length),
-        selection=SelectionConfig(tau=a.tau, class_reg=a.class_reg),
+        selection=SelectionConfig(tau=a.tau, class_reg=a.class_reg, gmm_max_iter=a.gmm_max_iter, gmm_tol=a.gmm_tol),
         loss=LossWeights(lambda_p=a.lambda_p, lambda_r=a.lambda_r),
         reference=ReferenceDeviations(
             softmax_before_ce=a.ref_softmax_selection,
             variance_norm=a.ref_variance_norm,
             min_class_pseudo=a.ref_min_class_pseudo,
-            kl_sum=a.ref_kl_sum,
         ),
+        fast=FastChoices(soft_targets_from_rdrop=a.fast_soft_targets, kl_mean=a.fast_kl_mean,
+                         single_pass_pseudo=a.fast_single_pass_pseudo, epoch_over_all=a.fast_epoch_over_all),
+        validation=ValidationConfig(fraction=a.val_fraction),
     )
 
 
@@ -147,6 +178,8 @@ def epoch_line(r) -> str:
         parts.append(f"test_acc={r.test_accuracy:.4f}")
     if r.detection is not None and r.detection.auroc is not None:
         parts.append(f"det_auroc={r.detection.auroc:.3f} det_f1={r.detection.f1:.3f}")
+    if r.val_accuracy is not None:
+        parts.append(f"heldout_acc={r.val_accuracy:.4f}")
     parts.append(f"|X|={r.n_clean} |U|={r.n_noisy}")
     if r.gmm is not None:
         parts.append(f"sep={r.gmm.separation:.2f}")
@@ -167,6 +200,11 @@ def epoch_record(r) -> dict:
         "detection_precision": det.precision if det else None,
         "detection_recall": det.recall if det else None,
         "detection_f1": det.f1 if det else None,
+        "val_accuracy": r.val_accuracy,
+        "val_loss": r.val_loss,
+        "n_val": r.n_val,
+        "recommended_epoch": r.recommended_epoch,
+        "recommendation": r.recommendation,
         "n_clean": r.n_clean,
         "n_noisy": r.n_noisy,
         "train_n_clean": r.train_n_clean,
@@ -182,18 +220,52 @@ def epoch_record(r) -> dict:
     }
 
 
-def metrics_document(method: str, config, records: list[dict], last, extra: dict) -> dict:
+def metrics_document(method: str, config, records: list[dict], flags_report, extra: dict) -> dict:
+    """metrics.json. flags_report: the report whose flags samples.csv holds (the
+    recommended epoch's by default); `detection` is that epoch's, when true labels are known."""
     accs = [e["test_accuracy"] for e in records if e["test_accuracy"] is not None]
-    det = last.detection if last is not None else None
+    det = flags_report.detection if flags_report is not None else None
+    recommended = records[-1].get("recommended_epoch") if records else None
     return {
         "method": method,
         "epochs": records,
         "best_test_accuracy": max(accs) if accs else None,
         "last_test_accuracy": accs[-1] if accs else None,
+        "recommended_epoch": recommended if recommended is not None else (records[-1]["epoch"] if records else None),
+        "recommendation": records[-1].get("recommendation") if records else None,
+        "flags_epoch": flags_report.epoch if flags_report is not None else None,
         "detection": det.to_dict() if det else None,
         "config": config.to_dict(),
         **extra,
     }
+
+
+def chosen_epoch(choice: str | int, records: list[dict]) -> int:
+    """The epoch number that --flags-epoch names, given the records so far (a later
+    epoch than the last finished one falls back to the last)."""
+    last = records[-1]["epoch"]
+    if choice == "last":
+        return last
+    if choice == "recommended":
+        return records[-1].get("recommended_epoch") or last
+    return min(int(choice), last)
+
+
+def save_report(folder: Path, report) -> None:
+    """Keep every epoch's report (scalars + per-sample arrays) so that any epoch's flags
+    can be written later: folder/epoch-NNN.json and .npz (about 15 bytes a sample)."""
+    from .atomic import atomic_write_bytes, atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / f"epoch-{report.epoch:03d}.npz", report.arrays_bytes())
+    atomic_write_text(folder / f"epoch-{report.epoch:03d}.json", json.dumps(report.scalars_dict()))
+
+
+def load_report(folder: Path, epoch: int):
+    from .reports import EpochReport
+
+    scalars = json.loads((folder / f"epoch-{epoch:03d}.json").read_text())
+    return EpochReport.from_parts(scalars, (folder / f"epoch-{epoch:03d}.npz").read_bytes())
 
 
 def samples_frame(train, r):
@@ -288,15 +360,19 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
     if a.resume and records_path.is_file():
         records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
         records = [r for r in records if r["epoch"] <= trainer.state.epochs_done]
+    reports_dir = out / "reports"
     last = trainer.resumed_report
     if last is not None and not any(r["epoch"] == last.epoch for r in records):
         records.append(epoch_record(last))  # killed after the checkpoint, before recording it
+        if main_rank:
+            save_report(reports_dir, last)
     try:
         for report in trainer.run():
             last = report
             records.append(epoch_record(report))
             if not main_rank:
                 continue
+            save_report(reports_dir, report)
             print(epoch_line(report), flush=True)
             for w in report.warnings:
                 print(f"  warning: {w}", flush=True)
@@ -313,9 +389,14 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
                 "wall_seconds": time.perf_counter() - t_start,
                 "peak_rss_mb": peak_rss_mb(),
             }
-            atomic_write_text(out / "metrics.json", json.dumps(metrics_document(config.method, config, records, last, extra),
-                                                               indent=2))
-            write_export(samples_frame(train, report), out / "samples.csv", "csv")
+            flags_epoch = chosen_epoch(a.flags_epoch, records)
+            try:
+                flags = report if flags_epoch == report.epoch else load_report(reports_dir, flags_epoch)
+            except OSError:  # a run resumed from before reports/ was kept: that epoch is gone
+                flags = report
+            atomic_write_text(out / "metrics.json",
+                              json.dumps(metrics_document(config.method, config, records, flags, extra), indent=2))
+            write_export(samples_frame(train, flags), out / "samples.csv", "csv")
     except KeyboardInterrupt:
         control.stop()
         print("interrupted: the last finished epoch's checkpoint is in "
@@ -324,7 +405,14 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
     if last is None and not records:
         say("no epoch finished", file=sys.stderr)
         return 1
-    say(f"wrote {out / 'metrics.json'} and {out / 'samples.csv'}", flush=True)
+    if isinstance(a.flags_epoch, int) and a.flags_epoch > records[-1]["epoch"]:
+        say(f"warning: --flags-epoch {a.flags_epoch} is beyond the last epoch ({records[-1]['epoch']}); "
+            "samples.csv holds the last epoch's flags", file=sys.stderr)
+    rec = records[-1].get("recommended_epoch")
+    if rec is not None:
+        say(f"recommended epoch: {rec} ({records[-1].get('recommendation')})", flush=True)
+    say(f"wrote {out / 'metrics.json'} and {out / 'samples.csv'} "
+        f"(flags of epoch {chosen_epoch(a.flags_epoch, records)})", flush=True)
     return 0
 
 

@@ -71,14 +71,17 @@ def pseudo_label_loss(logits: torch.Tensor, min_class: bool = False) -> torch.Te
     return -logp.gather(1, idx.unsqueeze(1)).mean()
 
 
-def rdrop_kl(logits1: torch.Tensor, logits2: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def rdrop_kl(logits1: torch.Tensor, logits2: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     """L_R (paper Eq. 16): symmetric KL between two dropout passes of the same batch.
 
-    0.5 * (KL(p1 || p2) + KL(p2 || p1)) per sample, summed over classes, then averaged
-    over the batch ("mean", default) or summed ("sum", the reference code; the paper's
-    Eq. 16 writes a sum over U but the loss scale then grows with the batch size).
+    0.5 * (KL(p1 || p2) + KL(p2 || p1)) per sample, summed over classes, then summed over
+    the unlabeled batch ("sum", the paper's Eq. 16 and the authors' code; with 16
+    unlabeled samples per step its scale is 16x the mean's) or averaged ("mean",
+    FastChoices.kl_mean, an earlier choice of this engine).
     logits1, logits2: (B, K). Returns a scalar (0 for an empty batch).
     """
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
     if logits1.shape[0] == 0:
         return logits1.sum() * 0.0
     lp1 = F.log_softmax(logits1, dim=-1)

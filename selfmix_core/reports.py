@@ -93,7 +93,10 @@ ARRAY_FIELDS: dict[str, str] = {
     "predicted_label": "int32",
     "predicted_prob": "float32",
     "in_training": "bool",
+    "in_validation": "bool",
 }
+# Arrays that reports saved before they existed lack: filled with this value on load.
+_ARRAY_DEFAULTS = {"in_validation": False}
 
 
 @dataclass
@@ -116,6 +119,12 @@ class EpochReport:
     given_vs_predicted: (K, K) counts, rows given label, columns predicted label: the
         estimated noise transition matrix (row-normalise to read it as probabilities).
     given_vs_true: (K, K) counts, rows given, columns true label; None without true labels.
+    in_validation: (N,) bool, the held-out slice (decision.py): never trained on,
+        scored every epoch, flagged by the GMM fitted on the trained samples.
+    val_accuracy / val_loss / n_val: accuracy and mean CE of the held-out slice against
+        its GIVEN labels (None without a slice): the label-free signal.
+    recommended_epoch / recommendation: the epoch whose flags are recommended so far
+        (this one or an earlier one) and why, in one sentence.
     fallback: set when X or U came out empty (or too small) and the epoch trained
         another way; the text says how.
     """
@@ -148,6 +157,16 @@ class EpochReport:
     given_vs_true: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
     fallback: str | None = None
+    in_validation: np.ndarray | None = None
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    n_val: int = 0
+    recommended_epoch: int | None = None
+    recommendation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.in_validation is None:
+            self.in_validation = np.zeros(len(self.clean_prob), dtype=bool)
 
     # ---- derived views ------------------------------------------------------------------
     @property
@@ -186,7 +205,8 @@ class EpochReport:
     @classmethod
     def from_parts(cls, scalars: dict[str, Any], arrays: bytes) -> "EpochReport":
         with np.load(io.BytesIO(arrays), allow_pickle=False) as npz:
-            arr = {k: npz[k] for k in ARRAY_FIELDS}
+            n = len(npz["clean_prob"])
+            arr = {k: npz[k] if k in npz.files else np.full(n, _ARRAY_DEFAULTS[k]) for k in ARRAY_FIELDS}
         s = dict(scalars)
         s["gmm"] = GMMParams.from_dict(s["gmm"]) if s.get("gmm") else None
         s["detection"] = DetectionMetrics(**s["detection"]) if s.get("detection") else None

@@ -90,16 +90,24 @@ def _compute_class_reg(loss: np.ndarray, labels: np.ndarray, k: int, use_varianc
     return (loss - means[labels]) / scale[labels]
 
 
-def fit_gmm(norm_loss: np.ndarray, config: SelectionConfig, rng: np.random.Generator) -> tuple[np.ndarray, GMMParams | None]:
+def fit_gmm(norm_loss: np.ndarray, config: SelectionConfig, rng: np.random.Generator,
+            fit_mask: np.ndarray | None = None) -> tuple[np.ndarray, GMMParams | None]:
     """Fit the 2-component GMM; return (clean_prob (N,), params).
 
+    fit_mask: (N,) bool, the samples the GMM is fitted on (default all); every sample
+        gets its posterior. The trainer fits on the samples it trains on and scores the
+        held-out validation samples with the same mixture.
     Constant losses (or fewer than 2 distinct values) cannot be split: every sample
     gets clean_prob 1 and params None.
     """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture  # here, not at import: `import selfmix_core` stays light
 
     x = np.asarray(norm_loss, dtype=np.float64).reshape(-1, 1)
-    if x.shape[0] < 2 or np.ptp(x) < 1e-12:
+    x_fit = x if fit_mask is None else x[np.asarray(fit_mask, dtype=bool)]
+    if x_fit.shape[0] < 2 or np.ptp(x_fit) < 1e-12:
         return np.ones(x.shape[0]), None
     gmm = GaussianMixture(
         n_components=2,
@@ -108,7 +116,10 @@ def fit_gmm(norm_loss: np.ndarray, config: SelectionConfig, rng: np.random.Gener
         reg_covar=config.gmm_reg_covar,
         random_state=int(rng.integers(0, 2**31 - 1)),
     )
-    gmm.fit(x)
+    with warnings.catch_warnings():
+        # The authors' EM stops after 10 iterations by design; `converged` records it.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(x_fit)
     means = gmm.means_.ravel()
     stds = np.sqrt(gmm.covariances_.ravel())
     clean = int(np.argmin(means))
@@ -133,17 +144,22 @@ def select(
     config: SelectionConfig,
     rng: np.random.Generator,
     use_variance: bool = False,
+    fit_mask: np.ndarray | None = None,
 ) -> Selection:
-    """The whole selection step. loss, labels: (N,). See the module docstring."""
+    """The whole selection step. loss, labels: (N,). See the module docstring.
+    fit_mask: (N,) bool, the samples the GMM is fitted on (default all); the
+    normalisation and the posterior cover all N."""
+    if fit_mask is not None and np.asarray(fit_mask).shape != np.asarray(loss).shape:
+        raise ValueError(f"fit_mask must have the losses' shape {np.shape(loss)}, got {np.shape(fit_mask)}")
     norm = normalise_losses(loss, labels, num_classes, config.class_reg, use_variance)
-    clean_prob, gmm = fit_gmm(norm, config, rng)
+    clean_prob, gmm = fit_gmm(norm, config, rng, fit_mask)
     is_clean = clean_prob >= config.tau
     warnings: list[str] = []
     if gmm is None:
         warnings.append("all per-sample losses are equal, so there is nothing to split; every sample counts as clean")
     else:
-        if not gmm.converged:
-            warnings.append(f"the GMM did not converge in {config.gmm_max_iter} EM iterations; the split may be unstable")
+        # No warning for an unconverged EM: the authors stop it after 10 iterations by
+        # design (GMMParams.converged records it).
         if gmm.separation < config.min_separation:
             warnings.append(
                 f"weak split: the two loss components stand only {gmm.separation:.2f} spreads apart "

@@ -8,15 +8,20 @@ One epoch is:
   1. train -- warm-up / CE: cross-entropy over the training samples.
               SelfMix (paper section 3): each step takes batch_size/2 samples from the
               labeled set X and batch_size/2 from the unlabeled set U (as selected at the
-              end of the previous epoch), runs ONE encoder forward over [x; u; u] (the two
-              copies of u get independent dropout masks: the two R-Drop passes), sharpens
-              the mean prediction of the two passes into soft labels for u, mixes the
-              pooled embeddings of [x; u] with lambda' = max(l, 1-l), l ~ Beta(alpha, alpha)
-              (EmbMix), and minimises L_mix + lambda_p * L_P + lambda_r * L_R.
+              end of the previous epoch); predicts u with dropout OFF and no gradient and
+              sharpens that into u's soft labels (the authors' eval-mode pass); runs ONE
+              encoder forward over [x; u; u] with dropout on (the two copies of u get
+              independent masks: the two R-Drop passes); mixes the pooled embeddings of
+              [x; u] with lambda' = max(l, 1-l), l ~ Beta(alpha, alpha) (EmbMix), and
+              minimises L_mix + lambda_p * L_P + lambda_r * L_R, L_P averaged over the
+              two passes and L_R summed over u (Eq. 16). One epoch is one pass over X.
   2. score -- dropout OFF, one pass over every training sample: per-sample CE, the
-              prediction and its probability; GMM selection (selection.py). This is both
-              what the report shows and the split the NEXT epoch trains on.
-  3. evaluate the test set (if any), compute metrics, write a checkpoint, yield.
+              prediction and its probability; GMM selection (selection.py), fitted on
+              the trained samples. This is both what the report shows and the split the
+              NEXT epoch trains on.
+  3. the held-out slice's accuracy against its given labels (decision.py): it extends
+     the warm-up while it still improves and picks the recommended epoch; evaluate
+     the test set (if any), compute metrics, write a checkpoint, yield.
 
 Control: `TrainerControl.stop()` (thread-safe) is checked between batches; the run
 then ends cleanly without a report for the unfinished epoch, and can resume from the
@@ -46,13 +51,15 @@ override the epoch's building blocks, which are the supported hooks:
   _build_report(...) -> EpochReport       metrics and per-sample arrays of an epoch.
 tests/test_methods.py runs every subclass, so a change to these signatures shows there.
 
-Choices where the paper is silent (also in README):
-  * soft labels for U come from the mean of the two dropout passes already computed for
-    R-Drop, detached, rather than from an extra forward pass;
-  * an epoch of SelfMix has ceil(n_train / batch_size) steps, so it touches as many
-    samples as a CE epoch; the smaller of X and U is cycled;
+Where the paper is silent the authors' released code decides (eval-pass soft labels,
+L_P over both passes, one pass over X per epoch, GMM with 10 EM iterations); an earlier
+version of this engine did otherwise, and those choices stay as `FastChoices` flags
+(the "selfmix-fast" method). Choices of ours (also in README):
+  * U is cycled when it is smaller than X's pass needs;
   * if X or U is empty, the epoch trains on the other set alone and says so in
-    `report.fallback` (mixup then mixes within that set; L_P and L_R need U).
+    `report.fallback` (mixup then mixes within that set; L_P and L_R need U);
+  * a held-out slice (ValidationConfig.fraction, default 10%) is never trained on;
+    `validation.fraction = 0` trains on every sample as the paper does.
 """
 
 from __future__ import annotations
@@ -74,6 +81,8 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, derive_seed
 from .data import TextDataset
+from .decision import (collapse_warning, held_out_metrics, majority_share, recommend_epoch, validation_split,
+                       warmup_should_continue)
 from .distributed import DistContext
 from .losses import embmix, per_sample_ce, pseudo_label_loss, rdrop_kl, sample_mix_lambda, sharpen, soft_cross_entropy
 from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
@@ -118,6 +127,8 @@ class TrainerState:
     extra_warmup_used: int = 0
     warmup_finished: bool = False
     total_epochs: int = 0
+    # [[epoch, phase, held-out accuracy or None], ...]: what the decision rule reads.
+    val_history: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -130,6 +141,7 @@ class _Split:
     labels: np.ndarray  # int64 training labels (given, after review decisions)
     in_training: np.ndarray  # bool, False for dropped samples
     forced_clean: np.ndarray  # bool, decided by a reviewer: always in X
+    in_validation: np.ndarray  # bool, the held-out slice: scored, never trained on
     is_clean: np.ndarray | None = None  # bool from the last selection; None before any
     separation: float | None = None
     extra: dict = field(default_factory=dict)
@@ -208,10 +220,15 @@ class SelfMixTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.state = TrainerState(total_epochs=config.epochs)
         n = len(train)
+        # The held-out slice depends on the seed and the given labels only (never on true
+        # labels), so a resumed run recomputes the same one.
+        in_validation = validation_split(np.asarray(train.labels), self.num_classes, config.validation,
+                                         np.random.default_rng([config.seed, 7]))
         self.split = _Split(
             labels=np.asarray(train.labels, dtype=np.int64).copy(),
             in_training=np.ones(n, dtype=bool),
             forced_clean=np.zeros(n, dtype=bool),
+            in_validation=in_validation,
         )
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         # After resume: the report of the checkpoint's epoch, for consumers that missed it.
@@ -328,19 +345,23 @@ class SelfMixTrainer:
             loss[mask] if not cfg.reference.softmax_before_ce else self._ref_loss(probs, labels)[mask],
             labels[mask],
             np.random.default_rng(seed_seq + [2]),
+            fit_mask=~self.split.in_validation[mask],
         )
         t2 = time.perf_counter()
         report = self._build_report(epoch, phase, losses, n_seen, loss, probs, sel, fallback, train_sizes, t0, t1, t2)
         return report
 
-    def _select(self, loss: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Selection:
-        """The GMM split of (M,) losses with their (M,) labels. Under distribution every
-        rank holds all M losses, but the GMM is fitted once, on rank 0, and its result
-        broadcast, so all ranks train on one split."""
+    def _select(self, loss: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                fit_mask: np.ndarray | None = None) -> Selection:
+        """The GMM split of (M,) losses with their (M,) labels, fitted on the (M,) fit_mask
+        (the trained samples; the held-out ones get the same mixture's posterior). Under
+        distribution every rank holds all M losses, but the GMM is fitted once, on rank 0,
+        and its result broadcast, so all ranks train on one split."""
         cfg = self.config
         sel = None
         if self.dist.is_main:
-            sel = select(loss, labels, self.num_classes, cfg.selection, rng, use_variance=cfg.reference.variance_norm)
+            sel = select(loss, labels, self.num_classes, cfg.selection, rng, use_variance=cfg.reference.variance_norm,
+                         fit_mask=fit_mask)
         if not self.dist.enabled:
             return sel
         meta = self.dist.broadcast_json(
@@ -366,6 +387,7 @@ class SelfMixTrainer:
     def _after_epoch(self, report: EpochReport) -> None:
         st, cfg = self.state, self.config
         st.epochs_done = report.epoch
+        st.val_history.append([report.epoch, report.phase, report.val_accuracy])
         if report.phase == "warmup":
             st.warmup_epochs_done += 1
             scheduled_done = (
@@ -374,23 +396,49 @@ class SelfMixTrainer:
                 else st.warmup_epochs_done >= cfg.warmup_epochs
             )
             if scheduled_done:
-                weak = report.gmm is None or report.gmm.separation < cfg.selection.min_separation
-                if weak and st.extra_warmup_used < cfg.extra_warmup_epochs:
+                reason = self._warmup_extension_reason(report)
+                if reason and st.extra_warmup_used < cfg.extra_warmup_epochs:
                     st.extra_warmup_used += 1
                     st.total_epochs += 1
                     report.warnings.append(
-                        "the clean/noisy split is still weak, so warm-up continues for one more epoch "
+                        f"{reason}, so warm-up continues for one more epoch "
                         f"({st.extra_warmup_used} of at most {cfg.extra_warmup_epochs} extra)"
                     )
                 else:
                     st.warmup_finished = True
         self.split.is_clean = report.clean_prob >= report.tau
         self.split.separation = report.gmm.separation if report.gmm else None
+        accs = {e: acc for e, _, acc in st.val_history}
+        report.recommended_epoch, report.recommendation = recommend_epoch(accs)
+        warning = collapse_warning(accs)
+        if warning:
+            report.warnings.append(warning)
+
+    def _warmup_extension_reason(self, report: EpochReport) -> str | None:
+        """Why the warm-up should go on after a scheduled warm-up epoch, or None: the
+        held-out accuracy against the given labels still improves
+        (decision.warmup_should_continue). Without a held-out slice the warm-up keeps its
+        scheduled length. (The GMM's separation was tried as the signal and did not
+        predict the runs that failed: docs/BENCHMARKS.md.)
+        """
+        if report.val_accuracy is None:
+            return None
+        history = [acc for _, phase, acc in self.state.val_history if phase == "warmup" and acc is not None]
+        baseline = majority_share(self.split.labels, self._val_mask())
+        if not warmup_should_continue(history, baseline, report.n_val, self.config.validation.min_gain):
+            return None
+        before = max(history[:-1], default=baseline)
+        return (f"the held-out agreement with the given labels still improves ({before:.1%} -> {history[-1]:.1%}): "
+                "the model is still learning")
+
+    def _val_mask(self) -> np.ndarray:
+        """(N,) the held-out samples that count: in the slice and not dropped."""
+        return self.split.in_validation & self.split.in_training
 
     # ---- training loops -----------------------------------------------------------------
     def _train_ce_epoch(self, epoch: int, phase: str, gen: torch.Generator) -> tuple[dict, int] | None:
         cfg = self.config
-        idx = np.flatnonzero(self.split.in_training)
+        idx = np.flatnonzero(self.split.in_training & ~self.split.in_validation)
         order = idx[torch.randperm(len(idx), generator=gen).numpy()]
         if phase == "warmup" and cfg.warmup_samples is not None:
             remaining = cfg.warmup_samples - self.state.warmup_samples_seen
@@ -417,8 +465,9 @@ class SelfMixTrainer:
         sp = self.split
         if sp.is_clean is None:  # resumed into SelfMix without a selection: cannot happen via run()
             raise RuntimeError("SelfMix epoch without a selection; run a warm-up epoch first")
-        x_mask = sp.in_training & (sp.is_clean | sp.forced_clean)
-        u_mask = sp.in_training & ~sp.is_clean & ~sp.forced_clean
+        trained = sp.in_training & ~sp.in_validation
+        x_mask = trained & (sp.is_clean | sp.forced_clean)
+        u_mask = trained & ~sp.is_clean & ~sp.forced_clean
         x_idx, u_idx = np.flatnonzero(x_mask), np.flatnonzero(u_mask)
         n_train = len(x_idx) + len(u_idx)
         fallback = None
@@ -430,7 +479,10 @@ class SelfMixTrainer:
         elif len(x_idx) == 0:
             fallback = "X is empty (no sample looked clean): trained on U alone with its soft labels"
             bx, bu = 0, cfg.batch_size
-        steps = math.ceil(n_train / cfg.batch_size)
+        if cfg.fast.epoch_over_all:
+            steps = math.ceil(n_train / cfg.batch_size)
+        else:  # the authors' loop: one pass over X in batches of bx (over U when X is empty)
+            steps = math.ceil(len(x_idx) / bx) if bx else math.ceil(len(u_idx) / bu)
         x_stream = _Cycler(x_idx, gen)
         u_stream = _Cycler(u_idx, gen)
         # Mixup permutations: from `gen` in one process (as always); under distribution
@@ -446,7 +498,8 @@ class SelfMixTrainer:
             if self._should_stop():
                 return None
             xb, ub = x_stream.take(bx), u_stream.take(bu)
-            parts = self._optimise((xb, ub), lambda x, u: self._selfmix_losses(x, u, rng, mix_gen))
+            n_u = len(ub)  # the whole step's |u|, for L_R's sum over U under micro-batching
+            parts = self._optimise((xb, ub), lambda x, u: self._selfmix_losses(x, u, rng, mix_gen, n_u))
             for k in sums:
                 sums[k] += parts[k]
             seen += len(xb) + len(ub)
@@ -464,21 +517,38 @@ class SelfMixTrainer:
         return loss, {"ce": float(loss.detach())}
 
     def _selfmix_losses(self, xb: np.ndarray, ub: np.ndarray, rng: np.random.Generator,
-                        gen: torch.Generator) -> tuple[torch.Tensor, dict]:
-        """L_mix + lambda_p L_P + lambda_r L_R for labeled indices xb and unlabeled ub."""
+                        gen: torch.Generator, n_u: int | None = None) -> tuple[torch.Tensor, dict]:
+        """L_mix + lambda_p L_P + lambda_r L_R for labeled indices xb and unlabeled ub.
+
+        n_u: the number of unlabeled samples in the whole step (default len(ub)); L_R is
+        a sum over them (paper Eq. 16), so a micro-batch or a rank that holds part of
+        them scales its mean by n_u and `_optimise` weights it by its share.
+        """
         cfg, k = self.config, self.num_classes
-        texts = [self.train.texts[i] for i in xb] + [self.train.texts[i] for i in ub] * 2
-        enc = self._encode(texts)
+        fast = cfg.fast
         nx, nu = len(xb), len(ub)
+        n_u = nu if n_u is None else n_u
+        texts_u = [self.train.texts[i] for i in ub]
+        targets_u = None
+        if nu and not fast.soft_targets_from_rdrop:
+            # The paper: "close dropout when making sample selection or inference"; the
+            # authors' trainer predicts U's soft labels in eval mode before mixing.
+            self.model.eval()
+            with torch.no_grad(), self._autocast():
+                p_eval = torch.softmax(self.model(**self._encode(texts_u)).float(), -1)  # (nu, K)
+            self.model.train()
+            targets_u = sharpen(p_eval, cfg.temperature)
+        enc = self._encode([self.train.texts[i] for i in xb] + texts_u * 2)
         with self._autocast():
             emb = self.model.embed(**enc)  # (nx + 2nu, H): x, u (pass 1), u (pass 2)
             emb_x, emb_u1, emb_u2 = emb[:nx], emb[nx : nx + nu], emb[nx + nu :]
             logits_u1 = self.model.classify(emb_u1)  # (nu, K)
             logits_u2 = self.model.classify(emb_u2)
         logits_u1, logits_u2 = logits_u1.float(), logits_u2.float()
-        with torch.no_grad():
-            p_u = 0.5 * (torch.softmax(logits_u1, -1) + torch.softmax(logits_u2, -1))
-            targets_u = sharpen(p_u, cfg.temperature)  # (nu, K) soft labels
+        if targets_u is None:  # FastChoices.soft_targets_from_rdrop (or an empty u)
+            with torch.no_grad():
+                p_u = 0.5 * (torch.softmax(logits_u1, -1) + torch.softmax(logits_u2, -1))
+                targets_u = sharpen(p_u, cfg.temperature)  # (nu, K) soft labels
         y_x = self._to_device(torch.from_numpy(self.split.labels[xb]))
         targets_x = F.one_hot(y_x, k).float()  # (nx, K)
         all_emb = torch.cat([emb_x, emb_u1]).float()  # (nx + nu, H)
@@ -492,8 +562,15 @@ class SelfMixTrainer:
         with self._autocast():
             mixed_logits = self.model.classify(mixed_emb)
         l_mix = soft_cross_entropy(mixed_logits.float(), mixed_tgt)
-        l_p = pseudo_label_loss(logits_u1, min_class=cfg.reference.min_class_pseudo)
-        l_r = rdrop_kl(logits_u1, logits_u2, reduction="sum" if cfg.reference.kl_sum else "mean")
+        min_class = cfg.reference.min_class_pseudo
+        if fast.single_pass_pseudo:
+            l_p = pseudo_label_loss(logits_u1, min_class=min_class)
+        else:  # the authors average L_P over the two dropout passes
+            l_p = 0.5 * (pseudo_label_loss(logits_u1, min_class=min_class)
+                         + pseudo_label_loss(logits_u2, min_class=min_class))
+        l_r = rdrop_kl(logits_u1, logits_u2, reduction="mean")
+        if not fast.kl_mean:
+            l_r = l_r * n_u  # the sum over U of the step (exact when this call holds all of U)
         total = l_mix + cfg.loss.lambda_p * l_p + cfg.loss.lambda_r * l_r
         return total, {"mix": float(l_mix.detach()), "pseudo": float(l_p.detach()), "rdrop": float(l_r.detach()),
                        "total": float(total.detach())}
@@ -629,7 +706,11 @@ class SelfMixTrainer:
             given_vs_predicted=confusion_counts(labels[mask], pred[mask], k),
             warnings=list(sel.warnings) + self._notices,
             fallback=fallback,
+            in_validation=self.split.in_validation.copy(),
         )
+        held = held_out_metrics(pred, loss, labels, self._val_mask())
+        if held is not None:
+            report.val_accuracy, report.val_loss, report.n_val = held.accuracy, held.loss, held.n
         true = self.train.true_labels
         if true is not None:
             true = np.asarray(true, dtype=np.int64)

@@ -45,8 +45,11 @@ def test_rdrop_symmetric_kl_mean_and_sum():
     kl_pq = float((p * np.log(p / q)).sum())
     kl_qp = float((q * np.log(q / p)).sum())
     sym = 0.5 * (kl_pq + kl_qp)
-    assert rdrop_kl(l1, l2).item() == pytest.approx(sym / 2, rel=1e-5)  # second row contributes 0
-    assert rdrop_kl(l1, l2, reduction="sum").item() == pytest.approx(sym, rel=1e-5)
+    # The paper's Eq. 16 (and the default) sums over U; the second row contributes 0.
+    assert rdrop_kl(l1, l2).item() == pytest.approx(sym, rel=1e-5)
+    assert rdrop_kl(l1, l2, reduction="mean").item() == pytest.approx(sym / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        rdrop_kl(l1, l2, reduction="max")
     assert rdrop_kl(l1, l1).item() == pytest.approx(0.0, abs=1e-7)
     assert rdrop_kl(l2, l1).item() == pytest.approx(rdrop_kl(l1, l2).item(), rel=1e-6)
 

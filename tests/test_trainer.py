@@ -205,14 +205,66 @@ def test_warmup_samples_really_stops(tiny_dataset, tiny_model_factory, tokenizer
     assert [r.phase for r in reports[1:]] == ["selfmix", "selfmix"]
 
 
-def test_extra_warmup_until_separated(tiny_dataset, tiny_model_factory, tokenizer):
-    from selfmix_core.config import SelectionConfig
+def test_warmup_extends_while_held_out_accuracy_improves(tiny_dataset, tiny_model_factory, tokenizer, monkeypatch):
+    """The hand-over reads the held-out slice: while decision.warmup_should_continue says
+    'still improving', warm-up epochs are added (up to extra_warmup_epochs), then SelfMix."""
+    from selfmix_core import trainer as trainer_mod
+    from selfmix_core.config import ValidationConfig
 
-    t = SelfMixTrainer(cfg(epochs=2, extra_warmup_epochs=2, selection=SelectionConfig(min_separation=1e9)),
+    calls = []
+
+    def still_improving(history, baseline, n_val, min_gain):
+        calls.append(list(history))
+        return True
+
+    monkeypatch.setattr(trainer_mod, "warmup_should_continue", still_improving)
+    t = SelfMixTrainer(cfg(epochs=2, extra_warmup_epochs=2, validation=ValidationConfig(fraction=0.3)),
                        noisy(tiny_dataset), model=tiny_model_factory(3), tokenizer=tokenizer)
     reports = list(t.run())
     assert [r.phase for r in reports] == ["warmup", "warmup", "warmup", "selfmix"]
+    assert [len(h) for h in calls] == [1, 2, 3]  # one held-out accuracy per warm-up epoch
     assert any("warm-up continues" in w for w in reports[0].warnings)
+    held = reports[0].in_validation
+    assert held.sum() == reports[0].n_val == 18
+    # the held-out samples are never trained on: not in X or U, but scored and flaggable
+    assert reports[-1].train_n_clean + reports[-1].train_n_noisy == len(held) - held.sum()
+    assert np.all(np.isfinite(reports[-1].clean_prob[held]))
+    assert all(r.val_accuracy is not None and r.recommended_epoch is not None for r in reports)
+
+
+def test_no_held_out_slice_keeps_the_scheduled_warmup(tiny_dataset, tiny_model_factory, tokenizer):
+    from selfmix_core.config import ValidationConfig
+
+    t = SelfMixTrainer(cfg(epochs=3, extra_warmup_epochs=4, validation=ValidationConfig(fraction=0.0)),
+                       noisy(tiny_dataset), model=tiny_model_factory(3), tokenizer=tokenizer)
+    reports = list(t.run())
+    assert [r.phase for r in reports] == ["warmup", "selfmix", "selfmix"]
+    assert all(r.val_accuracy is None and not r.in_validation.any() for r in reports)
+    assert reports[-1].recommended_epoch == 3  # no signal: the last epoch
+
+
+def test_decisions_never_read_true_or_test_labels(tiny_dataset, tiny_model_factory, tokenizer):
+    """Shuffling the true-label column (and the test labels) changes nothing the rule
+    decides: the phases, the held-out accuracies, the recommended epoch, the flags."""
+    from selfmix_core.config import ValidationConfig
+
+    def run(true_labels, test):
+        train = noisy(tiny_dataset)
+        train = train.with_labels(train.labels.copy(), true_labels)
+        t = SelfMixTrainer(cfg(epochs=3, extra_warmup_epochs=1, validation=ValidationConfig(fraction=0.3)),
+                           train, test, model=tiny_model_factory(3), tokenizer=tokenizer)
+        return list(t.run())
+
+    rng = np.random.default_rng(5)
+    a = run(tiny_dataset.labels.copy(), tiny_dataset)
+    shuffled_test = tiny_dataset.with_labels(rng.permutation(tiny_dataset.labels))
+    b = run(rng.permutation(tiny_dataset.labels), shuffled_test)
+    assert [r.phase for r in a] == [r.phase for r in b]
+    assert [r.val_accuracy for r in a] == [r.val_accuracy for r in b]
+    assert [r.recommended_epoch for r in a] == [r.recommended_epoch for r in b]
+    for ra, rb in zip(a, b):
+        np.testing.assert_array_equal(ra.clean_prob, rb.clean_prob)
+    assert a[-1].test_accuracy != b[-1].test_accuracy or a[-1].detection != b[-1].detection  # the labels did differ
 
 
 def test_mismatched_model_rejected(tiny_dataset, tiny_model_factory, tokenizer):

@@ -27,12 +27,12 @@ from .cores2 import CORES2
 from .elr import ELR
 from .nmnet import NMNet
 from .sce import SCE
-from .selfmix import REFERENCE_VARIANTS, SelfMix, SelfMixNoLP, SelfMixNoLR, SelfMixNoMixup
+from .selfmix import REFERENCE_VARIANTS, SelfMix, SelfMixFast, SelfMixNoLP, SelfMixNoLR, SelfMixNoMixup, SelfMixPaper
 
 METHODS: dict[str, type[Method]] = {
     m.name: m
     for m in (CE, CoTeaching, CoTeachingPlus, SCE, ELR, ConfidentLearning, NMNet, CORES2, SelfMix,
-              SelfMixNoLP, SelfMixNoLR, SelfMixNoMixup, *REFERENCE_VARIANTS)
+              SelfMixPaper, SelfMixFast, SelfMixNoLP, SelfMixNoLR, SelfMixNoMixup, *REFERENCE_VARIANTS)
 }
 
 # Named groups for the harness's --methods.
@@ -40,6 +40,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "baselines": ("ce", "co-teaching", "co-teaching-plus", "sce", "elr", "cl", "nm-net", "cores2"),
     "paper": ("ce", "co-teaching", "co-teaching-plus", "sce", "elr", "cl", "nm-net", "cores2", "selfmix"),
     "ablations": ("selfmix-no-lp", "selfmix-no-lr", "selfmix-no-mixup"),
+    "variants": ("selfmix", "selfmix-paper", "selfmix-fast"),
     "reference": tuple(m.name for m in REFERENCE_VARIANTS),
 }
 GROUPS["all"] = tuple(METHODS)

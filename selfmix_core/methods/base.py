@@ -163,6 +163,7 @@ class Method:
     def __init__(self, **options):
         self.options = dict(options)
         self.extras: dict = {}
+        self.ran_config: TrainConfig | None = None
 
     def run(
         self,
@@ -180,8 +181,10 @@ class Method:
     # helpers for subclasses
     def _trainer(self, klass, config, train, test, model_factory, tokenizer, callbacks, control, **kw):
         model = model_factory(train.num_classes, derive_seed(config.seed, 0))
-        return klass(config, train, test, model=model, tokenizer=tokenizer, callbacks=callbacks,
-                     control=control, **kw)
+        trainer = klass(config, train, test, model=model, tokenizer=tokenizer, callbacks=callbacks,
+                        control=control, **kw)
+        self.ran_config = trainer.config  # what the trainer actually ran (the harness records it)
+        return trainer
 
 
 class TrainerMethod(Method):

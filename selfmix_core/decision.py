@@ -1,0 +1,153 @@
+"""Decisions made without clean labels: when the warm-up hands over to SelfMix, and
+which epoch's flags a person is shown.
+
+A person using the app has no true labels, so neither decision may read them. Both
+read one signal: the accuracy, against the GIVEN (noisy) labels, of a stratified slice
+of the training set that is held out from training (`validation_split`). While the
+given label is still the most likely label of each true class (noise below one half
+in the symmetric case), accuracy against noisy labels orders models as accuracy against
+clean labels does; a slice the model never trained on cannot be memorised, so the
+signal does not rise when the model starts fitting the flips.
+
+  * hand-over (`warmup_should_continue`): after the scheduled warm-up epochs, keep
+    warming up while the held-out accuracy still improves (a warm-up that has not
+    learned enough gives a first split that locks its errors in: docs/BENCHMARKS.md);
+  * recommended epoch (`recommend_epoch`): the epoch with the highest held-out
+    accuracy, the latest one on a tie;
+  * collapse (`collapse_warning`): held-out accuracy far below its best.
+
+Everything here is pure and takes plain numbers, so the rule can be tested on
+synthetic sequences (tests/test_decision.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .config import ValidationConfig
+
+MIN_VALIDATION = 10  # held-out samples below which the rule is off (accuracy too coarse)
+COLLAPSE_DROP = 0.10  # held-out accuracy this far under its best: the run is collapsing
+
+
+def validation_split(labels: np.ndarray, num_classes: int, config: ValidationConfig,
+                     rng: np.random.Generator) -> np.ndarray:
+    """(N,) bool mask of the held-out samples, stratified by given label.
+
+    Takes min(round(fraction * N), max_samples) samples, split between the classes in
+    proportion to their counts (largest remainders first), never more than a class's
+    count minus 2, so every class keeps samples to train on. Returns all False when
+    fraction is 0 or fewer than MIN_VALIDATION samples would be held out.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    mask = np.zeros(n, dtype=bool)
+    target = min(int(round(config.fraction * n)), config.max_samples)
+    if target < MIN_VALIDATION:
+        return mask
+    counts = np.bincount(labels, minlength=num_classes)
+    return _compute_stratified(labels, counts, target, rng, mask)
+
+
+def _compute_stratified(labels, counts, target, rng, mask):
+    exact = target * counts / counts.sum()
+    take = np.minimum(np.floor(exact).astype(int), np.maximum(counts - 2, 0))
+    # Hand out the remaining places by largest remainder, where a class has room.
+    for k in np.argsort(-(exact - np.floor(exact)), kind="stable"):
+        if take.sum() >= target:
+            break
+        if take[k] < counts[k] - 2:
+            take[k] += 1
+    if take.sum() < MIN_VALIDATION:
+        return mask
+    for k, m in enumerate(take):
+        if m:
+            idx = np.flatnonzero(labels == k)
+            mask[rng.choice(idx, size=int(m), replace=False)] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out signal of one epoch: accuracy and mean cross-entropy against the
+    given labels, over `n` samples (dropped samples excluded)."""
+
+    accuracy: float
+    loss: float
+    n: int
+
+
+def held_out_metrics(predicted: np.ndarray, loss: np.ndarray, labels: np.ndarray,
+                     mask: np.ndarray) -> HeldOut | None:
+    """predicted, loss, labels, mask: (N,). None when the mask is empty."""
+    mask = np.asarray(mask, dtype=bool)
+    n = int(mask.sum())
+    if n == 0:
+        return None
+    acc = float((np.asarray(predicted)[mask] == np.asarray(labels)[mask]).mean())
+    return HeldOut(accuracy=acc, loss=float(np.mean(np.asarray(loss)[mask])), n=n)
+
+
+def majority_share(labels: np.ndarray, mask: np.ndarray) -> float:
+    """Accuracy of always predicting the most common given label on the held-out slice:
+    the level a model that has learned nothing reaches."""
+    y = np.asarray(labels)[np.asarray(mask, dtype=bool)]
+    return float(np.bincount(y).max() / len(y)) if len(y) else 0.0
+
+
+def warmup_should_continue(history: Sequence[float], baseline: float, n_val: int, min_gain: float) -> bool:
+    """After a scheduled warm-up epoch: has the held-out accuracy still improved?
+
+    history: held-out accuracy after each warm-up epoch so far, the latest last.
+    baseline: the level before any training (`majority_share`), compared with when
+        there is only one epoch.
+    Improved = the latest beats the best before it by more than `min_gain` and by at
+    least one held-out sample. A model still improving on labels it never trained on
+    has not finished learning the clean signal: handing over now would let SelfMix
+    lock in the first split's errors.
+    """
+    if not history:
+        raise ValueError("warmup_should_continue needs at least one held-out accuracy")
+    before = max(history[:-1], default=baseline)
+    step = max(min_gain, 1.0 / max(n_val, 1) - 1e-9)
+    return history[-1] > before + step
+
+
+def recommend_epoch(accuracies: Mapping[int, float | None]) -> tuple[int, str]:
+    """(epoch, one-sentence reason) from {epoch: held-out accuracy or None}.
+
+    The epoch with the highest held-out accuracy (the latest on a tie: it has trained
+    more on the same evidence); without any held-out accuracy, the last epoch.
+    """
+    if not accuracies:
+        raise ValueError("recommend_epoch needs at least one epoch")
+    scored = {e: a for e, a in accuracies.items() if a is not None and math.isfinite(a)}
+    last = max(accuracies)
+    if not scored:
+        return last, f"epoch {last} is the last one; no held-out slice was kept, so no epoch can be preferred"
+    best = max(scored.values())
+    epoch = max(e for e, a in scored.items() if a == best)
+    if epoch == last:
+        why = f"epoch {epoch} is the latest and agrees best ({best:.1%}) with the given labels of the held-out slice"
+    else:
+        why = (f"epoch {epoch} agrees best ({best:.1%}) with the given labels of the held-out slice, "
+               f"better than the last epoch {last} ({scored.get(last, float('nan')):.1%})")
+    return epoch, why
+
+
+def collapse_warning(accuracies: Mapping[int, float | None]) -> str | None:
+    """A warning when the latest held-out accuracy is COLLAPSE_DROP or more under its best."""
+    scored = {e: a for e, a in accuracies.items() if a is not None and math.isfinite(a)}
+    if len(scored) < 2:
+        return None
+    last = max(scored)
+    best_epoch = max(scored, key=lambda e: (scored[e], e))
+    if scored[best_epoch] - scored[last] < COLLAPSE_DROP:
+        return None
+    return (f"the run is collapsing: held-out agreement with the given labels fell from {scored[best_epoch]:.1%} "
+            f"(epoch {best_epoch}) to {scored[last]:.1%}; the flags of epoch {best_epoch} are the recommended ones. "
+            "Try more warm-up epochs, a lower learning rate or --method ce")
