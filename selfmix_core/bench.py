@@ -306,8 +306,18 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
         "peak_rss_mb": peak_rss_mb(since_reset=reset_ok),
         "peak_rss_scope": "cell" if reset_ok else "process",
         "torch_threads": torch.get_num_threads(),
+        "machine": _machine(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _machine() -> str | None:
+    """The machine a cell ran on (bench/report.py's description), when bench/ is importable."""
+    try:
+        from bench.report import machine_description
+    except ImportError:
+        return None
+    return machine_description()
 
 
 def _recommended(rows: list[dict], det_keys: Sequence[str]) -> dict:

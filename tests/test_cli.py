@@ -148,3 +148,48 @@ def test_resume_records_an_epoch_checkpointed_but_never_recorded(tmp_path, tiny_
     assert main(args + ["--resume"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]
+
+
+def test_flags_epoch_picks_whose_flags_samples_csv_holds(tmp_path, tiny_files, tiny_model_dir, capsys):
+    """metrics.json names the recommended epoch; samples.csv holds its flags by default,
+    the last epoch's with --flags-epoch last, epoch N's with --flags-epoch N."""
+    train, test = tiny_files
+    big = tmp_path / "train120.csv"
+    make_frame(120, seed=0).to_csv(big, index=False)  # 12 held out: the rule is on
+    args = with_option(base_args(big, test, tiny_model_dir, tmp_path / "rec"), "--epochs", "3")
+    args += ["--noise", "sym", "--noise-rate", "0.2", "--extra-warmup-epochs", "0"]
+    assert main(args) == 0
+    out = tmp_path / "rec"
+    m = json.loads((out / "metrics.json").read_text())
+    rec = m["recommended_epoch"]
+    assert isinstance(rec, int) and 1 <= rec <= 3 and m["recommendation"]
+    assert m["flags_epoch"] == rec
+    assert all(e["val_accuracy"] is not None and e["n_val"] == 12 for e in m["epochs"])
+    assert "recommended epoch" in capsys.readouterr().out
+    per_epoch = {}
+    for e in (1, 2, 3):
+        r = json.loads((out / "reports" / f"epoch-{e:03d}.json").read_text())
+        assert r["epoch"] == e
+        per_epoch[e] = r
+    s = pd.read_csv(out / "samples.csv")
+    from selfmix_core.cli import load_report
+
+    np_rec = load_report(out / "reports", rec)
+    assert (s["is_label_issue"].to_numpy() == np_rec.is_label_issue).all()
+
+    for choice, epoch in (("last", 3), ("1", 1)):
+        o = tmp_path / f"flags-{choice}"
+        assert main(with_option(args, "--out", str(o)) + ["--flags-epoch", choice]) == 0
+        mm = json.loads((o / "metrics.json").read_text())
+        assert mm["flags_epoch"] == epoch and mm["recommended_epoch"] == rec
+        ss = pd.read_csv(o / "samples.csv")
+        assert (ss["clean_prob"].to_numpy() == pytest.approx(load_report(o / "reports", epoch).clean_prob, nan_ok=True))
+
+
+@pytest.mark.parametrize("value", ["0", "best", "-2"])
+def test_flags_epoch_rejects_bad_values(tmp_path, tiny_files, tiny_model_dir, capsys, value):
+    train, test = tiny_files
+    with pytest.raises(SystemExit) as exc:
+        main(base_args(train, test, tiny_model_dir, tmp_path / "o") + ["--flags-epoch", value])
+    assert exc.value.code == 2
+    assert "--flags-epoch" in capsys.readouterr().err

@@ -326,3 +326,93 @@ def test_the_seed_reproduces_a_run_whose_model_the_trainer_builds(tmp_path, tiny
     assert torch.equal(w1, w2)
     np.testing.assert_array_equal(r1.clean_prob, r2.clean_prob)
     assert not torch.equal(w1, w3)
+
+
+def _selfmix_terms(trainer, monkeypatch, xb, ub):
+    """Run one _selfmix_losses call with mixup off, recording what the loss terms saw."""
+    from selfmix_core import trainer as trainer_mod
+
+    seen = {}
+    real_sce, real_kl, real_pl = trainer_mod.soft_cross_entropy, trainer_mod.rdrop_kl, trainer_mod.pseudo_label_loss
+
+    def sce(logits, targets):
+        seen["targets"] = targets.detach().clone()
+        return real_sce(logits, targets)
+
+    def kl(l1, l2, reduction="sum"):
+        seen["logits"] = (l1.detach().clone(), l2.detach().clone())
+        return real_kl(l1, l2, reduction=reduction)
+
+    monkeypatch.setattr(trainer_mod, "soft_cross_entropy", sce)
+    monkeypatch.setattr(trainer_mod, "rdrop_kl", kl)
+    monkeypatch.setattr(trainer_mod, "pseudo_label_loss", real_pl)
+    trainer.model.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        _, comps = trainer._selfmix_losses(xb, ub, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    return seen, comps
+
+
+def _sym_kl_rows(l1: torch.Tensor, l2: torch.Tensor) -> np.ndarray:
+    p = torch.softmax(l1.double(), -1).numpy()
+    q = torch.softmax(l2.double(), -1).numpy()
+    return 0.5 * ((p * np.log(p / q)).sum(1) + (q * np.log(q / p)).sum(1))
+
+
+def test_selfmix_terms_match_the_paper_by_hand(tiny_dataset, tiny_model_factory, tokenizer, monkeypatch):
+    """Soft targets of U from a no-dropout pass, L_R summed over U (Eq. 16), L_P averaged
+    over the two dropout passes (the authors' code); FastChoices restores the earlier ones."""
+    from selfmix_core.config import FastChoices
+    from selfmix_core.losses import sharpen
+
+    xb, ub = np.arange(0, 6), np.arange(6, 14)
+    t = SelfMixTrainer(cfg(mixup=False), tiny_dataset, model=tiny_model_factory(3), tokenizer=tokenizer)
+    seen, comps = _selfmix_terms(t, monkeypatch, xb, ub)
+    t.model.eval()
+    with torch.no_grad():
+        enc = t._encode([tiny_dataset.texts[i] for i in ub])
+        expected = sharpen(torch.softmax(t.model(**enc), -1), t.config.temperature)
+    torch.testing.assert_close(seen["targets"][len(xb):], expected, rtol=1e-5, atol=1e-6)
+    l1, l2 = seen["logits"]
+    assert not torch.allclose(l1, l2)  # two dropout passes really differ
+    assert comps["rdrop"] == pytest.approx(_sym_kl_rows(l1, l2).sum(), rel=1e-4)
+
+    def pl(logits):
+        lp = torch.log_softmax(logits.double(), -1).numpy()
+        return float(-lp.max(1).mean())
+
+    assert comps["pseudo"] == pytest.approx(0.5 * (pl(l1) + pl(l2)), rel=1e-5)
+
+    fast = SelfMixTrainer(cfg(mixup=False, fast=FastChoices.all()), tiny_dataset, model=tiny_model_factory(3),
+                          tokenizer=tokenizer)
+    seen_f, comps_f = _selfmix_terms(fast, monkeypatch, xb, ub)
+    f1, f2 = seen_f["logits"]
+    assert comps_f["rdrop"] == pytest.approx(_sym_kl_rows(f1, f2).mean(), rel=1e-4)
+    assert comps_f["pseudo"] == pytest.approx(pl(f1), rel=1e-5)
+    mean_targets = sharpen(0.5 * (torch.softmax(f1, -1) + torch.softmax(f2, -1)), fast.config.temperature)
+    torch.testing.assert_close(seen_f["targets"][len(xb):], mean_targets, rtol=1e-5, atol=1e-6)
+
+
+def test_selfmix_epoch_is_one_pass_over_x(tiny_dataset, tiny_model_factory, tokenizer):
+    """The authors' loop: ceil(|X| / (batch/2)) steps; FastChoices.epoch_over_all: ceil(n / batch)."""
+    from selfmix_core.config import FastChoices, ValidationConfig
+
+    steps = {}
+
+    class Steps(TrainerCallback):
+        def __init__(self, key):
+            self.key = key
+
+        def on_step_end(self, trainer, p):
+            if p.phase == "selfmix":
+                steps[self.key] = p.steps_in_epoch
+
+    reports = {}
+    for key, fast in (("paper", FastChoices()), ("fast", FastChoices(epoch_over_all=True))):
+        t = SelfMixTrainer(cfg(epochs=2, fast=fast, validation=ValidationConfig(fraction=0.0)), noisy(tiny_dataset),
+                           model=tiny_model_factory(3), tokenizer=tokenizer, callbacks=[Steps(key)])
+        reports[key] = list(t.run())
+    n_x = reports["paper"][0].n_clean
+    assert 0 < n_x < 60
+    assert steps["paper"] == -(-n_x // 4)  # batch 8: 4 from X per step
+    assert steps["fast"] == -(-60 // 8)

@@ -1,0 +1,248 @@
+"""Issue #9's measurement: are SelfMix's flags trustworthy on small data, seed after seed?
+
+Reads the result cells of the harness (`python -m selfmix_core bench ... --out runs/NAME`)
+from the given run folders and writes the section `trust` of docs/BENCHMARKS.md: per
+setting and seed, the last, best and recommended-epoch test accuracy of each SelfMix
+variant beside CE and cleanlab, how long the warm-up lasted, and the issue's three goals
+checked per seed, every figure computed from the cells:
+
+  G1  SelfMix's last accuracy >= CE's last in every seed, and its mean >= CE's best mean;
+  G2  seed-to-seed standard deviation of SelfMix's last accuracy <= 5 points;
+  G3  the recommended epoch's detection AUROC within 0.02 of the best epoch's in >= 80% of
+      runs, and its mean above cleanlab's in every setting.
+
+    python bench/bench_trust.py runs/i9-trec1k runs/i9-agnews500 ...   # --no-doc: print only
+
+The recommended epoch comes from the trainer's held-out slice (no true labels); methods
+without a slice (selfmix-paper, selfmix-fast, CE) are judged at their last epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report import update_section  # noqa: E402
+from selfmix_core.bench import DISPLAY, load_cells  # noqa: E402
+
+SELFMIX = ("selfmix", "selfmix-paper", "selfmix-fast")
+GOAL_STD = 5.0  # points
+GOAL_AUROC_GAP = 0.02
+GOAL_SHARE = 0.8
+
+
+def setting_name(cell: dict) -> str:
+    c = cell["cell"]
+    size = f"{cell['n_train']:,}"
+    return f"{DISPLAY.get(c['dataset'], c['dataset'])}-{size} {c['noise']} {float(c['rate']):.0%}"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float) * 100
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "—"
+    m, s = _mean_std(values)
+    return f"{m:.1f} ± {s:.1f}" if len(values) > 1 else f"{m:.1f}"
+
+
+def best_epoch_auroc(cell: dict) -> float | None:
+    v = [e["detection_auroc"] for e in cell["epochs"] if e["detection_auroc"] is not None]
+    return max(v) if v else None
+
+
+def recommended(cell: dict) -> int:
+    """The recommended epoch (cells from before the rule existed: the last)."""
+    return cell.get("recommended_epoch") or cell["epochs"][-1]["epoch"]
+
+
+def recommended_accuracy(cell: dict) -> float | None:
+    return cell.get("recommended_test_accuracy", cell["last_test_accuracy"])
+
+
+def recommended_auroc(cell: dict) -> float | None:
+    return (cell.get("detection_recommended") or {}).get("auroc", cell["epochs"][-1]["detection_auroc"])
+
+
+def warmup_epochs_used(cell: dict) -> int:
+    return sum(1 for e in cell["epochs"] if e["phase"] == "warmup")
+
+
+def collect(folders: list[Path]) -> dict[str, dict[str, dict[int, dict]]]:
+    """{setting: {method: {seed: cell}}}"""
+    out: dict[str, dict[str, dict[int, dict]]] = {}
+    for folder in folders:
+        for cell in load_cells(folder):
+            out.setdefault(setting_name(cell), {}).setdefault(cell["cell"]["method"], {})[cell["cell"]["seed"]] = cell
+    return out
+
+
+def per_seed_table(data) -> str:
+    lines = ["| Setting | Method | seeds | last, per seed | last mean ± std | best mean ± std | "
+             "recommended epoch: acc per seed | warm-up epochs | AUROC recommended / best epoch, per seed |",
+             "|---|---|---:|---|---:|---:|---|---|---|"]
+    for setting, methods in data.items():
+        for m in ("ce", "cl", *SELFMIX):
+            cells = methods.get(m)
+            if not cells:
+                continue
+            seeds = sorted(cells)
+            last = [cells[s]["last_test_accuracy"] for s in seeds]
+            best = [cells[s]["best_test_accuracy"] for s in seeds]
+            rec = ", ".join(f"{_pct(recommended_accuracy(cells[s]))} (ep {recommended(cells[s])})"
+                            for s in seeds) if m in SELFMIX else "—"
+            warm = ", ".join(str(warmup_epochs_used(cells[s])) for s in seeds) if m in SELFMIX else "—"
+            if m == "cl":
+                auc = ", ".join(_pct(cells[s]["extras"].get("quality_auroc")) for s in seeds) + " (cleanlab)"
+            elif m in SELFMIX:
+                auc = ", ".join(f"{_pct(recommended_auroc(cells[s]))} / {_pct(best_epoch_auroc(cells[s]))}"
+                                for s in seeds)
+            else:
+                auc = "—"
+            lines.append(f"| {setting} | `{m}` | {len(seeds)} | {', '.join(_pct(x) for x in last)} | {_ms(last)} | "
+                         f"{_ms(best)} | {rec} | {warm} | {auc} |")
+    return "\n".join(lines)
+
+
+def goals(data) -> tuple[str, dict]:
+    """The goals table and, per SelfMix variant, the counts the summary quotes."""
+    lines = ["| Setting | Method | seeds | G1: last >= CE last, seeds | G1: mean last vs CE best mean | "
+             "G2: std of last | G3: AUROC within 0.02 of best epoch, runs | G3: mean AUROC vs cleanlab |",
+             "|---|---|---:|---:|---|---:|---:|---|"]
+    tally = {m: {"g1_seeds": [0, 0], "g1_mean": [0, 0], "g2": [0, 0], "g3_runs": [0, 0], "g3_cl": [0, 0]}
+             for m in SELFMIX}
+    for setting, methods in data.items():
+        ce, cl = methods.get("ce", {}), methods.get("cl", {})
+        for m in SELFMIX:
+            cells = methods.get(m)
+            if not cells:
+                continue
+            t = tally[m]
+            seeds = sorted(cells)
+            paired = [s for s in seeds if s in ce]
+            wins = sum(cells[s]["last_test_accuracy"] >= ce[s]["last_test_accuracy"] for s in paired)
+            t["g1_seeds"][0] += wins
+            t["g1_seeds"][1] += len(paired)
+            last_mean, last_std = _mean_std([cells[s]["last_test_accuracy"] for s in seeds])
+            g1m = "—"
+            if ce:
+                ce_best = _mean_std([c["best_test_accuracy"] for c in ce.values()])[0]
+                ok = last_mean >= ce_best
+                t["g1_mean"][0] += ok
+                t["g1_mean"][1] += 1
+                g1m = f"{last_mean:.1f} vs {ce_best:.1f} {'met' if ok else 'missed'}"
+            g2 = "—"
+            if len(seeds) > 1:
+                ok = last_std <= GOAL_STD
+                t["g2"][0] += ok
+                t["g2"][1] += 1
+                g2 = f"{last_std:.1f} {'met' if ok else 'missed'}"
+            close = [recommended_auroc(cells[s]) >= best_epoch_auroc(cells[s]) - GOAL_AUROC_GAP for s in seeds
+                     if recommended_auroc(cells[s]) is not None]
+            t["g3_runs"][0] += sum(close)
+            t["g3_runs"][1] += len(close)
+            g3c = "—"
+            cl_aucs = [c["extras"].get("quality_auroc") for c in cl.values() if c["extras"].get("quality_auroc")]
+            rec_aucs = [recommended_auroc(cells[s]) for s in seeds if recommended_auroc(cells[s]) is not None]
+            if cl_aucs and rec_aucs:
+                a, b = float(np.mean(rec_aucs)), float(np.mean(cl_aucs))
+                t["g3_cl"][0] += a > b
+                t["g3_cl"][1] += 1
+                g3c = f"{100 * a:.1f} vs {100 * b:.1f} {'met' if a > b else 'missed'}"
+            lines.append(f"| {setting} | `{m}` | {len(seeds)} | {wins} of {len(paired)} | {g1m} | {g2} | "
+                         f"{sum(close)} of {len(close)} | {g3c} |")
+    return "\n".join(lines), tally
+
+
+def summary(tally: dict) -> str:
+    out = []
+    for m in SELFMIX:
+        t = tally[m]
+        if not t["g1_seeds"][1]:
+            continue
+        share = t["g3_runs"][0] / t["g3_runs"][1] if t["g3_runs"][1] else float("nan")
+        out.append(
+            f"* `{m}`: last accuracy at or above CE's last in {t['g1_seeds'][0]} of {t['g1_seeds'][1]} paired seeds "
+            f"(goal: all); mean last at or above CE's best mean in {t['g1_mean'][0]} of {t['g1_mean'][1]} settings "
+            f"(goal: all); standard deviation of the last accuracy at most {GOAL_STD:g} points in {t['g2'][0]} of "
+            f"{t['g2'][1]} settings (goal: all); recommended epoch's AUROC within {GOAL_AUROC_GAP} of the best "
+            f"epoch's in {t['g3_runs'][0]} of {t['g3_runs'][1]} runs ({100 * share:.0f}%; goal: 80%), its mean "
+            f"above cleanlab's in {t['g3_cl'][0]} of {t['g3_cl'][1]} settings (goal: all).")
+    return "\n".join(out)
+
+
+def commands(folders: list[Path]) -> str:
+    lines = []
+    for f in folders:
+        runs = Path(f) / "runs.jsonl"
+        if runs.is_file():
+            for line in runs.read_text().splitlines():
+                rec = json.loads(line)
+                lines.append(f"    {rec['command']}   # {rec.get('wall_seconds', 0) / 60:.0f} min")
+    return "\n".join(lines)
+
+
+def machine(data) -> str:
+    """The machines the cells recorded; cells from before they recorded one ran here."""
+    from bench.report import machine_description
+
+    found = sorted({c.get("machine") or "" for ms in data.values() for cs in ms.values() for c in cs.values()})
+    named = [m for m in found if m]
+    if "" in found:
+        named.append(f"{machine_description(threads=1)} (cells that do not record their machine ran on the machine "
+                     "that rendered this section)")
+    return "; ".join(named)
+
+
+def render(folders: list[Path]) -> str:
+    data = collect(folders)
+    table, tally = goals(data)
+    threads = sorted({c.get("torch_threads") for ms in data.values() for cs in ms.values() for c in cs.values()})
+    return "\n\n".join([
+        "## Trustworthy flags (issue #9): the paper's SelfMix, the earlier engine and the label-free rule, seed by seed",
+        "Made by `python bench/bench_trust.py " + " ".join(str(f) for f in folders) + "` from the cells of these "
+        "harness runs (bundled MiniLM-L6, [CLS] pooling, max length 32, 6 epochs of which 2 scheduled warm-up, "
+        f"lr 5e-5, batch 32; torch threads per cell: {', '.join(str(t) for t in threads)}; two cells at a time). "
+        f"Machine: {machine(data)}.\n\n" + commands(folders),
+        "Methods: `selfmix` = the paper's method + the label-free rule (10% held out with its given labels, warm-up "
+        "extended while the held-out accuracy improves, up to 4 more epochs, recommended epoch = best held-out "
+        "accuracy); `selfmix-paper` = the paper's method and the authors' code, all samples trained on, fixed 2-epoch "
+        "warm-up, judged at its last epoch; `selfmix-fast` = the earlier engine's shortcuts (`FastChoices`); `ce` = "
+        "plain fine-tuning; `cl` = cleanlab on 3-fold cross-validated probabilities, then CE on the rest. Test accuracy "
+        "in %, AUROC of the flipped labels in %. The recommended epoch never reads a true or test label.",
+        "### Goals, per setting\n\n" + table,
+        "### In one line per variant (computed from the table above)\n\n" + summary(tally),
+        "### Per seed\n\n" + per_seed_table(data),
+    ])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folders", nargs="+", type=Path, help="harness output folders (runs/NAME)")
+    p.add_argument("--no-doc", action="store_true", help="print instead of updating docs/BENCHMARKS.md")
+    a = p.parse_args(argv)
+    text = render(a.folders)
+    if a.no_doc:
+        print(text)
+    else:
+        update_section("trust", text)
+        print(f"updated section 'trust' of docs/BENCHMARKS.md from {len(a.folders)} folders")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""The label-free decision rule (selfmix_core/decision.py) on synthetic sequences, and
+its held-out split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selfmix_core.config import ValidationConfig
+from selfmix_core.decision import (
+    MIN_VALIDATION,
+    collapse_warning,
+    held_out_metrics,
+    majority_share,
+    recommend_epoch,
+    validation_split,
+    warmup_should_continue,
+)
+
+
+def test_split_is_stratified_seeded_and_leaves_every_class_samples_to_train():
+    labels = np.repeat(np.arange(4), [500, 300, 150, 50])
+    cfg = ValidationConfig(fraction=0.1)
+    a = validation_split(labels, 4, cfg, np.random.default_rng(1))
+    b = validation_split(labels, 4, cfg, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    assert a.sum() == 100
+    assert np.bincount(labels[a], minlength=4).tolist() == [50, 30, 15, 5]
+    c = validation_split(labels, 4, cfg, np.random.default_rng(2))
+    assert (a != c).any()
+
+
+def test_split_caps_and_turns_off_on_small_data():
+    labels = np.repeat(np.arange(3), 10_000)
+    assert validation_split(labels, 3, ValidationConfig(fraction=0.2, max_samples=900),
+                            np.random.default_rng(0)).sum() == 900
+    small = np.repeat(np.arange(3), 20)  # 10% = 6 < MIN_VALIDATION
+    assert not validation_split(small, 3, ValidationConfig(), np.random.default_rng(0)).any()
+    assert not validation_split(labels, 3, ValidationConfig(fraction=0.0), np.random.default_rng(0)).any()
+    # a class of 2 samples keeps both; 77 classes of 3 give one each at most
+    many = np.repeat(np.arange(77), 3)
+    m = validation_split(many, 77, ValidationConfig(fraction=0.3), np.random.default_rng(0))
+    assert m.sum() >= MIN_VALIDATION and np.bincount(many[m], minlength=77).max() <= 1
+
+
+def test_held_out_metrics_and_majority():
+    pred = np.array([0, 1, 1, 2, 2])
+    labels = np.array([0, 1, 2, 2, 0])
+    loss = np.array([0.1, 0.2, 3.0, 0.3, 2.0])
+    mask = np.array([True, True, True, False, True])
+    h = held_out_metrics(pred, loss, labels, mask)
+    assert h.accuracy == pytest.approx(0.5) and h.n == 4 and h.loss == pytest.approx(5.3 / 4)
+    assert held_out_metrics(pred, loss, labels, np.zeros(5, bool)) is None
+    assert majority_share(labels, mask) == pytest.approx(0.5)
+
+
+def test_late_learning_run_keeps_warming_up_then_hands_over():
+    """Banking77-like: CE still improving on the held-out given labels after each epoch."""
+    history = []
+    decisions = []
+    for acc in [0.12, 0.31, 0.48, 0.60, 0.66, 0.665]:
+        history.append(acc)
+        decisions.append(warmup_should_continue(history, baseline=0.02, n_val=200, min_gain=0.005))
+    # up to 0.66 every epoch gains more than 0.5 points and one sample; 0.665 gains one sample
+    # (0.005 = 1/200) only, which is not more than the step: hand over there.
+    assert decisions == [True, True, True, True, True, False]
+
+
+def test_rule_needs_one_sample_of_gain_on_small_slices():
+    assert not warmup_should_continue([0.50, 0.505], 0.2, n_val=100, min_gain=0.001)
+    assert warmup_should_continue([0.50, 0.52], 0.2, n_val=100, min_gain=0.001)
+    assert warmup_should_continue([0.30], 0.25, n_val=100, min_gain=0.005)  # vs. the majority baseline
+    assert not warmup_should_continue([0.25], 0.25, n_val=100, min_gain=0.005)
+    with pytest.raises(ValueError):
+        warmup_should_continue([], 0.2, 100, 0.01)
+
+
+def test_collapsing_run_recommends_the_epoch_before_the_collapse_and_warns():
+    """The TREC/Banking77 failure shape: good after warm-up, falling under SelfMix."""
+    accs = {1: 0.45, 2: 0.62, 3: 0.40, 4: 0.21, 5: 0.08}
+    epoch, why = recommend_epoch(accs)
+    assert epoch == 2 and "epoch 2" in why and "62.0%" in why
+    w = collapse_warning(accs)
+    assert w is not None and "collapsing" in w and "epoch 2" in w
+    assert collapse_warning({1: 0.5, 2: 0.45}) is None  # a 5-point dip is not a collapse
+
+
+def test_recommendation_prefers_the_latest_of_equals_and_the_last_without_signal():
+    assert recommend_epoch({1: 0.7, 2: 0.8, 3: 0.8})[0] == 3
+    epoch, why = recommend_epoch({1: None, 2: None, 3: None})
+    assert epoch == 3 and "no held-out" in why
+    assert recommend_epoch({1: 0.5, 2: float("nan"), 3: None})[0] == 1
+    with pytest.raises(ValueError):
+        recommend_epoch({})
