@@ -81,8 +81,8 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, derive_seed
 from .data import TextDataset
-from .decision import (collapse_warning, held_out_metrics, majority_share, recommend_epoch, validation_split,
-                       warmup_should_continue)
+from .decision import (collapse_warning, held_out_metrics, majority_share, prediction_warnings, recommend_epoch,
+                       validation_split, warmup_should_continue)
 from .distributed import DistContext
 from .losses import embmix, per_sample_ce, pseudo_label_loss, rdrop_kl, sample_mix_lambda, sharpen, soft_cross_entropy
 from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
@@ -413,6 +413,9 @@ class SelfMixTrainer:
         warning = collapse_warning(accs)
         if warning:
             report.warnings.append(warning)
+        m = report.in_training
+        report.warnings += prediction_warnings(report.predicted_label[m], report.given_label[m],
+                                               report.is_label_issue[m], self.num_classes)
 
     def _warmup_extension_reason(self, report: EpochReport) -> str | None:
         """Why the warm-up should go on after a scheduled warm-up epoch, or None: the

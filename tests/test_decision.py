@@ -92,3 +92,17 @@ def test_recommendation_prefers_the_latest_of_equals_and_the_last_without_signal
     assert recommend_epoch({1: 0.5, 2: float("nan"), 3: None})[0] == 1
     with pytest.raises(ValueError):
         recommend_epoch({})
+
+
+def test_prediction_warnings_catch_concentrated_predictions_and_mass_flags():
+    from selfmix_core.decision import prediction_warnings
+
+    given = np.repeat(np.arange(8), 10)
+    healthy = prediction_warnings(given.copy(), given, np.zeros(80, bool), 8)
+    assert healthy == []
+    collapsed = prediction_warnings(np.repeat([0, 1, 2], [30, 30, 20]), given, np.r_[np.ones(50, bool),
+                                    np.zeros(30, bool)], 8)
+    assert len(collapsed) == 2
+    assert "only 3 of the 8 classes" in collapsed[0] and "62% of the samples are flagged" in collapsed[1]
+    # two classes predicted of three is not a collapse signal (too few classes to tell)
+    assert prediction_warnings(np.zeros(6, int), np.array([0, 1, 2, 0, 1, 2]), np.zeros(6, bool), 3) == []
