@@ -719,7 +719,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="encoder folder or hub id (default: the bundled MiniLM-L6)")
     s.add_argument("--cv-folds", type=int, default=3, help="Confident Learning's K-fold cross-validation")
     s.add_argument("--data-seed", type=int, default=0, help="draws the train/test subsets")
-    s.add_argument("--pooling", choices=["cls", "mean"], default="cls", help="sentence embedding (paper: cls)")
+    s.add_argument("--pooling", choices=["cls", "mean", "auto"], default="cls", help="sentence embedding (paper: cls)")
     r = b.add_argument_group("running and output")
     r.add_argument("--out", required=True, help="results folder (cells/, bench.json, runs.jsonl)")
     r.add_argument("--device", default="auto")

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--method", choices=["selfmix", "ce"], default="selfmix",
                    help="selfmix, or ce (plain fine-tuning, the baseline)")
     m.add_argument("--model", default=None, help="local folder or Hugging Face id (default: the bundled MiniLM-L6)")
-    m.add_argument("--pooling", choices=["cls", "mean"], default="cls",
+    m.add_argument("--pooling", choices=["cls", "mean", "auto"], default="cls",
                    help="sentence embedding: the [CLS] token (paper) or the mean of the tokens")
     m.add_argument("--epochs", type=int, default=6, help="total epochs, warm-up included (paper: 6)")
     m.add_argument("--warmup-epochs", type=int, default=2, help="cross-entropy epochs before SelfMix (paper: 2)")

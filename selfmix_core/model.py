@@ -105,6 +105,23 @@ def _short(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:300]
 
 
+def resolve_pooling(config: ModelConfig) -> str:
+    """"cls" or "mean" for config.pooling; "auto" reads how the encoder was trained.
+
+    A sentence-transformers folder (the bundled MiniLM is one) says in
+    1_Pooling/config.json whether it was trained with mean pooling; then "mean", else
+    "cls" (BERT-style models, as the paper). A hub id that is not a local folder: "cls".
+    """
+    if config.pooling != "auto":
+        return config.pooling
+    try:
+        folder = Path(resolve_model_path(config.model))
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+    except (OSError, ValueError):
+        return "cls"
+    return "mean" if pooling.get("pooling_mode_mean_tokens") else "cls"
+
+
 class TextClassifier(nn.Module):
     """Encoder + MLP head. Built from an encoder module, the class count and a ModelConfig.
 
@@ -117,6 +134,7 @@ class TextClassifier(nn.Module):
         if num_labels < 2:
             raise ValueError(f"num_labels must be >= 2, got {num_labels}")
         self.config = config
+        self.pooling = resolve_pooling(config)  # "cls" or "mean"
         self.num_labels = int(num_labels)
         self.encoder = encoder
         hidden = int(encoder.config.hidden_size)
@@ -130,7 +148,7 @@ class TextClassifier(nn.Module):
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, L) token ids and mask -> (B, H) sentence embedding."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
-        if self.config.pooling == "mean":
+        if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
             return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         return hidden[:, 0]  # [CLS]
