@@ -342,7 +342,7 @@ def accuracy_figure(summaries: Sequence[Mapping[str, Any]], recommended: int | N
         )
     x, y = _series(summaries, lambda s: s.get("val_accuracy"))
     if x:
-        drawn.append("held-out agreement with the given labels")
+        drawn.append("held-out agreement")
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=HELD_OUT_NAME,
                                  line=dict(width=3, color=RECOMMENDED_COLOR)))
     truth = False
@@ -358,14 +358,16 @@ def accuracy_figure(summaries: Sequence[Mapping[str, Any]], recommended: int | N
             truth = truth or name != "test macro-F1"
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, line=dict(dash=dash)))
     if truth:
-        drawn.append("how well the flips are found")
+        drawn.append("flip detection")
+    if drawn == ["held-out agreement"]:  # a lone trace has no legend: say what it is in the title
+        drawn = ["held-out agreement with the given labels"]
     title = (", ".join(drawn[:-1]) + " and " + drawn[-1] if len(drawn) > 1 else drawn[0]) if drawn else "Accuracy"
     fig.update_layout(
         title=title[:1].upper() + title[1:],
         yaxis=dict(title="score", range=[0, 1.05], tickformat=".0%"),
-        height=400,
-        margin=dict(l=50, r=20, t=90, b=40),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        height=460,
+        margin=dict(l=50, r=20, t=60, b=40),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),  # below: the title may be long
     )
     _epoch_axis(fig, summaries)
     if fig.data:
