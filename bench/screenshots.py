@@ -48,6 +48,7 @@ def main() -> int:
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from selfmix_core.decision import recommended_epoch
     from selfmix_core.review import filter_review, review_frame
     from selfmix_core.store import Store
     from studio.worker import load_stored_dataset
@@ -92,7 +93,8 @@ def main() -> int:
             print(f"trained {run['epochs_done']} epochs ({time.monotonic() - t0:.0f} s)", flush=True)
 
             ds = load_stored_dataset(store, run["dataset_id"])
-            report = store.load_epoch_report(run["id"], run["epochs_done"])
+            # the Review page opens on the recommended epoch's flags
+            report = store.load_epoch_report(run["id"], recommended_epoch(store.list_epoch_summaries(run["id"]))[0])
             first = filter_review(review_frame(ds.texts, report, ds.label_names, {}, given_labels=ds.labels)).iloc[0]
             given, suggested = str(first["given_label"]), str(first["suggested_label"])
             target = suggested if suggested != given else next(n for n in ds.label_names if n != given)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from selfmix_core.config import LossWeights, ModelConfig, SelectionConfig, TrainConfig
+from selfmix_core.decision import recommended_epoch
 from selfmix_core.model import ModelLoadError, resolve_model_path
 from selfmix_core.store import ACTIVE_STATUSES
 from studio import charts, state, worker
@@ -221,6 +222,7 @@ def render_charts(store, run: dict) -> None:
     true = state.true_labels_for(dataset)
     epochs = [int(s["epoch"]) for s in summaries]
     latest = epochs[-1]
+    recommended, why = recommended_epoch(summaries)
     key = f"train_epoch_{rid}"
     seen = ss.setdefault("_train_latest_seen", {})
     if key not in ss or ss[key] not in epochs or ss[key] == seen.get(rid):
@@ -261,18 +263,20 @@ def render_charts(store, run: dict) -> None:
         else:
             c2.caption("Given × true appears when the true labels are known (simulated noise or a true-label column).")
     with tabs[2]:
-        acc = charts.accuracy_figure(summaries)
+        acc = charts.accuracy_figure(summaries, recommended=recommended)
         if acc.data:
             st.plotly_chart(acc, key=f"chart_acc_{rid}")
         else:
-            st.info("Nothing to plot: there is no test set and the true labels are unknown. Add a test set on the "
-                    "Data page for test accuracy, or simulate noise to see how well the wrong labels are found.")
+            st.info("Nothing to plot: there is no test set, no held-out slice and the true labels are unknown. Add a "
+                    "test set on the Data page for test accuracy, or simulate noise to see how well the wrong labels "
+                    "are found.")
+        st.caption(f"Recommended: {why}. Review and Export show this epoch's flags unless you pick another.")
         if acc.data and all(s.get("test_accuracy") is None for s in summaries):
             st.caption("No test set: add one on the Data page to see test accuracy per epoch.")
     with tabs[3]:
         c1, c2 = st.columns(2)
-        c1.plotly_chart(charts.loss_components_figure(summaries), key=f"chart_loss_{rid}")
-        c2.plotly_chart(charts.split_sizes_figure(summaries), key=f"chart_split_{rid}")
+        c1.plotly_chart(charts.loss_components_figure(summaries, recommended=recommended), key=f"chart_loss_{rid}")
+        c2.plotly_chart(charts.split_sizes_figure(summaries, recommended=recommended), key=f"chart_split_{rid}")
 
 
 def render_run(store, run: dict) -> None:

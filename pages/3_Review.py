@@ -1,7 +1,8 @@
-"""Review page: the samples flagged in the selected run's latest epoch, most likely
-wrong first. Per row: accept the suggestion, pick another label, keep or drop, in the
-table or one sample at a time (full text and buttons); bulk accept for the whole
-filter; undo. Every decision goes to the store at once."""
+"""Review page: the samples flagged in one epoch of the selected run (the recommended
+epoch unless the person picks another), most likely wrong first. Per row: accept the
+suggestion, pick another label, keep or drop, in the table or one sample at a time
+(full text and buttons); bulk accept for the whole filter; undo. Every decision goes
+to the store at once."""
 
 from __future__ import annotations
 
@@ -265,8 +266,12 @@ def main() -> None:
                 "Follow it on the Train page.")
         st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
         return
-    last = summaries[-1]
-    report = state.load_report(store, run["id"], last["epoch"], token=last.get("seconds"))
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    with c1:
+        epoch, _recommended, why = state.epoch_picker(summaries, run["id"], key="review_epoch")
+    c2.caption(f"Recommended: {why}.")
+    summary = next(s for s in summaries if int(s["epoch"]) == epoch)
+    report = state.load_report(store, run["id"], epoch, token=summary.get("seconds"))
     ds = state.load_dataset(store, run["dataset_id"])
     names = list(ds.label_names)
     if len(ds) != len(report.clean_prob):
@@ -275,7 +280,7 @@ def main() -> None:
     df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
 
     status = run["status"]
-    where = f"epoch {last['epoch']} of run **{run.get('name') or run['id'][:6]}** ({status})"
+    where = f"epoch {epoch} of run **{run.get('name') or run['id'][:6]}** ({status})"
     if status == "running":
         st.info(f"Showing {where}. Training is still running: your decisions are fed into it from the next epoch. "
                 "Pause it on the Train page to review in peace.")

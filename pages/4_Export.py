@@ -1,5 +1,6 @@
-"""Export page: the cleaned dataset (CSV / JSONL / Parquet), the decision log and a
-per-class summary of what the review changed."""
+"""Export page: the cleaned dataset (CSV / JSONL / Parquet) with the flags of the picked
+epoch (the recommended one unless the person picks another; the file's flags_epoch
+column says which), the decision log and a per-class summary of what the review changed."""
 
 from __future__ import annotations
 
@@ -14,20 +15,20 @@ from studio import state
 FORMAT_LABELS = {"csv": "CSV", "jsonl": "JSON Lines", "parquet": "Parquet"}
 
 
-def cleaned_frame(store, run: dict, include_dropped: bool = False) -> tuple[pd.DataFrame, list[str]]:
-    """The run's dataset with the audit columns (build_cleaned_frame) from its latest
-    epoch and current decisions; also returns the label names."""
+def cleaned_frame(store, run: dict, include_dropped: bool = False,
+                  epoch: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The run's dataset with the audit columns (build_cleaned_frame) from the flags of
+    `epoch` (None: no epoch's flags) and the current decisions; also returns the label names."""
     ds = state.load_dataset(store, run["dataset_id"])
     decisions = store.current_decisions(run["id"])
-    latest = store.latest_epoch(run["id"])
     clean_prob = predicted = None
     tau = float(run["config"].get("selection", {}).get("tau", 0.5))
-    if latest is not None:
-        report = store.load_epoch_report(run["id"], latest)
+    if epoch is not None:
+        report = store.load_epoch_report(run["id"], epoch)
         clean_prob, predicted, tau = report.clean_prob, report.predicted_label, float(report.tau)
     frame = store.load_dataset_frame(run["dataset_id"])
     out = build_cleaned_frame(frame, ds.labels, list(ds.label_names), decisions, clean_prob, tau,
-                              predicted_labels=predicted, include_dropped=include_dropped)
+                              predicted_labels=predicted, include_dropped=include_dropped, flags_epoch=epoch)
     return out, list(ds.label_names)
 
 
@@ -63,12 +64,19 @@ def main() -> None:
         st.info("No run yet: go to **Train**, then **Review**; the cleaned dataset is exported here.")
         st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
         return
-    if run["epochs_done"] == 0:
+    summaries = store.list_epoch_summaries(run["id"])
+    epoch = why = None
+    if summaries:
+        c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+        with c1:
+            epoch, _recommended, why = state.epoch_picker(summaries, run["id"], key="export_epoch")
+        c2.caption(f"Recommended: {why}.")
+    else:
         st.info("This run has no finished epoch yet: wait for epoch 1 (Train page), review, then export.")
     include_dropped = st.toggle("Keep dropped samples in the file (marked action = drop)", key="export_include_dropped")
     try:
-        cleaned, names = cleaned_frame(store, run, include_dropped=include_dropped)
-        full, _ = cleaned_frame(store, run, include_dropped=True) if not include_dropped else (cleaned, names)
+        cleaned, names = cleaned_frame(store, run, include_dropped=include_dropped, epoch=epoch)
+        full = cleaned_frame(store, run, include_dropped=True, epoch=epoch)[0] if not include_dropped else cleaned
     except ValueError as exc:
         st.error(f"The cleaned dataset cannot be built: {exc}")
         return
@@ -80,6 +88,9 @@ def main() -> None:
         f"The file has {len(cleaned):,} rows: the original columns plus given_label, final_label, action, "
         "clean_prob, is_label_issue (and sample_index, predicted_label)."
     )
+    if epoch is not None:
+        st.caption(f"clean_prob, is_label_issue and predicted_label are the flags of epoch {epoch}; "
+                   "the file's flags_epoch column says so in every row.")
     st.subheader("Cleaned dataset")
     cols = st.columns(len(FORMAT_LABELS))
     for col, (fmt, label) in zip(cols, FORMAT_LABELS.items()):

@@ -13,7 +13,8 @@ signal does not rise when the model starts fitting the flips.
     warming up while the held-out accuracy still improves (a warm-up that has not
     learned enough gives a first split that locks its errors in: docs/BENCHMARKS.md);
   * recommended epoch (`recommend_epoch`): the epoch with the highest held-out
-    accuracy, the latest one on a tie;
+    accuracy, the latest one on a tie; `recommended_epoch` reads it back from a run's
+    stored epoch summaries (the pages' epoch picker);
   * collapse (`collapse_warning`): held-out accuracy far below its best.
 
 Everything here is pure and takes plain numbers, so the rule can be tested on
@@ -137,6 +138,33 @@ def recommend_epoch(accuracies: Mapping[int, float | None]) -> tuple[int, str]:
         why = (f"epoch {epoch} agrees best ({best:.1%}) with the given labels of the held-out slice, "
                f"better than the last epoch {last} ({scored.get(last, float('nan')):.1%})")
     return epoch, why
+
+
+def recommended_epoch(summaries: Sequence[Mapping]) -> tuple[int, str]:
+    """(epoch, one-sentence reason): the epoch whose flags a person is shown, read from a
+    run's stored epoch summaries (Store.list_epoch_summaries(), any order).
+
+    The latest summary's `recommended_epoch` / `recommendation` when it has them (the
+    trainer's choice so far, `recommend_epoch`). Runs saved before epochs were recommended
+    lack the key: then `recommend_epoch` over their `val_accuracy`s (the last epoch when
+    none has one), with a reason that says so. A recommended epoch that is not among the
+    summaries also falls back to the last epoch.
+    """
+    if not summaries:
+        raise ValueError("recommended_epoch needs at least one epoch summary")
+    by_epoch = {int(s["epoch"]): s for s in summaries}
+    last = max(by_epoch)
+    latest = by_epoch[last]
+    rec = latest.get("recommended_epoch")
+    if rec is not None and int(rec) in by_epoch:
+        why = latest.get("recommendation") or f"epoch {int(rec)} is the one the trainer recommends"
+        return int(rec), str(why)
+    scores = {e: s.get("val_accuracy") for e, s in by_epoch.items()}
+    if any(v is not None for v in scores.values()):
+        return recommend_epoch(scores)
+    if rec is not None:
+        return last, f"epoch {last} is the last one; the recommended epoch {int(rec)} is not saved"
+    return last, f"epoch {last} is the last one; this run kept no held-out slice to prefer another epoch by"
 
 
 def collapse_warning(accuracies: Mapping[int, float | None]) -> str | None:

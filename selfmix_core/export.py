@@ -56,6 +56,7 @@ ADDED_COLUMNS = (
     "clean_prob",
     "is_label_issue",
     "predicted_label",
+    "flags_epoch",
 )
 _ACTIONS = ("relabel", "accept", "keep", "drop")
 _RELABELS = ("relabel", "accept")
@@ -111,6 +112,7 @@ def build_cleaned_frame(
     tau: float,
     predicted_labels: np.ndarray | None = None,
     include_dropped: bool = False,
+    flags_epoch: int | None = None,
 ) -> pd.DataFrame:
     """The original frame plus the audit columns, one row per sample (N rows in).
 
@@ -123,13 +125,16 @@ def build_cleaned_frame(
     tau: flag threshold in (0, 1): is_label_issue = clean_prob < tau.
     predicted_labels: (N,) int model predictions, or None (then no predicted_label column).
     include_dropped: keep dropped rows (action "drop") in the output; default removes them.
+    flags_epoch: the epoch whose clean_prob / predictions these are, or None (then no
+        flags_epoch column): the audit trail of which epoch's flags were used.
 
     Returns a frame with RangeIndex and the original columns followed by
     sample_index (position in the dataset), given_label (name), final_label (name
     after the decision; the given name without one or for "keep"; None for "drop"),
     action ("none", "relabel", "accept", "keep", "drop"), clean_prob (float, NaN if
-    unknown), is_label_issue (nullable boolean, NA when clean_prob is unknown) and
-    predicted_label (name) when predictions are given. An original column whose
+    unknown), is_label_issue (nullable boolean, NA when clean_prob is unknown),
+    predicted_label (name) when predictions are given and flags_epoch (int, the same
+    in every row) when given. An original column whose
     name clashes with an added one is renamed "<name>_original".
     """
     if not isinstance(frame, pd.DataFrame):
@@ -155,6 +160,9 @@ def build_cleaned_frame(
         if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
             raise ValueError("clean_prob must be probabilities in [0, 1] (NaN allowed for unknown)")
     pred = None if predicted_labels is None else _labels_array(predicted_labels, "predicted_labels", n, k)
+    if flags_epoch is not None and (isinstance(flags_epoch, (bool, np.bool_))
+                                    or not isinstance(flags_epoch, (int, np.integer)) or flags_epoch < 1):
+        raise ValueError(f"flags_epoch must be an epoch number (1-based), got {flags_epoch!r}")
     if not isinstance(decisions, Mapping):
         raise ValueError(f"decisions must be a dict {{sample_index: decision}}, got {type(decisions).__name__}")
 
@@ -173,7 +181,8 @@ def build_cleaned_frame(
         action[key] = act
 
     out = frame.reset_index(drop=True).copy()
-    added = list(ADDED_COLUMNS) if pred is not None else list(ADDED_COLUMNS[:-1])
+    added = [c for c in ADDED_COLUMNS if (c != "predicted_label" or pred is not None)
+             and (c != "flags_epoch" or flags_epoch is not None)]
     taken = {str(c) for c in out.columns} | set(added)
     renames = {}
     for c in out.columns:
@@ -198,6 +207,8 @@ def build_cleaned_frame(
     out["is_label_issue"] = flag
     if pred is not None:
         out["predicted_label"] = names_arr[pred]
+    if flags_epoch is not None:
+        out["flags_epoch"] = np.full(n, int(flags_epoch), dtype=np.int64)
     if not include_dropped:
         out = out.loc[~dropped].reset_index(drop=True)
     return out

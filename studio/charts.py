@@ -295,18 +295,35 @@ def _epoch_axis(fig: go.Figure, summaries: Sequence[Mapping[str, Any]]) -> None:
     fig.update_xaxes(title_text="epoch", tickmode="linear", dtick=1, range=[0.5, max(epochs + [1]) + 0.5])
 
 
-def accuracy_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Test accuracy per epoch with the best and the last epoch marked; training-set
-    accuracy against the true labels and the detection precision / recall / AUROC of
-    the flagged set when the true labels are known.
+RECOMMENDED_COLOR = "#2a9d8f"
+HELD_OUT_NAME = "held-out agreement with given labels"
 
-    Trace names: "test accuracy", "best", "last", "test macro-F1", "train accuracy (true
-    labels)", "detection precision", "detection recall", "detection AUROC" (each only
-    when it has data).
+
+def mark_recommended(fig: go.Figure, epoch: int | None) -> None:
+    """A dotted vertical line at `epoch`, annotated "recommended" (nothing when None)."""
+    if epoch is None:
+        return
+    fig.add_vline(x=int(epoch), line=dict(color=RECOMMENDED_COLOR, width=2, dash="dot"),
+                  annotation_text="recommended", annotation_position="top right",
+                  annotation_font_color=RECOMMENDED_COLOR)
+
+
+def accuracy_figure(summaries: Sequence[Mapping[str, Any]], recommended: int | None = None) -> go.Figure:
+    """Test accuracy per epoch with the best and the last epoch marked; the held-out
+    slice's agreement with its GIVEN labels (`val_accuracy`: no true labels needed);
+    training-set accuracy against the true labels and the detection precision / recall /
+    AUROC of the flagged set when the true labels are known; the recommended epoch as a
+    vertical line annotated "recommended".
+
+    Trace names: "test accuracy", "best", "last", HELD_OUT_NAME, "test macro-F1", "train
+    accuracy (true labels)", "detection precision", "detection recall", "detection
+    AUROC" (each only when it has data). The title names only what is drawn.
     """
     fig = go.Figure()
     x, y = _series(summaries, lambda s: s.get("test_accuracy"))
+    drawn: list[str] = []
     if x:
+        drawn.append("test accuracy")
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="test accuracy", line=dict(width=3)))
         best = int(np.argmax(y))
         fig.add_trace(
@@ -323,6 +340,12 @@ def accuracy_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
                 text=[f"last {y[-1]:.1%}"], textposition="bottom center",
             )
         )
+    x, y = _series(summaries, lambda s: s.get("val_accuracy"))
+    if x:
+        drawn.append("held-out agreement")
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=HELD_OUT_NAME,
+                                 line=dict(width=3, color=RECOMMENDED_COLOR)))
+    truth = False
     for name, get, dash in (
         ("test macro-F1", lambda s: s.get("test_macro_f1"), "dot"),
         ("train accuracy (true labels)", lambda s: s.get("train_accuracy_true"), "dot"),
@@ -332,15 +355,23 @@ def accuracy_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
     ):
         x, y = _series(summaries, get)
         if x:
+            truth = truth or name != "test macro-F1"
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, line=dict(dash=dash)))
+    if truth:
+        drawn.append("flip detection")
+    if drawn == ["held-out agreement"]:  # a lone trace has no legend: say what it is in the title
+        drawn = ["held-out agreement with the given labels"]
+    title = (", ".join(drawn[:-1]) + " and " + drawn[-1] if len(drawn) > 1 else drawn[0]) if drawn else "Accuracy"
     fig.update_layout(
-        title="Accuracy and how well the flips are found",
+        title=title[:1].upper() + title[1:],
         yaxis=dict(title="score", range=[0, 1.05], tickformat=".0%"),
-        height=400,
-        margin=dict(l=50, r=20, t=90, b=40),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        height=460,
+        margin=dict(l=50, r=20, t=60, b=40),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),  # below: the title may be long
     )
     _epoch_axis(fig, summaries)
+    if fig.data:
+        mark_recommended(fig, recommended)
     return fig
 
 
@@ -353,9 +384,9 @@ LOSS_LABELS = {
 }
 
 
-def loss_components_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
+def loss_components_figure(summaries: Sequence[Mapping[str, Any]], recommended: int | None = None) -> go.Figure:
     """Mean training loss components per epoch; one trace per component, named as in
-    LOSS_LABELS (e.g. "L_mix (mixup)")."""
+    LOSS_LABELS (e.g. "L_mix (mixup)"); the recommended epoch marked as in accuracy_figure."""
     fig = go.Figure()
     keys: list[str] = []
     for s in summaries:
@@ -371,12 +402,13 @@ def loss_components_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
         margin=dict(l=50, r=20, t=100, b=40), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     _epoch_axis(fig, summaries)
+    mark_recommended(fig, recommended)
     return fig
 
 
-def split_sizes_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
+def split_sizes_figure(summaries: Sequence[Mapping[str, Any]], recommended: int | None = None) -> go.Figure:
     """|X| (looks clean) and |U| (looks noisy) of each epoch's selection: two bar traces
-    named "|X| clean" and "|U| noisy"."""
+    named "|X| clean" and "|U| noisy"; the recommended epoch marked as in accuracy_figure."""
     x = [int(s["epoch"]) for s in summaries]
     fig = go.Figure(
         [
@@ -389,6 +421,7 @@ def split_sizes_figure(summaries: Sequence[Mapping[str, Any]]) -> go.Figure:
         height=380, margin=dict(l=50, r=20, t=100, b=40), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     _epoch_axis(fig, summaries)
+    mark_recommended(fig, recommended)
     return fig
 
 

@@ -304,6 +304,41 @@ def load_report(store: Store, run_id: str, epoch: int, token: Any = None):
     return cache[key]
 
 
+# ---- the epoch whose flags are shown (Review and Export) ------------------------------------------
+
+PICKED_EPOCHS = "flags_epoch_picked"  # {run_id: epoch} the person chose in this session
+
+
+def _remember_epoch(run_id: str, key: str) -> None:
+    st.session_state.setdefault(PICKED_EPOCHS, {})[run_id] = int(st.session_state[key])
+
+
+def epoch_picker(summaries: list[dict], run_id: str, key: str) -> tuple[int, int, str]:
+    """A selectbox of the run's saved epochs ("epoch 3 (recommended)", "epoch 6 (last)");
+    returns (picked epoch, recommended epoch, why it is recommended).
+
+    It shows the recommended epoch (decision.recommended_epoch) until the person picks
+    one; that choice is kept for the run for the rest of the session, on every page
+    with a picker, also when a still-training run recommends another epoch later.
+    """
+    from selfmix_core.decision import recommended_epoch
+
+    ss = st.session_state
+    epochs = [int(s["epoch"]) for s in summaries]
+    recommended, why = recommended_epoch(summaries)
+    last = max(epochs)
+    picked = (ss.get(PICKED_EPOCHS) or {}).get(run_id)
+    ss[key] = picked if picked in epochs else recommended
+
+    def label(e: int) -> str:
+        tags = [t for t, on in (("recommended", e == recommended), ("last", e == last)) if on]
+        return f"epoch {e}" + (f" ({', '.join(tags)})" if tags else "")
+
+    st.selectbox("Flags of epoch", epochs, key=key, format_func=label, on_change=safe_callback(_remember_epoch),
+                 args=(run_id, key), help=f"Whose flags and scores are shown and exported. Recommended: {why}.")
+    return int(ss[key]), recommended, why
+
+
 def true_labels_for(dataset) -> np.ndarray | None:
     return None if dataset.true_labels is None else np.asarray(dataset.true_labels)
 

@@ -567,7 +567,8 @@ def test_export_buttons_and_bytes(store, captured_downloads):
     pq = pd.read_parquet(io.BytesIO(files[pq_name][1]()))
     expected = build_cleaned_frame(frame, np.array([NAMES.index(v) for v in frame["label"]]), NAMES,
                                    store.current_decisions(run_id), np.arange(40) / 40, 0.5,
-                                   predicted_labels=(np.array([NAMES.index(v) for v in frame["label"]]) + 1) % 3)
+                                   predicted_labels=(np.array([NAMES.index(v) for v in frame["label"]]) + 1) % 3,
+                                   flags_epoch=1)
     pd.testing.assert_frame_equal(pq.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
     jl_name = next(n for n in files if n.endswith(".jsonl"))
     assert len(files[jl_name][1]().decode().strip().splitlines()) == 39

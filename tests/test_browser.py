@@ -24,10 +24,12 @@ pytestmark = pytest.mark.browser
 if missing():
     pytest.skip(missing(), allow_module_level=True)
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from selfmix_core.decision import recommended_epoch  # noqa: E402
 from selfmix_core.review import filter_review, review_frame  # noqa: E402
 from selfmix_core.store import Store  # noqa: E402
 from studio.worker import load_stored_dataset  # noqa: E402
@@ -111,14 +113,20 @@ def test_upload_train_review_export(server, driver):
     settle(d, 2)
     shot(d, "train")
 
-    # Review: relabel the most suspicious flagged sample to another class
+    # Review: the epoch picker opens on the recommended epoch; relabel that epoch's most
+    # suspicious flagged sample to another class
+    recommended, _why = recommended_epoch(store.list_epoch_summaries(run["id"]))
     ds = load_stored_dataset(store, run["dataset_id"])
-    report = store.load_epoch_report(run["id"], 2)
+    report = store.load_epoch_report(run["id"], recommended)
     first = filter_review(review_frame(ds.texts, report, ds.label_names, {}, given_labels=ds.labels)).iloc[0]
     sample, given = int(first["sample_index"]), str(first["given_label"])
     target = next(n for n in ds.label_names if n != given)
     go(d, "Review")
     WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located((By.ID, "glide-cell-0-0")))
+    picker = "//input[@role='combobox'][@aria-label='Flags of epoch']"
+    WebDriverWait(d, PAGE_WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda _: (d.find_element(By.XPATH, picker).get_attribute("value") or "").startswith(
+            f"epoch {recommended} (recommended"))
     settle(d)
     # Relabel it in the "One at a time" panel, which opens on the page's first undecided
     # sample (the grid's own cell editor is a canvas; its edits are covered by AppTest).
@@ -144,6 +152,7 @@ def test_upload_train_review_export(server, driver):
         assert col in out.columns
     row = out[out["sample_index"] == sample].iloc[0]
     assert row["action"] == "relabel" and row["final_label"] == target and row["given_label"] == given
+    assert (out["flags_epoch"] == recommended).all()  # the export uses the epoch the picker shows
     assert (out.loc[out["sample_index"] != sample, "action"] == "none").all()
     settle(d)
     shot(d, "export")

@@ -140,3 +140,32 @@ def test_class_counts_figure():
     fig = charts.class_counts_figure({"a": 3, "b": 5}, {"a": 4, "b": 4}, names=("noisy", "original"))
     assert names_of(fig) == ["noisy", "original"]
     assert list(fig.data[0].y) == [3, 5]
+
+
+def test_accuracy_figure_held_out_curve_and_recommended_epoch():
+    s = summaries()
+    for e, val in zip((1, 2, 3), (0.6, 0.75, 0.7)):
+        s[e - 1].update(val_accuracy=val, n_val=20, recommended_epoch=2)
+    fig = charts.accuracy_figure(s, recommended=2)
+    [held] = [t for t in fig.data if t.name == charts.HELD_OUT_NAME]
+    assert list(held.x) == [1, 2, 3] and list(held.y) == [0.6, 0.75, 0.7]
+    [line] = fig.layout.shapes
+    assert line.x0 == line.x1 == 2
+    assert [a.text for a in fig.layout.annotations] == ["recommended"]
+    assert fig.layout.title.text == "Test accuracy, held-out agreement and flip detection"  # true labels known
+    for make in (charts.loss_components_figure, charts.split_sizes_figure):
+        assert [sh.x0 for sh in make(s, recommended=2).layout.shapes] == [2]
+    assert not charts.accuracy_figure(s).layout.shapes  # nothing marked without a recommendation
+
+
+def test_accuracy_figure_title_is_true_without_true_labels():
+    s = [{"epoch": e, "val_accuracy": v, "test_accuracy": None, "detection": None} for e, v in ((1, 0.5), (2, 0.6))]
+    fig = charts.accuracy_figure(s, recommended=2)
+    assert names_of(fig) == [charts.HELD_OUT_NAME]
+    title = fig.layout.title.text
+    assert title == "Held-out agreement with the given labels"
+    s[1]["test_accuracy"] = 0.7
+    title = charts.accuracy_figure(s).layout.title.text
+    assert title.startswith("Test accuracy") and "flip" not in title.lower()
+    # nothing to draw: no line either (the page says there is nothing to plot)
+    assert not charts.accuracy_figure([{"epoch": 1}], recommended=1).layout.shapes

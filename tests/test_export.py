@@ -64,6 +64,16 @@ def test_cleaned_frame_values(parts):
     assert "predicted_label" not in default.columns
 
 
+def test_cleaned_frame_says_which_epochs_flags_it_used(parts):
+    frame, given, prob, pred, dec = parts
+    out = build_cleaned_frame(frame.assign(flags_epoch="mine"), given, NAMES, dec, prob, 0.5, pred, flags_epoch=3)
+    assert list(out.columns)[-2:] == ["predicted_label", "flags_epoch"]
+    assert (out["flags_epoch"] == 3).all() and list(out["flags_epoch_original"]) == ["mine"] * len(out)
+    assert "flags_epoch" not in build_cleaned_frame(frame, given, NAMES, dec, prob, 0.5).columns
+    with pytest.raises(ValueError, match="flags_epoch"):
+        build_cleaned_frame(frame, given, NAMES, dec, prob, 0.5, flags_epoch=0)
+
+
 def test_cleaned_frame_unknown_prob_and_clash():
     frame = pd.DataFrame({"text": ["a", "b"], "action": ["x", "y"]})
     out = build_cleaned_frame(frame, np.array([0, 1]), ["a", "b"], {}, None, 0.5)
