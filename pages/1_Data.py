@@ -269,6 +269,8 @@ def render_prepare(saved_msg: str | None = None) -> None:
     shown = list(given.items())[:20]
     more = f", … ({ds.num_classes - 20} more)" if ds.num_classes > 20 else ""
     st.success(f"{len(ds):,} texts, {ds.num_classes} classes: " + ", ".join(f"{k} ({v:,})" for k, v in shown) + more)
+    for w in ds.warnings:  # accepted, but to be seen before saving
+        st.warning(w)
     if ds.num_classes > 100 or ds.num_classes > len(ds) / 2:
         st.warning(f"The label column `{label_col}` has {ds.num_classes:,} different values for {len(ds):,} texts. "
                    "Is it really the label column?")

@@ -244,6 +244,9 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
     say = print if main_rank else (lambda *args, **kw: None)
     config = config_from_args(a)
     train, test, noise_info = prepare_data(a)
+    for ds in (train, test) if test is not None else (train,):
+        for w in ds.warnings:  # accepted, but worth knowing before waiting for a run
+            say(f"warning: {ds.source}: {w}", file=sys.stderr, flush=True)
     out = Path(a.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

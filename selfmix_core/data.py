@@ -12,15 +12,20 @@ Read top-down:
    read as strings and only an EMPTY cell is missing, so a label written "NA" or
    "None" stays a label.
 2. `dataset_from_frame` checks the columns, texts and labels and maps labels to ids:
-     - a label column whose every value is a whole number (read from CSV as "0",
-       "1", "2.0", ...) holds integer labels; "1.5" is an error (not a class id);
+     - labels keep their exact text. A text label column holds integer labels only
+       when every label is an integer written canonically ("-1", "0", "12"); "01",
+       "1.0" or "+1" make it a column of names, kept as written (the same number
+       written two ways is reported in `TextDataset.warnings`). A numeric column
+       (JSONL/Parquet) of whole numbers holds integer labels; an all-numeric column
+       with "1.5" is an error (not a class id);
      - integer labels without `label_names`: ids are the sorted distinct integers
        renumbered 0..K-1, names are str(int);
      - integer labels with `label_names`: if any name is itself an integer string
        (names that came from another set's integer labels) labels are matched by
        name, otherwise the integer IS the id and the name is label_names[id];
      - string labels: matched by name against `label_names`, or names = the sorted
-       distinct strings. Label strings are stripped of surrounding whitespace;
+       distinct strings. Label strings are stripped of surrounding whitespace (a
+       warning says so);
      - the optional true-label column is mapped into the same names/ids.
 3. `load_dataset` = `read_table` + `labels.txt` lookup + `dataset_from_frame`.
 
@@ -45,6 +50,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -105,6 +111,9 @@ class TextDataset:
         export; None when the data did not come from a table.
     source: file name or description. text_column / label_column / true_label_column:
         the columns of `frame` the arrays came from.
+    warnings: what the person should know before using the data, though it is accepted
+        (labels written in several ways, classes with one sample, ...); one sentence each,
+        naming the rows and the fix. The CLI prints them, the Data page shows them.
     """
 
     texts: list[str]
@@ -116,6 +125,7 @@ class TextDataset:
     text_column: str = "text"
     label_column: str = "label"
     true_label_column: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.texts = list(self.texts)
@@ -538,17 +548,74 @@ def _is_int_string(name: str) -> bool:
 
 @dataclass
 class _ParsedLabels:
-    """A label column, normalised. kind "int": ints valid where ~missing & ~fractional;
-    kind "str": strings valid where ~missing."""
+    """A label column, normalised. kind "int": ints valid where ~missing & ~fractional &
+    ~invalid; kind "str": strings valid where ~missing & ~fractional & ~invalid."""
 
     kind: str
     missing: np.ndarray  # (R,) bool
     fractional: np.ndarray  # (R,) bool, numbers that are not whole
     ints: np.ndarray | None  # (R,) int64 (kind "int")
     strings: np.ndarray  # (R,) object: the label as text ("" where missing)
+    invalid: np.ndarray | None = None  # (R,) bool, values that cannot be a class (a list, inf, ...)
+    invalid_what: str = ""  # what those values are, for the message
+    notes: list[str] = dataclasses.field(default_factory=list)  # changes the person must see
+
+    def __post_init__(self) -> None:
+        if self.invalid is None:
+            self.invalid = np.zeros(len(self.missing), dtype=bool)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return ~self.missing & ~self.fractional & ~self.invalid
 
 
-def _parse_labels(series: pd.Series) -> _ParsedLabels:
+# A label column is read as integers only when every label is an integer written the
+# one canonical way ("-1", "0", "12"; not "01", "+1", "1.0" or " 1"), so that reading
+# it as a number changes no label's text and merges no two labels.
+_CANONICAL_INT = r"-?(?:0|[1-9][0-9]*)"
+_INT64_MAX = 2**63 - 1
+
+
+def _not_label_kind(value: Any) -> str | None:
+    """What a cell is when it cannot be a class label or a text (None: it can)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(value, Mapping):
+        return "dicts (structs)"
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+        return "lists"
+    if isinstance(value, (str, int, float, bool, np.number, np.bool_)):
+        return None
+    return type(value).__name__ + " objects"
+
+
+def _non_scalar_cells(s: pd.Series, missing: np.ndarray) -> tuple[np.ndarray, str]:
+    """(R,) bool: cells of an object column that hold lists, dicts, bytes or other objects
+    (a Parquet list/struct/binary column, a DataFrame built by hand); and what they are."""
+    bad = np.zeros(len(s), dtype=bool)
+    if isinstance(s.dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        t = s.dtype.pyarrow_dtype
+        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            bad[~missing] = True
+            what = "bytes" if pa.types.is_binary(t) or pa.types.is_large_binary(t) else f"{t} values"
+            return bad, what
+        return bad, ""
+    if s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        return bad, ""
+    kinds: dict[str, None] = {}
+    for i, v in enumerate(s.to_numpy(dtype=object)):
+        if missing[i]:
+            continue
+        what = _not_label_kind(v)
+        if what is not None:
+            bad[i] = True
+            kinds.setdefault(what, None)
+    return bad, ", ".join(kinds)
+
+
+def _parse_labels(series: pd.Series, column: str = "label", role: str = "label") -> _ParsedLabels:
     s = series
     if isinstance(s.dtype, pd.CategoricalDtype):
         s = s.astype(object)
@@ -557,34 +624,81 @@ def _parse_labels(series: pd.Series) -> _ParsedLabels:
     if pd.api.types.is_bool_dtype(s.dtype):
         s = s.astype(object)
     if pd.api.types.is_integer_dtype(s.dtype):
-        ints = s.fillna(0).to_numpy(dtype=np.int64)
+        filled = s.fillna(0)
+        if pd.api.types.is_unsigned_integer_dtype(s.dtype) and n and int(filled.max()) > _INT64_MAX:
+            # beyond int64 (a uint64 column): kept as the exact digits, never wrapped around
+            strings = np.array([str(int(v)) for v in filled.to_numpy(dtype=object)], dtype=object)
+            strings[missing] = ""
+            return _ParsedLabels("str", missing, np.zeros(n, bool), None, strings)
+        ints = filled.to_numpy(dtype=np.int64)
         strings = np.where(missing, "", ints.astype(str)).astype(object)
         return _ParsedLabels("int", missing, np.zeros(n, bool), ints, strings)
     if pd.api.types.is_float_dtype(s.dtype):
         values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing |= ~np.isfinite(values)
-        safe = np.where(missing, 0.0, values)
-        fractional = ~missing & (safe != np.round(safe))
+        huge = ~missing & ~(np.abs(np.where(missing, 0.0, values)) < 2**53)  # inf, or no longer exact
+        safe = np.where(missing | huge, 0.0, values)
+        fractional = ~missing & ~huge & (safe != np.round(safe))
         ints = np.round(safe).astype(np.int64)
-        strings = np.where(missing, "", np.where(fractional, safe.astype(str), ints.astype(str)))
-        return _ParsedLabels("int", missing, fractional, ints, strings.astype(object))
-    text = s.astype(object).where(~missing, "").map(str).str.strip()
+        strings = np.where(missing, "", np.where(fractional | huge, values.astype(str), ints.astype(str)))
+        return _ParsedLabels("int", missing, fractional, ints, strings.astype(object), huge,
+                             "numbers too large (or infinite) to be class ids" if huge.any() else "")
+    invalid, invalid_what = _non_scalar_cells(s, missing)
+    raw = s.astype(object).where(~(missing | invalid), "").map(str)
+    text = raw.str.strip()
     strings = text.to_numpy(dtype=object)
-    missing |= strings == ""
-    numbers = pd.to_numeric(pd.Series(strings[~missing], dtype=object), errors="coerce")
-    numbers = numbers.to_numpy(dtype=np.float64)
-    if numbers.size and np.isfinite(numbers).all() and np.abs(numbers).max() < 2**53:
-        values = np.zeros(n)
-        values[~missing] = numbers
-        fractional = ~missing & (values != np.round(values))
-        ints = np.round(values).astype(np.int64)
-        return _ParsedLabels("int", missing, fractional, ints, strings)
-    return _ParsedLabels("str", missing, np.zeros(n, bool), None, strings)
+    missing |= (strings == "") & ~invalid
+    ok = ~missing & ~invalid
+    notes: list[str] = []
+    spaced = ok & (raw.to_numpy(dtype=object) != strings)
+    if spaced.any():
+        rows = np.flatnonzero(spaced)
+        pairs = dict.fromkeys((raw.iloc[i], strings[i]) for i in rows[:1000])
+        examples = ", ".join(f"{a!r} -> {b!r}" for a, b in list(pairs)[:3])
+        notes.append(
+            f"{role} column {column!r} has labels with spaces around them in {_rows(rows)} "
+            f"({examples}): the spaces are removed, so each is the same class as the label without "
+            "them. Fix: if the spaces mark a different class, name that class differently"
+        )
+    valid = pd.Series(strings[ok], dtype=object)
+    if valid.size and valid.str.fullmatch(_CANONICAL_INT).all():
+        try:
+            ints = np.zeros(n, dtype=np.int64)
+            ints[ok] = valid.to_numpy(dtype=object).astype(np.int64)
+        except OverflowError:  # beyond int64: exact text, not numbers
+            pass
+        else:
+            return _ParsedLabels("int", missing, np.zeros(n, bool), ints, strings, invalid, invalid_what, notes)
+    numbers = pd.to_numeric(valid, errors="coerce").to_numpy(dtype=np.float64)
+    fractional = np.zeros(n, dtype=bool)
+    if numbers.size and np.isfinite(numbers).all():
+        # every label is a number, but not every one a canonical integer
+        fractional[ok] = numbers != np.round(numbers)
+        if not fractional.any():
+            notes += _same_number_notes(strings, ok, numbers, column, role)
+    return _ParsedLabels("str", missing, fractional, None, strings, invalid, invalid_what, notes)
+
+
+def _same_number_notes(strings: np.ndarray, ok: np.ndarray, numbers: np.ndarray, column: str,
+                       role: str) -> list[str]:
+    """A note for numeric labels written in several ways ("1", "01", "1.0"): they are kept
+    as different classes, which may not be what the person meant."""
+    spellings = pd.DataFrame({"text": strings[ok], "value": numbers}).drop_duplicates("text")
+    groups = spellings.groupby("value")["text"].agg(list)
+    groups = groups[groups.map(len) > 1]
+    if groups.empty:
+        return []
+    shown = "; ".join(" and ".join(repr(t) for t in g[:4]) for g in groups.tolist()[:3])
+    more = f" (and {len(groups) - 3} more numbers)" if len(groups) > 3 else ""
+    return [
+        f"{role} column {column!r} writes the same number in different ways: {shown}{more}. Labels keep "
+        "their exact text, so these are different classes. Fix: if they are one class, write it one "
+        "way in every row"
+    ]
 
 
 def _map_labels(p: _ParsedLabels, names: list[str] | None) -> tuple[np.ndarray, list[str]]:
     """(ids (R,) int64 with -1 where missing/fractional/unknown, label names)."""
-    ok = ~p.missing & ~p.fractional
+    ok = p.ok
     if names is None:
         if p.kind == "int":
             uniq = np.unique(p.ints[ok])
@@ -606,7 +720,7 @@ def _codes(values: np.ndarray, names: list[str], ok: np.ndarray) -> np.ndarray:
 
 def _soft_names_fit(p: _ParsedLabels, names: list[str]) -> bool:
     """Whether names from a labels.txt cover every (valid) label of the column."""
-    ok = ~p.missing & ~p.fractional
+    ok = p.ok
     if not ok.any():
         return False
     ids, _ = _map_labels(p, names)
@@ -669,6 +783,7 @@ def _build_dataset(
         raise ValueError(f"expected a pandas DataFrame, got {type(df).__name__}")
     names = _check_names(label_names) if label_names is not None else None
     problems: list[str] = []
+    notes: list[str] = []  # accepted, but the person must see them before using the data
     row_note = False
     columns = list(df.columns)
     usable: dict[str, bool] = {}
@@ -710,7 +825,8 @@ def _build_dataset(
     # labels, then the true labels in the same label space
     ids = np.zeros(0, dtype=np.int64)
     if usable[label_column]:
-        parsed = _parse_labels(df[label_column])
+        parsed = _parse_labels(df[label_column], label_column, "label")
+        notes += parsed.notes
         if names is None and file_names is not None and _soft_names_fit(parsed, file_names):
             names = file_names
         given_names = names is not None
@@ -737,7 +853,8 @@ def _build_dataset(
 
     true_ids = None
     if true_label_column is not None and usable[true_label_column] and names is not None:
-        true_parsed = _parse_labels(df[true_label_column])
+        true_parsed = _parse_labels(df[true_label_column], true_label_column, "true label")
+        notes += true_parsed.notes
         true_ids, _ = _map_labels(true_parsed, names)
         row_note |= _label_problems(
             true_parsed, true_ids, names, true_label_column, "true label", True, problems
@@ -755,6 +872,7 @@ def _build_dataset(
         text_column=text_column,
         label_column=label_column,
         true_label_column=true_label_column,
+        warnings=notes,
     )
 
 
@@ -784,7 +902,14 @@ def _label_problems(
             f"{_rows(rows)}; numeric labels must be integer class ids, not floats. "
             "Fix: use integer ids or class names"
         )
-    unknown = (ids < 0) & ~p.missing & ~p.fractional
+    if p.invalid.any():
+        found = True
+        problems.append(
+            f"{role} column {column!r} holds {p.invalid_what}, which cannot be class labels, in "
+            f"{_rows(np.flatnonzero(p.invalid))}. Fix: choose the column that holds the classes (names "
+            "or integer ids), or convert those values to text first"
+        )
+    unknown = (ids < 0) & p.ok
     if unknown.any() and names_given:
         found = True
         rows = np.flatnonzero(unknown)

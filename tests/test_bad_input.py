@@ -196,8 +196,10 @@ def test_thousands_of_classes_and_whole_float_labels(tmp_path):
     ds = load_dataset(_write(tmp_path, "many.csv", "text,label\n" + rows))
     assert ds.num_classes == 3000 and len(ds) == 6000
     assert ds.label_names[:3] == ["class_0", "class_1", "class_10"]  # names sort as text
+    # labels keep their exact text: "1.0" is not merged into "1" (a warning says they look alike)
     ds = load_dataset(_write(tmp_path, "floats.csv", "text,label\na,1.0\nb,2.0\nc,1\n"))
-    assert ds.label_names == ["1", "2"] and ds.labels.tolist() == [0, 1, 0]
+    assert ds.label_names == ["1", "1.0", "2.0"] and ds.labels.tolist() == [1, 2, 0]
+    assert "same number in different ways: '1.0' and '1'" in ds.warnings[0]
 
 
 # ---- the CLI, in this process: every case ---------------------------------------------------
@@ -312,6 +314,24 @@ def test_cli_other_bad_arguments(tmp_path, capsys, model_dir):
         assert_clean_exit_2(code, err, expected, case)
 
 
+# Accepted, but the person is told before training or saving (TextDataset.warnings):
+# file name -> (content, what the warning says).
+WARNED_FILES: dict[str, tuple[str, list[str]]] = {
+    "lookalike.csv": ("text,label\n" + "".join(f"the apple {i},01\nthe red car {i},1\n" for i in range(6)),
+                      ["writes the same number in different ways: '01' and '1'", "different classes"]),
+}
+
+
+def test_cli_prints_the_data_warnings(tmp_path, capsys, model_dir):
+    for name, (content, expected) in WARNED_FILES.items():
+        code, _, err = run_main(_args(_write(tmp_path, name, content), tmp_path / "out", model_dir), capsys)
+        assert code == 0, (name, err)
+        warned = [line for line in err.splitlines() if line.startswith(f"warning: {name}: ")]
+        assert warned, (name, err)
+        for part in expected:
+            assert any(part in line for line in warned), (name, part, warned)
+
+
 def test_cli_trains_on_thousands_of_classes(tmp_path, capsys, model_dir):
     rows = "".join(f"item {c} a,class_{c}\nitem {c} b,class_{c}\n" for c in range(2000))
     train = _write(tmp_path, "many.csv", "text,label\n" + rows)
@@ -395,6 +415,22 @@ def test_app_data_page_shows_each_bad_file_as_a_message(tmp_path, monkeypatch):
         assert "cannot be used as it is" in shown and "Traceback" not in shown, (case, shown)
         for part in expected:
             assert part in shown, (case, part, shown)
+
+
+def test_app_data_page_shows_the_data_warnings_before_saving(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SELFMIX_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/1_Data.py").run()
+    for name, (content, expected) in WARNED_FILES.items():
+        at.file_uploader(key="data_upload").upload(name, content.encode("utf-8"), "text/csv")
+        at.run()
+        assert not at.exception and not at.error, (name, [e.value for e in at.exception], [e.value for e in at.error])
+        shown = "\n".join(str(w.value) for w in at.warning)
+        for part in expected:
+            assert part in shown, (name, part, shown)
+        assert at.button(key="data_save")  # the Save button is there, under the warning
 
 
 def test_app_train_page_says_what_is_wrong_with_a_model_folder(tmp_path, monkeypatch, broken_models):

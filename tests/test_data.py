@@ -101,9 +101,38 @@ def test_string_labels_sorted_names():
 
 
 def test_integer_labels_from_csv_renumbered(tmp_path):
-    ds = load_dataset(_csv(tmp_path, "text,label\na,7\nb,3\nc,7.0\nd,3\n"))
+    ds = load_dataset(_csv(tmp_path, "text,label\na,7\nb,3\nc,7\nd,3\n"))
     assert ds.label_names == ["3", "7"]
     assert ds.labels.tolist() == [1, 0, 1, 0]
+    assert ds.warnings == []
+    ds = load_dataset(_csv(tmp_path, "text,label\na,10\nb,-1\nc,2\nd,10\n"))
+    assert ds.label_names == ["-1", "2", "10"]  # integers sort as numbers
+
+
+def test_labels_keep_their_exact_text(tmp_path):
+    """Issue #10 item 4: "01", "1" and "001" were merged into class "1", the integer
+    18446744073709551615 became -1, and a 1e400 label was reported as missing."""
+    ds = load_dataset(_csv(tmp_path, "text,label\na,01\nb,1\nc,001\nd,2\ne,1\n"))
+    assert ds.label_names == ["001", "01", "1", "2"]
+    assert [ds.label_names[i] for i in ds.labels] == ["01", "1", "001", "2", "1"]
+    assert len(ds.warnings) == 1
+    assert "writes the same number in different ways: '01' and '1' and '001'" in ds.warnings[0]
+    ds = load_dataset(_csv(tmp_path, "text,label\na,7\nb,3\nc,7.0\nd,3\n"))
+    assert ds.label_names == ["3", "7", "7.0"] and "'7' and '7.0'" in ds.warnings[0]
+    big = 18446744073709551615
+    ds = load_dataset(_csv(tmp_path, f"text,label\na,{big}\nb,1\nc,{big}\n"))
+    assert ds.label_names == ["1", str(big)] and ds.labels.tolist() == [1, 0, 1]
+    ds = dataset_from_frame(pd.DataFrame({"text": list("abc"), "label": np.array([big, 1, big], dtype=np.uint64)}))
+    assert ds.label_names == ["1", str(big)] and ds.labels.tolist() == [1, 0, 1]
+    ds = load_dataset(_csv(tmp_path, "text,label\na,1e400\nb,1\nc,1e400\n"))
+    assert ds.label_names == ["1", "1e400"] and ds.warnings == []
+    with pytest.raises(DataValidationError) as info:
+        dataset_from_frame(pd.DataFrame({"text": list("abc"), "label": [np.inf, 1.0, 2.0]}))
+    assert "too large (or infinite)" in str(info.value) and "(row 1)" in str(info.value)
+    assert "missing" not in str(info.value)
+    ds = load_dataset(_csv(tmp_path, "text,label\na, pos\nb,pos\nc,neg\n"))
+    assert ds.label_names == ["neg", "pos"] and "spaces around them in 1 row (row 1)" in ds.warnings[0]
+    assert "' pos' -> 'pos'" in ds.warnings[0]
 
 
 def test_integer_labels_with_label_names_are_ids():
