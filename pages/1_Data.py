@@ -3,7 +3,6 @@ optionally simulate label noise, and save it to the studio."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -321,19 +320,9 @@ def render_prepare(saved_msg: str | None = None) -> None:
 
 
 def _add_frame(store, name: str, frame: pd.DataFrame, meta: dict) -> str:
-    try:
-        return store.add_dataset(name, frame, meta)
-    except ValueError as first:
-        # Parquet wants one type per column: write mixed object columns as text instead.
-        fixed = frame.copy()
-        for c in fixed.columns:
-            if fixed[c].dtype == object:
-                fixed[c] = fixed[c].map(lambda v: v if v is None or isinstance(v, str) or (isinstance(v, float) and v != v)
-                                        else json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v))
-        try:
-            return store.add_dataset(name, fixed, meta)
-        except ValueError:
-            raise first from None
+    # Stored as it is: the reader already refused what Parquet cannot hold as it was
+    # given (JSON objects, mixed-type columns), so nothing is rewritten here in silence.
+    return store.add_dataset(name, frame, meta)
 
 
 def _save(ds, name: str, noise_on: bool, kind: str, rate: float, seed: int, test_ds) -> None:

@@ -483,7 +483,7 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
                 "Fix: make every item an object such as {\"text\": ..., \"label\": ...}",
                 name,
             )
-        return pd.DataFrame(records)
+        return _frame_from_records(records, lambda i: f"item {i + 1} of the JSON array", name)
     # Lines end at "\n" only: str.splitlines() would also split inside a JSON string at
     # characters that JSON allows unescaped (U+0085, U+2028, U+2029).
     lines = text.split("\n")
@@ -511,20 +511,125 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
             "object per line, such as {\"text\": \"...\", \"label\": \"...\"}",
             name,
         )
-    return pd.DataFrame(records)
+
+    def line_of(i: int) -> str:  # record i -> its line (blank lines are skipped)
+        seen = -1
+        for number, line in enumerate(lines, 1):
+            seen += bool(line.strip())
+            if seen == i:
+                return f"line {number}"
+        return f"record {i + 1}"
+
+    return _frame_from_records(records, line_of, name)
+
+
+def _frame_from_records(records: list[dict], place: Any, name: str) -> pd.DataFrame:
+    """A DataFrame of JSON objects that holds each value as it was written: a column of
+    integers with nulls stays integers (nullable Int64, not 123.0), strings stay strings.
+    Refused, naming the place (`place(i)` for record i) and the fix: a JSON object or
+    array as a value, a column mixing strings, numbers and booleans, a number beyond
+    64 bits (such as 1e400, read as infinity). Such values would be stored or exported
+    in another form, or not at all."""
+    df = pd.DataFrame(records, dtype=object)
+    problems: list[str] = []
+    columns: dict[Any, Any] = {}
+    for col in df.columns:
+        s = df[col]
+        kind = pd.api.types.infer_dtype(s, skipna=True)
+        missing = s.isna().to_numpy(dtype=bool)
+        where = f"column {col!r}"
+        if kind == "string":
+            columns[col] = s.astype("str")
+        elif kind == "empty":
+            columns[col] = s
+        elif kind == "boolean":
+            columns[col] = s.astype("boolean" if missing.any() else bool)
+        elif kind == "integer":
+            for dtype in ("Int64", "UInt64"):
+                try:
+                    arr = pd.array(s.tolist(), dtype=dtype)
+                    break
+                except (OverflowError, TypeError, ValueError):
+                    arr = None
+            if arr is None:
+                i = next(i for i, v in enumerate(s) if not missing[i] and not -(2**63) <= v < 2**63)
+                problems.append(
+                    f"{place(i)}: {where} holds the integer {s.iloc[i]}, beyond 64 bits. Fix: write it "
+                    "as a string (in double quotes)"
+                )
+                continue
+            columns[col] = pd.Series(arr, index=s.index) if missing.any() else pd.Series(
+                arr.to_numpy(dtype="uint64" if arr.dtype == "UInt64" else "int64"), index=s.index)
+        elif kind in ("floating", "mixed-integer-float"):
+            values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            inf = np.flatnonzero(np.isinf(values))
+            if inf.size:
+                problems.append(
+                    f"{place(int(inf[0]))}: {where} holds a number too large for a 64-bit float "
+                    f"(such as 1e400), which reads as infinity ({inf.size} value{'s' if inf.size > 1 else ''}). "
+                    "Fix: write it as a string (in double quotes), or a smaller number"
+                )
+                continue
+            columns[col] = pd.Series(values, index=s.index)
+        else:
+            problems.append(_mixed_json_column(s, missing, where, place))
+    if problems:
+        raise DataValidationError(problems, name)
+    return pd.DataFrame(columns, index=df.index, columns=df.columns)
+
+
+def _mixed_json_column(s: pd.Series, missing: np.ndarray, where: str, place: Any) -> str:
+    """The problem of a JSON column holding objects, arrays or a mix of value types."""
+    seen: dict[str, int] = {}
+    for i, v in enumerate(s.tolist()):
+        if missing[i]:
+            continue
+        if isinstance(v, (dict, list)):
+            what = "a JSON object" if isinstance(v, dict) else "a JSON array"
+            return (
+                f"{place(i)}: {where} holds {what} ({_short_json(v)}); a table cell must be a "
+                "string, a number, true/false or null. Fix: store it as a string (for example "
+                "json.dumps(value)), or drop that field"
+            )
+        seen.setdefault("a string" if isinstance(v, str) else "true/false" if isinstance(v, bool) else "a number", i)
+    shown = " and ".join(f"{t} ({place(i)}: {s.iloc[i]!r})" for t, i in list(seen.items())[:3])
+    return (
+        f"{where} mixes value types: {shown}. One column must hold one type, or its values would "
+        "be stored and exported in another form. Fix: write every value of that field the same "
+        "way (for example all in double quotes)"
+    )
+
+
+def _short_json(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _parse_parquet(raw: bytes, name: str) -> pd.DataFrame:
     if not raw:
         raise DataValidationError("the file is empty. Fix: upload a Parquet file with data rows", name)
     try:
-        return pd.read_parquet(io.BytesIO(raw))
+        df = pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise DataValidationError(
             f"the file is not a readable Parquet file ({type(exc).__name__}: {exc}). "
             "Fix: re-export it as Parquet, or upload CSV/TSV/JSONL",
             name,
         ) from exc
+    # A named index (df.set_index("review_id").to_parquet(...)) is a column the person
+    # gave: keep it as a column, or it would be missing from the export. Unnamed index
+    # levels are pandas' row numbers and are dropped, as for the other formats.
+    named = [n for n in df.index.names if n is not None]
+    if named:
+        clash = [n for n in named if n in df.columns]
+        if clash:
+            raise DataValidationError(
+                f"the Parquet file's index {clash[0]!r} has the same name as one of its columns, so "
+                "it cannot be kept as a column. Fix: rename the index or the column before saving",
+                name,
+            )
+        df = df.reset_index(level=named)
+    return df.reset_index(drop=True)
 
 
 # ---- validation and label mapping --------------------------------------------------
@@ -812,8 +917,17 @@ def _build_dataset(
     if usable[text_column]:
         raw_text = df[text_column]
         text_missing = raw_text.isna().to_numpy(dtype=bool)
-        text_str = raw_text.astype(object).where(~text_missing, "").map(str)
-        blank = text_missing | (text_str.str.strip() == "").to_numpy(dtype=bool)
+        # lists, structs and bytes (Parquet) are not text: their repr would be trained on
+        not_text, what = _non_scalar_cells(raw_text, text_missing)
+        if not_text.any():
+            row_note = True
+            problems.append(
+                f"text column {text_column!r} holds {what}, not text, in {_rows(np.flatnonzero(not_text))}. "
+                "Fix: choose the column that holds the texts, or convert it to strings first "
+                "(bytes: decode them as UTF-8)"
+            )
+        text_str = raw_text.astype(object).where(~(text_missing | not_text), "").map(str)
+        blank = ~not_text & (text_missing | (text_str.str.strip() == "").to_numpy(dtype=bool))
         if blank.any():
             row_note = True
             problems.append(

@@ -155,6 +155,36 @@ def test_awkward_but_legitimate_texts_are_kept_verbatim(tmp_path, fmt):
     assert ds.label_names == ["neg", "pos"] and list(ds.frame.columns) == ["text", "label"]
 
 
+def test_files_keep_every_column_and_value_through_the_store_and_the_export(tmp_path):
+    """Issue #10 item 6: a Parquet named index was missing from the export, and a JSONL
+    id 123 in a column with a null came out as 123.0."""
+    from selfmix_core.export import build_cleaned_frame, export_bytes
+    from selfmix_core.store import Store
+    from studio.worker import load_stored_dataset
+
+    indexed = pd.DataFrame({"text": ["good film", "bad film", "fine film"], "label": ["pos", "neg", "pos"]},
+                           index=pd.Index([101, 205, 307], name="review_id"))
+    indexed.to_parquet(tmp_path / "reviews.parquet")
+    _write(tmp_path, "ids.jsonl", '{"text": "good film", "label": "pos", "id": 123, "ok": true}\n'
+                                  '{"text": "bad film", "label": "neg", "id": null, "ok": null}\n'
+                                  '{"text": "fine film", "label": "pos", "id": 7, "ok": false}\n')
+    expected = {"reviews.parquet": ("review_id", [101, 205, 307]), "ids.jsonl": ("id", [123, None, 7])}
+    store = Store(tmp_path / "home")
+    for name, (column, values) in expected.items():
+        ds = load_dataset(tmp_path / name)
+        meta = {"text_column": "text", "label_column": "label", "label_names": ds.label_names}
+        dataset_id = store.add_dataset(name, ds.frame, meta)
+        back = load_stored_dataset(store, dataset_id)
+        cleaned = build_cleaned_frame(store.load_dataset_frame(dataset_id), back.labels, back.label_names, {},
+                                      None, 0.5)
+        rows = [json.loads(line) for line in export_bytes(cleaned, "jsonl").decode().splitlines()]
+        assert [r[column] for r in rows] == values, name  # 123, not 123.0; the index is a column
+        assert list(cleaned.columns[: len(ds.frame.columns)]) == list(ds.frame.columns), name
+        csv_back = pd.read_csv(io.BytesIO(export_bytes(cleaned, "csv")), dtype=str, keep_default_na=False)
+        assert csv_back[column].tolist() == ["" if v is None else str(v) for v in values], name
+    store.close()
+
+
 def test_jsonl_with_unicode_line_separators_inside_texts(tmp_path):
     """U+2028 / U+0085 are legal unescaped inside JSON strings (they once split the line)."""
     frame = pd.DataFrame({"text": ["a\u2028b", "c\x85d", "e\u2029f"], "label": ["x", "y", "x"]})

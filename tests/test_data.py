@@ -325,3 +325,93 @@ def test_with_labels_copies():
         ds.with_labels(np.full(6, 3))
     with pytest.raises(ValueError, match=r"shape \(6,\)"):
         ds.with_labels([0, 1])
+
+
+# ---- files come out as they went in (issue #10 item 6) ----------------------------------
+
+
+def _jsonl(tmp_path, lines: list[str], name: str = "d.jsonl"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_parquet_named_index_is_kept_as_a_column(tmp_path):
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "y", "x"]},
+                         index=pd.Index([101, 205, 307], name="review_id"))
+    frame.to_parquet(tmp_path / "r.parquet")  # the index is written, as pandas does by default
+    ds = load_dataset(tmp_path / "r.parquet")
+    assert list(ds.frame.columns) == ["review_id", "text", "label"]
+    assert ds.frame["review_id"].tolist() == [101, 205, 307] and ds.frame.index.tolist() == [0, 1, 2]
+    pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]}, index=[7, 9]).to_parquet(tmp_path / "u.parquet")
+    assert list(load_dataset(tmp_path / "u.parquet").frame.columns) == ["text", "label"]  # pandas' row numbers
+    clash = pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]}, index=pd.Index([1, 2], name="text"))
+    clash.to_parquet(tmp_path / "c.parquet")
+    with pytest.raises(DataValidationError, match="index 'text' has the same name as one of its columns"):
+        load_dataset(tmp_path / "c.parquet")
+
+
+def test_jsonl_values_keep_their_type(tmp_path):
+    path = _jsonl(tmp_path, ['{"text": "a", "label": "x", "id": 123, "ok": true}',
+                             '{"text": "b", "label": "y", "id": null, "ok": null}',
+                             '{"text": "c", "label": "x", "id": 18446744073709551615, "ok": false}',
+                             '{"text": "d", "label": 18446744073709551615, "id": 5}'])
+    with pytest.raises(DataValidationError) as info:
+        load_dataset(path)
+    assert "column 'label' mixes value types: a string (line 1: 'x') and a number (line 4:" in str(info.value)
+    path = _jsonl(tmp_path, ['{"text": "a", "label": "x", "id": 123, "score": 1}',
+                             '{"text": "b", "label": "y", "id": null, "score": 1.5}',
+                             '{"text": "c", "label": "x", "id": 18446744073709551615}'])
+    frame = load_dataset(path).frame
+    assert frame["id"].tolist()[0] == 123 and str(frame["id"].dtype) == "UInt64"  # not 123.0
+    assert frame["score"].tolist()[:2] == [1.0, 1.5]
+    path = _jsonl(tmp_path, ['{"text": "a", "label": 18446744073709551615}', '{"text": "b", "label": 1}',
+                             '{"text": "c", "label": 18446744073709551615}'])
+    ds = load_dataset(path)
+    assert ds.label_names == ["1", "18446744073709551615"] and ds.labels.tolist() == [1, 0, 1]
+
+
+JSONL_FIRST = '{"text": "a", "label": "x", "meta": null, "n": 1}'
+
+
+@pytest.mark.parametrize("first, line, expected", [
+    (JSONL_FIRST, '{"text": "b", "label": "y", "meta": {"a": 1}}',
+     ["line 3: column 'meta' holds a JSON object ({\"a\": 1})", "json.dumps"]),
+    (JSONL_FIRST, '{"text": ["b", "c"], "label": "y"}', ["line 3: column 'text' holds a JSON array ([\"b\", \"c\"])"]),
+    ('{"text": "a", "label": 1}', '{"text": "b", "label": 1e400}',
+     ["line 3: column 'label' holds a number too large for a 64-bit float", "infinity"]),
+    ('{"text": "a", "label": 1.5}', '{"text": "b", "label": -Infinity}', ["line 3: column 'label' holds a number too large"]),
+    (JSONL_FIRST, '{"text": "b", "label": "y", "n": 123456789012345678901234567890}',
+     ["line 3: column 'n' holds the integer 123456789012345678901234567890, beyond 64 bits"]),
+    (JSONL_FIRST, '{"text": "b", "label": true}',
+     ["column 'label' mixes value types: a string (line 1: 'x') and true/false (line 3: True)"]),
+])
+def test_jsonl_values_that_cannot_be_kept_are_refused(tmp_path, first, line, expected):
+    """They were accepted and then stored in another form (objects as JSON text), read as
+    infinity, or failed when the dataset was saved."""
+    path = _jsonl(tmp_path, [first, "", line])  # a blank line: line numbers still count it
+    with pytest.raises(DataValidationError) as info:
+        load_dataset(path)
+    for part in expected:
+        assert part in str(info.value)
+    array = tmp_path / "d.json"
+    array.write_text(f"[{first}, {line}]", encoding="utf-8")
+    with pytest.raises(DataValidationError, match="item 2 of the JSON array|item 1 of the JSON array"):
+        load_dataset(array)
+
+
+def test_parquet_columns_that_are_not_text_are_refused(tmp_path):
+    frame = pd.DataFrame({
+        "struct": [{"a": "x"}, {"a": "y"}], "list": [["x"], ["y"]], "binary": [b"ab", b"cd"],
+        "text": ["a", "b"], "label": ["x", "y"],
+    })
+    frame.to_parquet(tmp_path / "n.parquet", index=False)
+    ds = load_dataset(tmp_path / "n.parquet")  # kept as extra columns
+    assert list(ds.frame.columns) == list(frame.columns)
+    for column, what in [("struct", "dicts (structs)"), ("list", "lists"), ("binary", "bytes")]:
+        with pytest.raises(DataValidationError) as info:
+            load_dataset(tmp_path / "n.parquet", text_column=column)
+        assert f"text column {column!r} holds {what}, not text, in 2 rows (rows 1, 2)" in str(info.value)
+        with pytest.raises(DataValidationError) as info:
+            load_dataset(tmp_path / "n.parquet", label_column=column)
+        assert f"label column {column!r} holds {what}, which cannot be class labels" in str(info.value)
