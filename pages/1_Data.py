@@ -273,10 +273,6 @@ def render_prepare(saved_msg: str | None = None) -> None:
     if ds.num_classes > 100 or ds.num_classes > len(ds) / 2:
         st.warning(f"The label column `{label_col}` has {ds.num_classes:,} different values for {len(ds):,} texts. "
                    "Is it really the label column?")
-    small = [k for k, v in given.items() if v < 2]
-    if small:
-        st.warning(f"{len(small)} class{'es have' if len(small) > 1 else ' has'} fewer than 2 samples "
-                   f"({', '.join(small[:5])}{'…' if len(small) > 5 else ''}): too few to learn from.")
     st.plotly_chart(charts.class_counts_figure(given, compare), key="data_counts_chart")
 
     st.subheader("Simulate label noise (optional)")

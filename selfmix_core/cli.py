@@ -121,6 +121,9 @@ def prepare_data(a: argparse.Namespace):
 
     if a.noise != "none" and not 0.0 < a.noise_rate < 1.0:
         raise UsageError(f"--noise {a.noise} needs --noise-rate strictly between 0 and 1, got {a.noise_rate}")
+    if a.noise == "none" and a.noise_rate != 0.0:
+        raise UsageError(f"--noise-rate {a.noise_rate} does nothing without --noise; add --noise sym, asym or "
+                         "idn to flip that share of the labels, or leave --noise-rate out")
     train = load_dataset(a.train, a.text_column, a.label_column, a.true_label_column)
     test = None
     if a.test:

@@ -22,6 +22,7 @@ METHODS = ("selfmix", "ce")
 PHASES = ("warmup", "selfmix")
 POOLINGS = ("cls", "mean")
 NORMALISATIONS = ("minmax", "class")
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned; one range for every seed
 
 
 def derive_seed(*keys: int) -> int:
@@ -181,6 +182,10 @@ class TrainConfig:
         _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         _check(self.alpha > 0, f"alpha must be > 0, got {self.alpha}")
         _check(self.score_batch_size >= 1, "score_batch_size must be >= 1")
+        _check(
+            not isinstance(self.seed, bool) and int(self.seed) == self.seed and 0 <= self.seed <= MAX_SEED,
+            f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}",
+        )
         if self.method == "selfmix" and self.warmup_samples is None:
             _check(
                 self.warmup_epochs >= 1,

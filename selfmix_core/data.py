@@ -45,6 +45,7 @@ import io
 import json
 import lzma
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -206,10 +207,14 @@ def read_table(
     raw = _read_bytes(source, name, max_bytes)
     if compression is None and kind != "parquet":
         compression = _sniff_compression(raw)
+    if compression is None:
+        _refuse_known_binary(raw, name)
     if compression is not None:
         raw, inner = _decompress(raw, compression, max_bytes, name)
         if kind is None and inner:
             kind, _ = _format_of(inner, None)
+    if kind != "parquet" and raw[:4] == b"PAR1":
+        kind = "parquet"  # a Parquet file named .csv (or without an extension): read it as what it is
     if kind is None:
         raise DataValidationError(
             f"cannot tell the file format of {name or 'the upload'!r}. Supported: "
@@ -236,6 +241,13 @@ def read_table(
         else:
             df = _parse_json(text, kind, name)
     df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]
+    if df.shape[1] == 0:
+        why = " (every JSON object is empty, {})" if kind in ("json", "jsonl") else ""
+        raise DataValidationError(
+            f"the file has {len(df):,} rows but no columns{why}. Fix: give every row a text and a label, "
+            "such as {\"text\": \"...\", \"label\": \"...\"}",
+            name,
+        )
     if len(df) == 0:
         cols = ", ".join(repr(c) for c in df.columns)
         raise DataValidationError(
@@ -327,7 +339,25 @@ def _sniff_compression(raw: bytes) -> str | None:
         return "xz"
     if raw[:4] == b"PK\x03\x04":
         return "zip"
+    if raw[:3] == b"BZh" and raw[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):  # a block, or an empty stream
+        return "bz2"
     return None
+
+
+def _refuse_known_binary(raw: bytes, name: str) -> None:
+    """A spreadsheet saved as Excel is the likeliest wrong upload; name it rather than
+    report its bytes as "not valid UTF-8" (.xls) or its parts as "a zip archive of N files"
+    (.xlsx, see _decompress)."""
+    if raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise _excel(name)
+
+
+def _excel(name: str) -> DataValidationError:
+    return DataValidationError(
+        "this is an Excel workbook (or another Office file), not a CSV, TSV, JSONL or Parquet file. "
+        "Fix: in Excel, File > Save As > 'CSV UTF-8 (Comma delimited)', and upload that",
+        name,
+    )
 
 
 def _decompress(raw: bytes, compression: str, max_bytes: int, name: str) -> tuple[bytes, str]:
@@ -337,6 +367,8 @@ def _decompress(raw: bytes, compression: str, max_bytes: int, name: str) -> tupl
         if compression == "zip":
             zf = zipfile.ZipFile(io.BytesIO(raw))
             members = [m for m in zf.infolist() if not m.is_dir()]
+            if any(m.filename == "[Content_Types].xml" for m in members):
+                raise _excel(name)  # .xlsx (and .docx ...) are zip archives of XML parts
             if len(members) != 1:
                 raise DataValidationError(
                     f"the zip archive holds {len(members)} files; it must hold exactly one data file",
@@ -483,7 +515,8 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
                 "Fix: make every item an object such as {\"text\": ..., \"label\": ...}",
                 name,
             )
-        return _frame_from_records(records, lambda i: f"item {i + 1} of the JSON array", name)
+        return _frame_from_records(records, lambda i: f"item {i + 1} of the JSON array", name,
+                                   bool(_SURROGATE_ESCAPE.search(text)))
     # Lines end at "\n" only: str.splitlines() would also split inside a JSON string at
     # characters that JSON allows unescaped (U+0085, U+2028, U+2029).
     lines = text.split("\n")
@@ -520,16 +553,25 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
                 return f"line {number}"
         return f"record {i + 1}"
 
-    return _frame_from_records(records, line_of, name)
+    return _frame_from_records(records, line_of, name, bool(_SURROGATE_ESCAPE.search(text)))
 
 
-def _frame_from_records(records: list[dict], place: Any, name: str) -> pd.DataFrame:
+def _frame_from_records(records: list[dict], place: Any, name: str, surrogates: bool = True) -> pd.DataFrame:
     """A DataFrame of JSON objects that holds each value as it was written: a column of
     integers with nulls stays integers (nullable Int64, not 123.0), strings stay strings.
     Refused, naming the place (`place(i)` for record i) and the fix: a JSON object or
     array as a value, a column mixing strings, numbers and booleans, a number beyond
-    64 bits (such as 1e400, read as infinity). Such values would be stored or exported
-    in another form, or not at all."""
+    64 bits (such as 1e400, read as infinity), a lone surrogate escape ("\\ud800", not a
+    character: it cannot be written as UTF-8). Such values would be stored or exported
+    in another form, or not at all. surrogates: False when the text has no \\uD800-\\uDFFF
+    escape, to skip that scan."""
+    bad_key = next((k for r in records[:1000] for k in r if _SURROGATE.search(k)), None) if surrogates else None
+    if bad_key is not None:
+        raise DataValidationError(
+            f"a field name ({bad_key.encode('utf-8', 'backslashreplace').decode()!r}) holds a lone surrogate "
+            "escape, half of a UTF-16 pair and not a character. Fix: rename that field",
+            name,
+        )
     df = pd.DataFrame(records, dtype=object)
     problems: list[str] = []
     columns: dict[Any, Any] = {}
@@ -538,6 +580,11 @@ def _frame_from_records(records: list[dict], place: Any, name: str) -> pd.DataFr
         kind = pd.api.types.infer_dtype(s, skipna=True)
         missing = s.isna().to_numpy(dtype=bool)
         where = f"column {col!r}"
+        if surrogates and kind in ("string", "mixed"):
+            problem = _lone_surrogate(s, where, place)
+            if problem:
+                problems.append(problem)
+                continue
         if kind == "string":
             columns[col] = s.astype("str")
         elif kind == "empty":
@@ -576,6 +623,25 @@ def _frame_from_records(records: list[dict], place: Any, name: str) -> pd.DataFr
     if problems:
         raise DataValidationError(problems, name)
     return pd.DataFrame(columns, index=df.index, columns=df.columns)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(s: pd.Series, where: str, place: Any) -> str:
+    """The problem of the first string holding a lone surrogate ("" if none). json.loads
+    turns the escape "\\ud800" without its pair into a str that cannot be encoded."""
+    for i, v in enumerate(s.tolist()):
+        if isinstance(v, str):
+            m = _SURROGATE.search(v)
+            if m:
+                return (
+                    f"{place(i)}: {where} holds the escape \\u{ord(m.group()):04x} without its pair: half of a "
+                    "UTF-16 surrogate pair is not a character, so the text cannot be stored or exported as "
+                    "UTF-8. Fix: remove it, or write the whole character (for example \\ud83d\\ude00 for an emoji)"
+                )
+    return ""
 
 
 def _mixed_json_column(s: pd.Series, missing: np.ndarray, where: str, place: Any) -> str:
@@ -673,6 +739,14 @@ class _ParsedLabels:
     def ok(self) -> np.ndarray:
         return ~self.missing & ~self.fractional & ~self.invalid
 
+
+# A text made of these alone shows nothing: whitespace, control characters, and the
+# invisible format characters (soft hyphen, zero-width space/joiners, bidi controls, word
+# joiner, variation selectors, BOM, Hangul fillers, tags).
+_INVISIBLE = (
+    "[\\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]+"
+)
 
 # A label column is read as integers only when every label is an integer written the
 # one canonical way ("-1", "0", "12"; not "01", "+1", "1.0" or " 1"), so that reading
@@ -892,6 +966,7 @@ def _build_dataset(
     row_note = False
     columns = list(df.columns)
     usable: dict[str, bool] = {}
+    roles: dict[str, str] = {}
     for column, role, arg in (
         (text_column, "text", "text_column"),
         (label_column, "label", "label_column"),
@@ -899,6 +974,13 @@ def _build_dataset(
     ):
         if column is None:
             continue
+        if column in roles:  # one column cannot be both: the model would read the answer
+            raise DataValidationError(
+                f"the column {column!r} is chosen as both the {roles[column]} column and the {role} column. "
+                "Fix: choose a different column for each (text_column=, label_column=, true_label_column=)",
+                source,
+            )
+        roles[column] = role
         usable[column] = False
         if column not in df.columns:
             problems.append(_missing_column(column, role, arg, columns))
@@ -935,6 +1017,15 @@ def _build_dataset(
                 f"{_rows(np.flatnonzero(blank))}. Fix: fill in those texts or delete those rows"
             )
         texts = text_str.tolist()
+        shown = ~(blank | not_text)
+        invisible = np.zeros(len(df), dtype=bool)
+        invisible[shown] = text_str[shown].str.fullmatch(_INVISIBLE).to_numpy(dtype=bool)
+        if invisible.any():
+            notes.append(
+                f"text column {text_column!r} has texts made only of invisible characters (zero-width "
+                f"spaces or joiners, control or formatting characters) in {_rows(np.flatnonzero(invisible))}: "
+                "the model sees nothing there. Fix: fill in those texts or delete those rows"
+            )
 
     # labels, then the true labels in the same label space
     ids = np.zeros(0, dtype=np.int64)
@@ -964,6 +1055,17 @@ def _build_dataset(
                 "column, not class labels. Fix: pass label_column= with the column that holds the "
                 "classes"
             )
+        elif label_names is None and present.size > 1:
+            counts = np.bincount(ids[ids >= 0], minlength=len(names))
+            single = [names[k] for k in np.flatnonzero(counts == 1)]
+            if single:
+                shown_names = ", ".join(repr(s) for s in single[:8]) + (", ..." if len(single) > 8 else "")
+                notes.append(
+                    f"label column {label_column!r} has {len(single)} class{'es' if len(single) > 1 else ''} "
+                    f"with a single sample ({shown_names}): one example is too few to learn a class from, "
+                    "or to tell whether its label is wrong. Fix: add examples of those classes, or merge "
+                    "or delete them"
+                )
 
     true_ids = None
     if true_label_column is not None and usable[true_label_column] and names is not None:

@@ -77,7 +77,26 @@ BAD_FILES: dict[str, tuple[str, bytes | str, list[str]]] = {
     "JSON nested too deeply": ("deep.jsonl", "[" * 50_000 + "]" * 50_000 + "\n", ["nested too deeply"]),
     "JSONL line that is not an object": ("list.jsonl", '{"text": "a", "label": "x"}\n[1, 2]\n', ["line 2 is not a JSON object"]),
     "not a Parquet file": ("fake.parquet", b"PAR1 but not really", ["not a readable Parquet file"]),
+    "JSONL of empty objects": ("empty.jsonl", "{}\n{}\n", ["2 rows but no columns", "every JSON object is empty"]),
+    "lone surrogate in JSONL": ("surrogate.jsonl", '{"text": "a", "label": "x"}\n{"text": "b \\ud800", "label": "y"}\n',
+                                ["line 2: column 'text' holds the escape \\ud800 without its pair", "Fix:"]),
+    "an Excel workbook": ("book.csv", None, ["Excel workbook", "CSV UTF-8"]),  # filled in below
+    "the same column as text and label": ("same.csv", "text,label\na,x\nb,y\n",
+                                          ["'text' is chosen as both the text column and the label column"]),
 }
+
+
+def _xlsx() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("xl/workbook.xml", "<workbook/>")
+    return buf.getvalue()
+
+
+BAD_FILES["an Excel workbook"] = ("book.csv", _xlsx(), BAD_FILES["an Excel workbook"][2])
+# load_dataset(path, label_column=...) for the cases that need it (the CLI: --label-column)
+BAD_COLUMNS = {"the same column as text and label": "text"}
 
 
 def _write(folder: Path, name: str, content: bytes | str) -> Path:
@@ -90,7 +109,7 @@ def _write(folder: Path, name: str, content: bytes | str) -> Path:
 def test_loader_refuses_bad_file_with_a_clear_message(tmp_path, case):
     name, content, expected = BAD_FILES[case]
     with pytest.raises(DataValidationError) as info:
-        load_dataset(_write(tmp_path, name, content))
+        load_dataset(_write(tmp_path, name, content), label_column=BAD_COLUMNS.get(case, "label"))
     message = str(info.value)
     for part in expected:
         assert part in message, f"{case}: {part!r} not in {message!r}"
@@ -211,6 +230,8 @@ def test_compressed_uploads_and_line_endings(tmp_path):
         "g.csv.gz": gzip.compress(raw),
         "b.csv.bz2": bz2.compress(raw),
         "cr.csv": GOOD.replace("\n", "\r").encode(),
+        "bz2-named.csv": bz2.compress(raw),  # read by its content, not "not valid UTF-8"
+        "parquet-named.csv": pd.read_csv(io.StringIO(GOOD)).to_parquet(index=False),
         "crlf.csv": GOOD.replace("\n", "\r\n").encode(),
     }.items():
         assert len(load_dataset(_write(tmp_path, name, data))) == 12, name
@@ -303,7 +324,8 @@ def _args(train: Path, out: Path, model: Path, *extra: str) -> list[str]:
 def test_cli_every_bad_file_exits_2_with_the_message(tmp_path, capsys, model_dir):
     for case, (name, content, expected) in BAD_FILES.items():
         path = _write(tmp_path, name, content)
-        code, _, err = run_main(_args(path, tmp_path / "out", model_dir), capsys)
+        column = ["--label-column", BAD_COLUMNS[case]] if case in BAD_COLUMNS else []
+        code, _, err = run_main(_args(path, tmp_path / "out", model_dir, *column), capsys)
         assert_clean_exit_2(code, err, expected, case)
     assert not (tmp_path / "out").exists()  # bad data stops before anything is written
 
@@ -334,6 +356,10 @@ def test_cli_other_bad_arguments(tmp_path, capsys, model_dir):
         "wrong text column": (_args(train, tmp_path / "o", model_dir, "--text-column", "body"),
                               ["'body' not found", "'text', 'label'"]),
         "cuda without a GPU": (_args(train, tmp_path / "o", model_dir, "--device", "cuda"), ["no CUDA GPU"]),
+        "negative seed": (_args(train, tmp_path / "o", model_dir, "--seed", "-1"),
+                          ["seed must be a whole number from 0 to 4294967295, got -1"]),
+        "--noise-rate without --noise": (_args(train, tmp_path / "o", model_dir, "--noise-rate", "0.3"),
+                                         ["--noise-rate 0.3 does nothing without --noise", "--noise sym"]),
     }
     import torch
 
@@ -349,6 +375,9 @@ def test_cli_other_bad_arguments(tmp_path, capsys, model_dir):
 WARNED_FILES: dict[str, tuple[str, list[str]]] = {
     "lookalike.csv": ("text,label\n" + "".join(f"the apple {i},01\nthe red car {i},1\n" for i in range(6)),
                       ["writes the same number in different ways: '01' and '1'", "different classes"]),
+    "single.csv": (GOOD + "a small boat,boat\n", ["1 class with a single sample ('boat')", "Fix:"]),
+    "invisible.csv": (GOOD + "\u200b\u200d\u2060,fruit\n\u00ad,vehicle\n",
+                      ["texts made only of invisible characters", "2 rows (rows 13, 14)"]),
 }
 
 
@@ -435,7 +464,7 @@ def test_app_data_page_shows_each_bad_file_as_a_message(tmp_path, monkeypatch):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     at.switch_page("pages/1_Data.py").run()
     for case, (name, content, expected) in BAD_FILES.items():
-        if case == "missing text column":
+        if case in ("missing text column", *BAD_COLUMNS):  # the page lets the person pick the columns
             continue
         data = content.encode("utf-8") if isinstance(content, str) else content
         at.file_uploader(key="data_upload").upload(name, data, "application/octet-stream")
