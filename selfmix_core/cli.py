@@ -112,6 +112,29 @@ def config_from_args(a: argparse.Namespace):
     )
 
 
+# TrainConfig's fields as the options that set them, so that a config error names the
+# option the person typed ("--lambda-p must be ...", not "lambda_p must be ...").
+_OPTION_OF_FIELD = {
+    "max_length": "--max-length", "lambda_p": "--lambda-p", "lambda_r": "--lambda-r",
+    "warmup_epochs": "--warmup-epochs", "warmup_samples": "--warmup-samples",
+    "extra_warmup_epochs": "--extra-warmup-epochs", "batch_size": "--batch-size",
+    "epochs": "--epochs", "lr": "--lr", "tau": "--tau", "temperature": "--temperature",
+    "alpha": "--alpha", "seed": "--seed", "device": "--device",
+}
+
+
+def checked_config(a: argparse.Namespace):
+    """config_from_args, with a validation error worded in terms of the options."""
+    import re
+
+    try:
+        return config_from_args(a)
+    except ValueError as exc:
+        fields = "|".join(sorted(_OPTION_OF_FIELD, key=len, reverse=True))
+        message = re.sub(rf"(?<![\w-])({fields})(?![\w-])", lambda m: _OPTION_OF_FIELD[m.group(1)], str(exc))
+        raise UsageError(message) from None
+
+
 def prepare_data(a: argparse.Namespace):
     """Load train/test, subset, inject noise. Returns (train, test, noise_info)."""
     import numpy as np
@@ -245,7 +268,7 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
     if not main_rank:
         a.no_progress = True
     say = print if main_rank else (lambda *args, **kw: None)
-    config = config_from_args(a)
+    config = checked_config(a)
     train, test, noise_info = prepare_data(a)
     for ds in (train, test) if test is not None else (train,):
         for w in ds.warnings:  # accepted, but worth knowing before waiting for a run

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,24 @@ def derive_seed(*keys: int) -> int:
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ValueError(message)
+
+
+def _in_range(value: Any, low: float, high: float, low_open: bool = False) -> bool:
+    """A finite number in [low, high] ((low, high] with low_open). NaN and infinities are
+    refused: they pass `x >= 0` and then fail inside the training as a FloatingPointError."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(x) and (x > low if low_open else x >= low) and x <= high
+
+
+# The largest accepted values of the loss weights and of the temperature and alpha:
+# the paper uses 0.2-0.5; a thousand times more is a typo, and infinity breaks the run.
+MAX_WEIGHT = 100.0
+MAX_LR = 1.0
+MAX_LENGTH_TOKENS = 1_000_000  # the model's own limit (max_position_embeddings) is checked when it is loaded
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:[0-9]+)?"
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,9 @@ class ModelConfig:
         _check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         _check(0.0 <= self.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {self.head_dropout}")
         _check(int(self.max_length) >= 8, f"max_length must be at least 8 tokens, got {self.max_length}")
+        _check(int(self.max_length) <= MAX_LENGTH_TOKENS,
+               f"max_length must be at most {MAX_LENGTH_TOKENS:,} tokens (and the model's positions, 512 for "
+               f"BERT-like models), got {self.max_length}")
 
 
 @dataclass(frozen=True)
@@ -86,9 +108,9 @@ class SelectionConfig:
     def __post_init__(self) -> None:
         _check(0.0 < self.tau < 1.0, f"tau must be strictly between 0 and 1, got {self.tau}")
         _check(self.gmm_max_iter >= 1, "gmm_max_iter must be >= 1")
-        _check(self.gmm_tol > 0, "gmm_tol must be > 0")
-        _check(self.gmm_reg_covar > 0, "gmm_reg_covar must be > 0")
-        _check(self.min_separation >= 0, "min_separation must be >= 0")
+        _check(_in_range(self.gmm_tol, 0, 1, low_open=True), "gmm_tol must be in (0, 1]")
+        _check(_in_range(self.gmm_reg_covar, 0, 1, low_open=True), "gmm_reg_covar must be in (0, 1]")
+        _check(_in_range(self.min_separation, 0, MAX_WEIGHT), f"min_separation must be in [0, {MAX_WEIGHT:g}]")
 
 
 @dataclass(frozen=True)
@@ -99,8 +121,10 @@ class LossWeights:
     lambda_r: float = 0.3
 
     def __post_init__(self) -> None:
-        _check(self.lambda_p >= 0, f"lambda_p must be >= 0, got {self.lambda_p}")
-        _check(self.lambda_r >= 0, f"lambda_r must be >= 0, got {self.lambda_r}")
+        _check(_in_range(self.lambda_p, 0, MAX_WEIGHT),
+               f"lambda_p must be a number from 0 to {MAX_WEIGHT:g} (paper: 0.2), got {self.lambda_p}")
+        _check(_in_range(self.lambda_r, 0, MAX_WEIGHT),
+               f"lambda_r must be a number from 0 to {MAX_WEIGHT:g} (paper: 0.3), got {self.lambda_r}")
 
 
 @dataclass(frozen=True)
@@ -178,9 +202,14 @@ class TrainConfig:
         )
         _check(self.extra_warmup_epochs >= 0, "extra_warmup_epochs must be >= 0")
         _check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
-        _check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
-        _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        _check(self.alpha > 0, f"alpha must be > 0, got {self.alpha}")
+        _check(_in_range(self.lr, 0, MAX_LR, low_open=True),
+               f"lr must be a number above 0 and at most {MAX_LR:g} (typical: 1e-5 to 1e-4), got {self.lr}")
+        _check(_in_range(self.temperature, 0, MAX_WEIGHT, low_open=True),
+               f"temperature must be a number above 0 and at most {MAX_WEIGHT:g} (default 0.5), got {self.temperature}")
+        _check(_in_range(self.alpha, 0, MAX_WEIGHT, low_open=True),
+               f"alpha must be a number above 0 and at most {MAX_WEIGHT:g} (default 0.75), got {self.alpha}")
+        _check(isinstance(self.device, str) and re.fullmatch(DEVICE_PATTERN, self.device) is not None,
+               f"device must be auto, cpu, cuda, cuda:N (the GPU's number) or mps, got {self.device!r}")
         _check(self.score_batch_size >= 1, "score_batch_size must be >= 1")
         _check(
             not isinstance(self.seed, bool) and int(self.seed) == self.seed and 0 <= self.seed <= MAX_SEED,

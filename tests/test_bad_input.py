@@ -360,6 +360,20 @@ def test_cli_other_bad_arguments(tmp_path, capsys, model_dir):
                           ["seed must be a whole number from 0 to 4294967295, got -1"]),
         "--noise-rate without --noise": (_args(train, tmp_path / "o", model_dir, "--noise-rate", "0.3"),
                                          ["--noise-rate 0.3 does nothing without --noise", "--noise sym"]),
+        # these were tracebacks (an IndexError mid-batch, FloatingPointError, RuntimeError)
+        "max length beyond the model": (_args(train, tmp_path / "o", model_dir, "--max-length", "1000"),
+                                        ["max_length 1000 is longer than the 512 token positions",
+                                         "from 8 to 512", "--max-length"]),
+        "absurd learning rate": (_args(train, tmp_path / "o", model_dir, "--lr", "1e30"),
+                                 ["--lr must be a number above 0 and at most 1", "got 1e+30"]),
+        "infinite lambda-p": (_args(train, tmp_path / "o", model_dir, "--lambda-p", "inf"),
+                              ["--lambda-p must be a number from 0 to 100", "got inf"]),
+        "infinite alpha": (_args(train, tmp_path / "o", model_dir, "--alpha", "inf"),
+                           ["--alpha must be a number above 0 and at most 100", "got inf"]),
+        "NaN temperature": (_args(train, tmp_path / "o", model_dir, "--temperature", "nan"),
+                            ["--temperature must be a number above 0", "got nan"]),
+        "unknown device": (_args(train, tmp_path / "o", model_dir, "--device", "bogus"),
+                           ["--device must be auto, cpu, cuda, cuda:N", "'bogus'"]),
     }
     import torch
 
@@ -389,6 +403,30 @@ def test_cli_prints_the_data_warnings(tmp_path, capsys, model_dir):
         assert warned, (name, err)
         for part in expected:
             assert any(part in line for line in warned), (name, part, warned)
+
+
+def test_app_train_page_refuses_a_max_length_beyond_the_model(tmp_path, monkeypatch, model_dir):
+    """The Train page checked nothing: a run with Max length 1000 was created and failed
+    in the worker with an IndexError."""
+    from streamlit.testing.v1 import AppTest
+
+    from selfmix_core.store import Store
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SELFMIX_HOME", str(home))
+    store = Store(home)
+    store.add_dataset("good", pd.read_csv(io.StringIO(GOOD)),
+                      {"text_column": "text", "label_column": "label", "label_names": ["fruit", "vehicle"]})
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/2_Train.py").run()
+    at.text_input(key="train_model").input(str(model_dir))
+    at.number_input(key="train_max_length").set_value(1000)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not at.exception
+    shown = "\n".join(str(e.value) for e in at.error)
+    assert "Cannot start" in shown and "longer than the 512 token positions" in shown and "from 8 to 512" in shown
+    assert store.list_runs() == []
+    store.close()
 
 
 def test_cli_trains_on_thousands_of_classes(tmp_path, capsys, model_dir):

@@ -148,3 +148,42 @@ def test_resume_records_an_epoch_checkpointed_but_never_recorded(tmp_path, tiny_
     assert main(args + ["--resume"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("lr", 1e30, "lr must be a number above 0 and at most 1"),
+    ("lr", float("nan"), "lr must be"),
+    ("alpha", float("inf"), "alpha must be a number above 0 and at most 100"),
+    ("temperature", float("inf"), "temperature must be"),
+    ("seed", -1, "seed must be a whole number from 0 to 4294967295"),
+    ("seed", 2**40, "seed must be"),
+    ("device", "bogus", "device must be auto, cpu, cuda, cuda:N"),
+    ("device", "cuda:x", "device must be"),
+])
+def test_config_refuses_non_finite_and_absurd_values(field, value, needle):
+    from selfmix_core.config import LossWeights, ModelConfig, TrainConfig
+
+    with pytest.raises(ValueError, match=needle):
+        TrainConfig(**{field: value})
+    for bad in (float("inf"), float("nan"), -0.1, 1e9):
+        with pytest.raises(ValueError, match="lambda_p must be a number from 0 to 100"):
+            LossWeights(lambda_p=bad)
+    with pytest.raises(ValueError, match="max_length must be at most"):
+        ModelConfig(max_length=10**9)
+    assert TrainConfig(device="cuda:1", seed=2**32 - 1).device == "cuda:1"  # valid, checked again at the run
+
+
+def test_max_length_beyond_the_model_positions_is_refused(tiny_model_factory):
+    from transformers import BertConfig, RobertaConfig
+
+    from selfmix_core.config import ModelConfig
+    from selfmix_core.model import ModelLoadError, TextClassifier, check_max_length
+
+    check_max_length(512, BertConfig(max_position_embeddings=512))
+    with pytest.raises(ModelLoadError, match="max_length 513 is longer than the 512 token positions"):
+        check_max_length(513, BertConfig(max_position_embeddings=512))
+    with pytest.raises(ModelLoadError, match="from 8 to 512"):  # RoBERTa: 514 embeddings, 512 usable
+        check_max_length(514, RobertaConfig(max_position_embeddings=514))
+    encoder = tiny_model_factory(2).encoder
+    with pytest.raises(ModelLoadError, match="--max-length"):
+        TextClassifier(encoder, 2, ModelConfig(max_length=1000))
