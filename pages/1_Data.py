@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from selfmix_core.data import DataValidationError, dataset_from_frame
+from selfmix_core.data import MAX_UNPACKED_BYTES, DataValidationError, dataset_from_frame
 from selfmix_core.demo import DEMO_SOURCE, DemoNotFetchedError, demo_cache_path, demo_preset, load_demo_frame
 from selfmix_core.noise import noisy_dataset
 from studio import charts, state, uploads
@@ -21,6 +21,10 @@ NOISE_HELP = {
     "asym": "asymmetric: class i flips to class i+1 (systematic confusions)",
     "idn": "instance-dependent: the most ambiguous texts get their most plausible wrong label",
 }
+# A table may have thousands of columns; only the ones the person picks need work. The
+# column guesses look at the first GUESS_COLUMNS, the preview shows PREVIEW_COLUMNS.
+GUESS_COLUMNS = 200
+PREVIEW_COLUMNS = 50
 TEXT_GUESSES = ("text", "sentence", "content", "review", "document", "body", "title")
 LABEL_GUESSES = ("label", "labels", "category", "class", "target", "y", "sentiment", "intent")
 
@@ -39,7 +43,7 @@ def _guess_text_column(frame: pd.DataFrame) -> str:
             if c.lower() == guess:
                 return c
     best, best_len = cols[0], -1.0
-    for c in cols:
+    for c in cols[:GUESS_COLUMNS]:
         s = frame[c].head(500)
         if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
             mean_len = s.dropna().astype(str).str.len().mean()
@@ -56,7 +60,7 @@ def _guess_label_column(frame: pd.DataFrame, text_col: str) -> str:
         for c in cols:
             if c.lower() == guess:
                 return c
-    return min(cols, key=lambda c: frame[c].head(2000).nunique(dropna=True))
+    return min(cols[:GUESS_COLUMNS], key=lambda c: frame[c].head(2000).nunique(dropna=True))
 
 
 def _set_frame(frame: pd.DataFrame, name: str, origin: str, noise: dict | None = None) -> None:
@@ -99,7 +103,7 @@ def render_sources() -> None:
         st.subheader("Upload your labeled file")
         up = st.file_uploader(
             f"CSV, TSV, JSONL or Parquet with a text column and a label column (up to {max_upload_mb()} MB; "
-            ".gz/.zip/.bz2/.xz compressed files too)",
+            f".gz/.zip/.bz2/.xz compressed files too, unpacking to at most {MAX_UNPACKED_BYTES // 1024**2} MB)",
             type=UPLOAD_TYPES, key="data_upload",
         )
         if up is not None and ss.get("data_upload_id") != up.file_id:
@@ -231,8 +235,10 @@ def render_prepare(saved_msg: str | None = None) -> None:
     frame: pd.DataFrame = ss["data_frame"]
     st.divider()
     st.subheader(f"Check `{ss.get('data_frame_name', 'dataset')}`")
-    st.caption(f"{len(frame):,} rows × {frame.shape[1]} columns. Preview of the first rows:")
-    st.dataframe(frame.head(100), hide_index=False, height=240)
+    wide = frame.shape[1] > PREVIEW_COLUMNS
+    st.caption(f"{len(frame):,} rows × {frame.shape[1]:,} columns. Preview of the first rows"
+               + (f" and the first {PREVIEW_COLUMNS} columns (every column is kept):" if wide else ":"))
+    st.dataframe(frame.iloc[:100, :PREVIEW_COLUMNS] if wide else frame.head(100), hide_index=False, height=240)
 
     cols = [str(c) for c in frame.columns]
     c1, c2, c3 = st.columns(3)

@@ -37,6 +37,8 @@ the header line.
 from __future__ import annotations
 
 import bz2
+import codecs
+import collections
 import csv
 import dataclasses
 import difflib
@@ -59,6 +61,9 @@ import pandas as pd
 
 SUPPORTED_FORMATS = ("csv", "tsv", "jsonl", "parquet")
 MAX_FILE_BYTES = 500 * 1024**2
+# The most a compressed file may unpack to. A small .gz can hold a huge table (a 0.5 MB
+# file unpacked to 500 MB and took 5.2 GB to read), so its content has its own bound.
+MAX_UNPACKED_BYTES = 200 * 1024**2
 
 # Extension -> reader. "txt" is TSV when its header line has a tab, else CSV; "json" is
 # a JSON array of objects or JSON Lines.
@@ -187,6 +192,7 @@ def read_table(
     source: str | os.PathLike | BinaryIO,
     fmt: str | None = None,
     max_bytes: int = MAX_FILE_BYTES,
+    max_unpacked_bytes: int | None = None,
 ) -> pd.DataFrame:
     """Read a CSV, TSV, JSONL or Parquet table into a DataFrame of R rows.
 
@@ -195,7 +201,10 @@ def read_table(
     fmt: "csv", "tsv", "jsonl" or "parquet" (also "txt", "json" or an extension such
         as ".csv"); None = from the extension (.csv .tsv .txt .jsonl .json .parquet,
         optionally followed by .gz/.bz2/.xz/.zip).
-    max_bytes: the largest file (and largest decompressed content) accepted.
+    max_bytes: the largest file accepted.
+    max_unpacked_bytes: the largest content of a compressed file; None = the smaller of
+        max_bytes and MAX_UNPACKED_BYTES (200 MB). Reading is bounded: the unpacking
+        stops one byte past the limit.
 
     CSV/TSV cells come back as strings; an empty cell is NaN, "NA"/"None" stay strings.
     Column names lose a UTF-8 BOM and surrounding spaces.
@@ -210,7 +219,8 @@ def read_table(
     if compression is None:
         _refuse_known_binary(raw, name)
     if compression is not None:
-        raw, inner = _decompress(raw, compression, max_bytes, name)
+        unpacked = min(max_bytes, MAX_UNPACKED_BYTES) if max_unpacked_bytes is None else max_unpacked_bytes
+        raw, inner = _decompress(raw, compression, unpacked, name)
         if kind is None and inner:
             kind, _ = _format_of(inner, None)
     if kind != "parquet" and raw[:4] == b"PAR1":
@@ -225,21 +235,24 @@ def read_table(
     if kind == "parquet":
         df = _parse_parquet(raw, name)
     else:
-        text = _decode_utf8(raw, name)
-        if not text.strip():
+        # CSV/TSV are parsed from the bytes: decoding first held the text two or three
+        # more times (str, its strip(), the StringIO buffer), 10x the file in memory.
+        start = _check_utf8(raw, name)  # past a UTF-8 BOM
+        if _BLANK.fullmatch(raw, start):
             raise DataValidationError(
                 "the file is empty. Fix: upload a file with a header and data rows", name
             )
+        header = _header_line(raw, start)
         if kind == "txt":
-            kind = "tsv" if "\t" in text.split("\n", 1)[0] else "csv"
+            kind = "tsv" if "\t" in header else "csv"
         if kind in ("csv", "tsv"):
             sep = "\t" if kind == "tsv" else ","
-            df = _parse_delimited(text, sep, name)
-            hint = _delimiter_hint(text, sep)
+            df = _parse_delimited(raw, header, sep, name)
+            hint = _delimiter_hint(header, sep)
             if len(df.columns) == 1 and hint:  # one column can never be text + label
                 raise DataValidationError(f"the file has a single column. {hint}", name)
         else:
-            df = _parse_json(text, kind, name)
+            df = _parse_json(str(memoryview(raw)[start:], "utf-8"), kind, name)
     df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]
     if df.shape[1] == 0:
         why = " (every JSON object is empty, {})" if kind in ("json", "jsonl") else ""
@@ -396,34 +409,58 @@ def _decompress(raw: bytes, compression: str, max_bytes: int, name: str) -> tupl
             name,
         ) from exc
     if len(data) > max_bytes:
-        raise _too_big(f"more than {_fmt_size(max_bytes)} once decompressed", max_bytes, name)
+        raise DataValidationError(
+            f"the file unpacks to more than {_fmt_size(max_bytes)} (it is {_fmt_size(len(raw))} "
+            f"compressed); {_fmt_size(max_bytes)} is the limit for a compressed file's content, so that a "
+            "small file cannot fill the memory. Fix: split it or take a sample",
+            name,
+        )
     return data, inner
 
 
-def _decode_utf8(raw: bytes, name: str) -> str:
+_BLANK = re.compile(rb"\s*")
+_UTF8_CHUNK = 1 << 22
+
+
+def _check_utf8(raw: bytes, name: str) -> int:
+    """Check that raw is strict UTF-8, 4 MB at a time (no copy of the whole text).
+    Returns where the content starts: 3 after a UTF-8 BOM, else 0."""
+    view, pos = memoryview(raw), 0
     try:
-        text = raw.decode("utf-8")
+        while pos < len(raw):
+            end = min(pos + _UTF8_CHUNK, len(raw))
+            pos += codecs.utf_8_decode(view[pos:end], "strict", end == len(raw))[1]
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        bad = raw[exc.start : exc.start + 1].hex()
+        offset = pos + exc.start
+        line = raw.count(b"\n", 0, offset) + 1
+        bad = raw[offset : offset + 1].hex()
         utf16 = " (it starts with a UTF-16 byte order mark: it is UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
         raise DataValidationError(
-            f"the file is not valid UTF-8{utf16}: byte 0x{bad} at byte offset {exc.start} "
+            f"the file is not valid UTF-8{utf16}: byte 0x{bad} at byte offset {offset} "
             f"(line {line} of the file, the header being line 1) cannot be decoded. "
             "Fix: re-save the file as UTF-8 (Excel: Save As > 'CSV UTF-8'; pandas: "
             "df.to_csv(path, encoding='utf-8'))",
             name,
         ) from exc
-    return text[1:] if text.startswith("\ufeff") else text
+    return 3 if raw[:3] == b"\xef\xbb\xbf" else 0
+
+
+def _header_line(raw: bytes, start: int) -> str:
+    """The first line (at most 1 MB of it), for the format and delimiter hints."""
+    end = min(len(raw), start + 1_000_000)
+    for sep in (b"\n", b"\r"):
+        at = raw.find(sep, start, end)
+        if at >= 0:
+            end = at
+    return raw[start:end].decode("utf-8", "replace")
 
 
 _SEPARATORS = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "pipes (|)"}
 
 
-def _delimiter_hint(text: str, sep: str) -> str:
+def _delimiter_hint(header: str, sep: str) -> str:
     """A sentence naming the separator the header line seems to use instead of `sep`,
     or "" when the header uses `sep` (or no known separator at all)."""
-    header = text.split("\n", 1)[0]
     if sep in header:
         return ""
     counts = {d: header.count(d) for d in _SEPARATORS if d != sep}
@@ -444,7 +481,7 @@ def _delimiter_hint(text: str, sep: str) -> str:
     )
 
 
-def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
+def _parse_delimited(raw: bytes, header: str, sep: str, name: str) -> pd.DataFrame:
     what = "TSV" if sep == "\t" else "CSV"
 
     def parse(quoting: int) -> pd.DataFrame:
@@ -453,7 +490,8 @@ def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
             # header (pandas would otherwise silently use the extra field as the index).
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(
-                io.StringIO(text),
+                io.BytesIO(raw),  # shares raw's buffer; utf-8-sig drops a BOM
+                encoding="utf-8-sig",
                 sep=sep,
                 dtype=str,
                 keep_default_na=False,
@@ -473,7 +511,7 @@ def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError("the file is empty (no header row). Fix: add a header row", name) from exc
     except pd.errors.ParserWarning as exc:
-        hint = _delimiter_hint(text, sep)
+        hint = _delimiter_hint(header, sep)
         raise DataValidationError(
             f"the {what} could not be parsed: data row 1 has more fields than the header row. "
             + (hint if hint else f"Fix: quote texts that contain the separator ({sep!r}) with double "
@@ -482,7 +520,7 @@ def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
         ) from exc
     except pd.errors.ParserError as exc:
         detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
-        hint = _delimiter_hint(text, sep)
+        hint = _delimiter_hint(header, sep)
         raise DataValidationError(
             f"the {what} could not be parsed: {detail} (lines count the header as line 1). "
             + (hint if hint else f"Fix: quote texts that contain the separator ({sep!r}), quotes or "
@@ -910,7 +948,7 @@ def _check_names(label_names: Any) -> list[str]:
     names = [str(n) for n in label_names]
     if not names or any(not n.strip() for n in names):
         raise ValueError("label_names must be a non-empty list of non-empty class names")
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in collections.Counter(names).items() if count > 1)
     if dupes:
         raise ValueError(f"label_names has duplicate names: {dupes}")
     return names
@@ -1173,7 +1211,7 @@ def load_label_names(path: str | os.PathLike) -> list[str] | None:
     blank = [i + 1 for i, line in enumerate(lines) if not line]
     if blank:
         problems.append(f"labels.txt has blank lines ({blank[:8]}); line i must name class i-1")
-    dupes = sorted({line for line in lines if line and lines.count(line) > 1})
+    dupes = sorted(line for line, count in collections.Counter(lines).items() if line and count > 1)
     if dupes:
         problems.append(f"labels.txt names these classes more than once: {dupes}")
     if problems:
