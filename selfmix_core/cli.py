@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/checkpoints")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--plain-numeric-labels", action="store_true",
+                   help="in samples.csv, write label columns that hold only numbers (such as -1) as they are, "
+                        "without the leading ' that keeps spreadsheets from reading cells as formulas")
     from .bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -222,6 +225,9 @@ def metrics_document(method: str, config, records: list[dict], last, extra: dict
     }
 
 
+LABEL_COLUMNS = ("given_label", "true_label", "predicted_label")  # samples.csv's label columns
+
+
 def samples_frame(train, r):
     import numpy as np
     import pandas as pd
@@ -344,7 +350,9 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
             }
             atomic_write_text(out / "metrics.json", json.dumps(metrics_document(config.method, config, records, last, extra),
                                                                indent=2))
-            write_export(samples_frame(train, report), out / "samples.csv", "csv")
+            samples = samples_frame(train, report)
+            plain = [c for c in LABEL_COLUMNS if c in samples.columns] if a.plain_numeric_labels else []
+            write_export(samples, out / "samples.csv", "csv", plain_numeric_columns=plain)
     except KeyboardInterrupt:
         control.stop()
         print("interrupted: the last finished epoch's checkpoint is in "

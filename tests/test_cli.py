@@ -187,3 +187,20 @@ def test_max_length_beyond_the_model_positions_is_refused(tiny_model_factory):
     encoder = tiny_model_factory(2).encoder
     with pytest.raises(ModelLoadError, match="--max-length"):
         TextClassifier(encoder, 2, ModelConfig(max_length=1000))
+
+
+def test_plain_numeric_labels_in_samples_csv(tmp_path, tiny_model_dir):
+    """samples.csv escapes cells starting with - against formulas, so labels -1 came out as
+    '-1; --plain-numeric-labels writes the label columns as they are."""
+    frame = make_frame(30, seed=0, k=2)
+    frame["label"] = frame["label"].map({"fruit": "-1", "vehicle": "1"})
+    train = tmp_path / "numeric.csv"
+    frame.to_csv(train, index=False)
+    for flag, expected in (([], "'-1"), (["--plain-numeric-labels"], "-1")):
+        out = tmp_path / f"out{len(flag)}"
+        args = ["train", "--train", str(train), "--model", str(tiny_model_dir), "--out", str(out), "--method", "ce",
+                "--epochs", "1", "--max-length", "16", "--batch-size", "8", "--no-progress", *flag]
+        assert main(args) == 0
+        s = pd.read_csv(out / "samples.csv", dtype=str)
+        assert s["given_label"][0] == expected and set(s["given_label"]) == {expected, "1"}
+        assert set(s["predicted_label"]) <= {expected, "1"}
