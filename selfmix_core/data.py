@@ -254,15 +254,17 @@ def read_table(
         else:
             df = _parse_json(str(memoryview(raw)[start:], "utf-8"), kind, name)
     df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]
-    if df.shape[1] == 0:
+    if df.shape[1] == 0 and len(df):
         why = " (every JSON object is empty, {})" if kind in ("json", "jsonl") else ""
         raise DataValidationError(
-            f"the file has {len(df):,} rows but no columns{why}. Fix: give every row a text and a label, "
+            f"the file has {len(df):,} row{'s' if len(df) != 1 else ''} but no columns{why}. Fix: give every row a text and a label, "
             "such as {\"text\": \"...\", \"label\": \"...\"}",
             name,
         )
     if len(df) == 0:
         cols = ", ".join(repr(c) for c in df.columns)
+        if not cols:  # "[]"
+            raise DataValidationError("the file holds no rows. Fix: add the labeled rows", name)
         raise DataValidationError(
             f"the file has a header (columns: {cols}) but no data rows. "
             "Fix: add the labeled rows below the header",

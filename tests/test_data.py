@@ -446,6 +446,8 @@ def test_sniffed_formats_and_files_without_columns(tmp_path):
     assert load_dataset(tmp_path / "table.csv").texts == TEXTS
     with pytest.raises(DataValidationError, match="2 rows but no columns"):
         read_table(_csv(tmp_path, "{}\n\n{}\n", "e.jsonl"))
+    with pytest.raises(DataValidationError, match="the file holds no rows"):  # not "a header (columns: )"
+        read_table(_csv(tmp_path, "[]", "e.json"))
     path = _csv(tmp_path, '{"text": "ok \\ud83d\\ude00", "label": "x"}\n{"text": "\\udc00 b", "label": "y"}\n', "s.jsonl")
     with pytest.raises(DataValidationError, match=r"line 2: column 'text' holds the escape \\udc00 without its pair"):
         load_dataset(path)
