@@ -51,9 +51,9 @@ import re
 import warnings
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -256,8 +256,9 @@ def read_table(
     df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]
     if df.shape[1] == 0 and len(df):
         why = " (every JSON object is empty, {})" if kind in ("json", "jsonl") else ""
+        rows = f"{len(df):,} row{'s' if len(df) != 1 else ''}"
         raise DataValidationError(
-            f"the file has {len(df):,} row{'s' if len(df) != 1 else ''} but no columns{why}. Fix: give every row a text and a label, "
+            f"the file has {rows} but no columns{why}. Fix: give every row a text and a label, "
             "such as {\"text\": \"...\", \"label\": \"...\"}",
             name,
         )
@@ -639,7 +640,7 @@ def _frame_from_records(records: list[dict], place: Any, name: str, surrogates: 
                 except (OverflowError, TypeError, ValueError):
                     arr = None
             if arr is None:
-                i = next(i for i, v in enumerate(s) if not missing[i] and not -(2**63) <= v < 2**63)
+                i = next((i for i, v in enumerate(s) if not missing[i] and not -(2**63) <= v < 2**63), 0)
                 problems.append(
                     f"{place(i)}: {where} holds the integer {s.iloc[i]}, beyond 64 bits. Fix: write it "
                     "as a string (in double quotes)"
@@ -860,7 +861,7 @@ def _parse_labels(series: pd.Series, column: str = "label", role: str = "label")
         ints = np.round(safe).astype(np.int64)
         strings = np.where(missing, "", np.where(fractional | huge, values.astype(str), ints.astype(str)))
         return _ParsedLabels("int", missing, fractional, ints, strings.astype(object), huge,
-                             "numbers too large (or infinite) to be class ids" if huge.any() else "")
+                             "numbers too large (or infinite)" if huge.any() else "")
     invalid, invalid_what = _non_scalar_cells(s, missing)
     raw = s.astype(object).where(~(missing | invalid), "").map(str)
     text = raw.str.strip()
