@@ -3,14 +3,13 @@ optionally simulate label noise, and save it to the studio."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from selfmix_core.data import DataValidationError, dataset_from_frame
+from selfmix_core.data import MAX_UNPACKED_BYTES, DataValidationError, dataset_from_frame
 from selfmix_core.demo import DEMO_SOURCE, DemoNotFetchedError, demo_cache_path, demo_preset, load_demo_frame
 from selfmix_core.noise import noisy_dataset
 from studio import charts, state, uploads
@@ -22,6 +21,10 @@ NOISE_HELP = {
     "asym": "asymmetric: class i flips to class i+1 (systematic confusions)",
     "idn": "instance-dependent: the most ambiguous texts get their most plausible wrong label",
 }
+# A table may have thousands of columns; only the ones the person picks need work. The
+# column guesses look at the first GUESS_COLUMNS, the preview shows PREVIEW_COLUMNS.
+GUESS_COLUMNS = 200
+PREVIEW_COLUMNS = 50
 TEXT_GUESSES = ("text", "sentence", "content", "review", "document", "body", "title")
 LABEL_GUESSES = ("label", "labels", "category", "class", "target", "y", "sentiment", "intent")
 
@@ -40,7 +43,7 @@ def _guess_text_column(frame: pd.DataFrame) -> str:
             if c.lower() == guess:
                 return c
     best, best_len = cols[0], -1.0
-    for c in cols:
+    for c in cols[:GUESS_COLUMNS]:
         s = frame[c].head(500)
         if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
             mean_len = s.dropna().astype(str).str.len().mean()
@@ -57,7 +60,7 @@ def _guess_label_column(frame: pd.DataFrame, text_col: str) -> str:
         for c in cols:
             if c.lower() == guess:
                 return c
-    return min(cols, key=lambda c: frame[c].head(2000).nunique(dropna=True))
+    return min(cols[:GUESS_COLUMNS], key=lambda c: frame[c].head(2000).nunique(dropna=True))
 
 
 def _set_frame(frame: pd.DataFrame, name: str, origin: str, noise: dict | None = None) -> None:
@@ -100,7 +103,7 @@ def render_sources() -> None:
         st.subheader("Upload your labeled file")
         up = st.file_uploader(
             f"CSV, TSV, JSONL or Parquet with a text column and a label column (up to {max_upload_mb()} MB; "
-            ".gz/.zip/.bz2/.xz compressed files too)",
+            f".gz/.zip/.bz2/.xz compressed files too, unpacking to at most {MAX_UNPACKED_BYTES // 1024**2} MB)",
             type=UPLOAD_TYPES, key="data_upload",
         )
         if up is not None and ss.get("data_upload_id") != up.file_id:
@@ -232,8 +235,10 @@ def render_prepare(saved_msg: str | None = None) -> None:
     frame: pd.DataFrame = ss["data_frame"]
     st.divider()
     st.subheader(f"Check `{ss.get('data_frame_name', 'dataset')}`")
-    st.caption(f"{len(frame):,} rows × {frame.shape[1]} columns. Preview of the first rows:")
-    st.dataframe(frame.head(100), hide_index=False, height=240)
+    wide = frame.shape[1] > PREVIEW_COLUMNS
+    st.caption(f"{len(frame):,} rows × {frame.shape[1]:,} columns. Preview of the first rows"
+               + (f" and the first {PREVIEW_COLUMNS} columns (every column is kept):" if wide else ":"))
+    st.dataframe(frame.iloc[:100, :PREVIEW_COLUMNS] if wide else frame.head(100), hide_index=False, height=240)
 
     cols = [str(c) for c in frame.columns]
     c1, c2, c3 = st.columns(3)
@@ -269,13 +274,11 @@ def render_prepare(saved_msg: str | None = None) -> None:
     shown = list(given.items())[:20]
     more = f", … ({ds.num_classes - 20} more)" if ds.num_classes > 20 else ""
     st.success(f"{len(ds):,} texts, {ds.num_classes} classes: " + ", ".join(f"{k} ({v:,})" for k, v in shown) + more)
+    for w in ds.warnings:  # accepted, but to be seen before saving
+        st.warning(w)
     if ds.num_classes > 100 or ds.num_classes > len(ds) / 2:
         st.warning(f"The label column `{label_col}` has {ds.num_classes:,} different values for {len(ds):,} texts. "
                    "Is it really the label column?")
-    small = [k for k, v in given.items() if v < 2]
-    if small:
-        st.warning(f"{len(small)} class{'es have' if len(small) > 1 else ' has'} fewer than 2 samples "
-                   f"({', '.join(small[:5])}{'…' if len(small) > 5 else ''}): too few to learn from.")
     st.plotly_chart(charts.class_counts_figure(given, compare), key="data_counts_chart")
 
     st.subheader("Simulate label noise (optional)")
@@ -319,19 +322,9 @@ def render_prepare(saved_msg: str | None = None) -> None:
 
 
 def _add_frame(store, name: str, frame: pd.DataFrame, meta: dict) -> str:
-    try:
-        return store.add_dataset(name, frame, meta)
-    except ValueError as first:
-        # Parquet wants one type per column: write mixed object columns as text instead.
-        fixed = frame.copy()
-        for c in fixed.columns:
-            if fixed[c].dtype == object:
-                fixed[c] = fixed[c].map(lambda v: v if v is None or isinstance(v, str) or (isinstance(v, float) and v != v)
-                                        else json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v))
-        try:
-            return store.add_dataset(name, fixed, meta)
-        except ValueError:
-            raise first from None
+    # Stored as it is: the reader already refused what Parquet cannot hold as it was
+    # given (JSON objects, mixed-type columns), so nothing is rewritten here in silence.
+    return store.add_dataset(name, frame, meta)
 
 
 def _save(ds, name: str, noise_on: bool, kind: str, rate: float, seed: int, test_ds) -> None:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from selfmix_core.config import LossWeights, ModelConfig, SelectionConfig, TrainConfig
 from selfmix_core.decision import recommended_epoch
-from selfmix_core.model import ModelLoadError, resolve_model_path
+from selfmix_core.model import ModelLoadError, check_model_max_length, resolve_model_path
 from selfmix_core.store import ACTIVE_STATUSES
 from studio import charts, state, worker
 
@@ -70,6 +70,7 @@ def _start(dataset_id: str) -> None:
     try:
         config = _config_from_state()
         resolve_model_path(config.model.model)
+        check_model_max_length(config.model.max_length, config.model.model)  # 1000 > 512 failed mid-batch
     except (ValueError, ModelLoadError) as exc:
         ss["train_form_error"] = str(exc)
         return

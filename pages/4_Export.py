@@ -32,6 +32,13 @@ def cleaned_frame(store, run: dict, include_dropped: bool = False,
     return out, list(ds.label_names)
 
 
+def label_columns(cleaned: pd.DataFrame, dataset: dict) -> list[str]:
+    """The cleaned frame's label columns: the added ones and the dataset's own."""
+    meta = dataset.get("meta") or {}
+    names = ["given_label", "final_label", "predicted_label", meta.get("label_column"), meta.get("true_label_column")]
+    return [c for c in dict.fromkeys(names) if c is not None and c in cleaned.columns]
+
+
 def export_file_name(dataset_name: str, run: dict, fmt: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name).strip("_") or "dataset"
     return f"{stem}_cleaned_{run['id'][:6]}.{fmt}"
@@ -74,6 +81,11 @@ def main() -> None:
     else:
         st.info("This run has no finished epoch yet: wait for epoch 1 (Train page), review, then export.")
     include_dropped = st.toggle("Keep dropped samples in the file (marked action = drop)", key="export_include_dropped")
+    plain_numbers = st.toggle(
+        "CSV: write numeric labels as numbers (-1, not '-1)", key="export_plain_numeric",
+        help="CSV cells that start with = + - @ get a leading ' so spreadsheets do not run them as formulas; "
+             "that includes labels such as -1. With this on, a label column whose every value is a plain "
+             "number is written as it is (a plain number cannot run as a formula).")
     try:
         cleaned, names = cleaned_frame(store, run, include_dropped=include_dropped, epoch=epoch)
         full = cleaned_frame(store, run, include_dropped=True, epoch=epoch)[0] if not include_dropped else cleaned
@@ -91,19 +103,21 @@ def main() -> None:
     if epoch is not None:
         st.caption(f"clean_prob, is_label_issue and predicted_label are the flags of epoch {epoch}; "
                    "the file's flags_epoch column says so in every row.")
+    plain = label_columns(cleaned, dataset) if plain_numbers else []
     st.subheader("Cleaned dataset")
     cols = st.columns(len(FORMAT_LABELS))
     for col, (fmt, label) in zip(cols, FORMAT_LABELS.items()):
         col.download_button(
             f"Download {label}",
-            data=lambda fmt=fmt, frame=cleaned: export_bytes(frame, fmt),
+            data=lambda fmt=fmt, frame=cleaned: export_bytes(frame, fmt, plain if fmt == "csv" else ()),
             file_name=export_file_name(dataset["name"], run, fmt),
             mime=EXPORT_MIME[fmt],
             key=f"export_{fmt}",
             on_click="ignore",
             type="primary" if fmt == "csv" else "secondary",
         )
-    st.caption("CSV cells that start with = + - @ get a leading ' so spreadsheets do not run them as formulas.")
+    st.caption("CSV cells that start with = + - @ (also after spaces) get a leading ' so spreadsheets do not run "
+               "them as formulas" + ("; label columns of plain numbers are written as they are." if plain else "."))
     st.dataframe(cleaned.head(200), hide_index=True, height=260)
 
     st.subheader("What changed, per class")

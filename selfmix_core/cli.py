@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose flags samples.csv holds: recommended (default: the epoch the held-out slice "
                         "prefers), last, or an epoch number")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--plain-numeric-labels", action="store_true",
+                   help="in samples.csv, write label columns that hold only numbers (such as -1) as they are, "
+                        "without the leading ' that keeps spreadsheets from reading cells as formulas")
     from .bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -143,6 +146,30 @@ def config_from_args(a: argparse.Namespace):
     )
 
 
+# TrainConfig's fields as the options that set them, so that a config error names the
+# option the person typed ("--lambda-p must be ...", not "lambda_p must be ...").
+_OPTION_OF_FIELD = {
+    "max_length": "--max-length", "lambda_p": "--lambda-p", "lambda_r": "--lambda-r",
+    "warmup_epochs": "--warmup-epochs", "warmup_samples": "--warmup-samples",
+    "extra_warmup_epochs": "--extra-warmup-epochs", "batch_size": "--batch-size",
+    "epochs": "--epochs", "lr": "--lr", "tau": "--tau", "temperature": "--temperature",
+    "alpha": "--alpha", "seed": "--seed", "device": "--device", "val_fraction": "--val-fraction",
+    "gmm_max_iter": "--gmm-max-iter", "gmm_tol": "--gmm-tol",
+}
+
+
+def checked_config(a: argparse.Namespace):
+    """config_from_args, with a validation error worded in terms of the options."""
+    import re
+
+    try:
+        return config_from_args(a)
+    except ValueError as exc:
+        fields = "|".join(sorted(_OPTION_OF_FIELD, key=len, reverse=True))
+        message = re.sub(rf"(?<![\w-])({fields})(?![\w-])", lambda m: _OPTION_OF_FIELD[m.group(1)], str(exc))
+        raise UsageError(message) from None
+
+
 def prepare_data(a: argparse.Namespace):
     """Load train/test, subset, inject noise. Returns (train, test, noise_info)."""
     import numpy as np
@@ -152,6 +179,9 @@ def prepare_data(a: argparse.Namespace):
 
     if a.noise != "none" and not 0.0 < a.noise_rate < 1.0:
         raise UsageError(f"--noise {a.noise} needs --noise-rate strictly between 0 and 1, got {a.noise_rate}")
+    if a.noise == "none" and a.noise_rate != 0.0:
+        raise UsageError(f"--noise-rate {a.noise_rate} does nothing without --noise; add --noise sym, asym or "
+                         "idn to flip that share of the labels, or leave --noise-rate out")
     train = load_dataset(a.train, a.text_column, a.label_column, a.true_label_column)
     test = None
     if a.test:
@@ -240,6 +270,9 @@ def metrics_document(method: str, config, records: list[dict], flags_report, ext
     }
 
 
+LABEL_COLUMNS = ("given_label", "true_label", "predicted_label")  # samples.csv's label columns
+
+
 def chosen_epoch(choice: str | int, records: list[dict]) -> int:
     """The epoch number that --flags-epoch names, given the records so far (a later
     epoch than the last finished one falls back to the last)."""
@@ -314,8 +347,11 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
     if not main_rank:
         a.no_progress = True
     say = print if main_rank else (lambda *args, **kw: None)
-    config = config_from_args(a)
+    config = checked_config(a)
     train, test, noise_info = prepare_data(a)
+    for ds in (train, test) if test is not None else (train,):
+        for w in ds.warnings:  # accepted, but worth knowing before waiting for a run
+            say(f"warning: {ds.source}: {w}", file=sys.stderr, flush=True)
     out = Path(a.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -396,7 +432,9 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
                 flags = report
             atomic_write_text(out / "metrics.json",
                               json.dumps(metrics_document(config.method, config, records, flags, extra), indent=2))
-            write_export(samples_frame(train, flags), out / "samples.csv", "csv")
+            samples = samples_frame(train, flags)
+            plain = [c for c in LABEL_COLUMNS if c in samples.columns] if a.plain_numeric_labels else []
+            write_export(samples, out / "samples.csv", "csv", plain_numeric_columns=plain)
     except KeyboardInterrupt:
         control.stop()
         print("interrupted: the last finished epoch's checkpoint is in "

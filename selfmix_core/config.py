@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ METHODS = ("selfmix", "ce")
 PHASES = ("warmup", "selfmix")
 POOLINGS = ("cls", "mean", "auto")
 NORMALISATIONS = ("minmax", "class")
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned; one range for every seed
 
 
 def derive_seed(*keys: int) -> int:
@@ -44,6 +46,24 @@ def derive_seed(*keys: int) -> int:
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ValueError(message)
+
+
+def _in_range(value: Any, low: float, high: float, low_open: bool = False) -> bool:
+    """A finite number in [low, high] ((low, high] with low_open). NaN and infinities are
+    refused: they pass `x >= 0` and then fail inside the training as a FloatingPointError."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(x) and (x > low if low_open else x >= low) and x <= high
+
+
+# The largest accepted values of the loss weights and of the temperature and alpha:
+# the paper uses 0.2-0.5; a thousand times more is a typo, and infinity breaks the run.
+MAX_WEIGHT = 100.0
+MAX_LR = 1.0
+MAX_LENGTH_TOKENS = 1_000_000  # the model's own limit (max_position_embeddings) is checked when it is loaded
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:[0-9]+)?"
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,9 @@ class ModelConfig:
         _check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         _check(0.0 <= self.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {self.head_dropout}")
         _check(int(self.max_length) >= 8, f"max_length must be at least 8 tokens, got {self.max_length}")
+        _check(int(self.max_length) <= MAX_LENGTH_TOKENS,
+               f"max_length must be at most {MAX_LENGTH_TOKENS:,} tokens (and the model's positions, 512 for "
+               f"BERT-like models), got {self.max_length}")
 
 
 @dataclass(frozen=True)
@@ -97,8 +120,8 @@ class SelectionConfig:
     def __post_init__(self) -> None:
         _check(0.0 < self.tau < 1.0, f"tau must be strictly between 0 and 1, got {self.tau}")
         _check(self.gmm_max_iter >= 1, "gmm_max_iter must be >= 1")
-        _check(self.gmm_tol > 0, "gmm_tol must be > 0")
-        _check(self.gmm_reg_covar > 0, "gmm_reg_covar must be > 0")
+        _check(_in_range(self.gmm_tol, 0, math.inf, low_open=True), "gmm_tol must be a number > 0")
+        _check(_in_range(self.gmm_reg_covar, 0, math.inf, low_open=True), "gmm_reg_covar must be a number > 0")
         _check(self.min_separation >= 0, "min_separation must be >= 0")
 
 
@@ -110,8 +133,10 @@ class LossWeights:
     lambda_r: float = 0.3
 
     def __post_init__(self) -> None:
-        _check(self.lambda_p >= 0, f"lambda_p must be >= 0, got {self.lambda_p}")
-        _check(self.lambda_r >= 0, f"lambda_r must be >= 0, got {self.lambda_r}")
+        _check(_in_range(self.lambda_p, 0, MAX_WEIGHT),
+               f"lambda_p must be a number from 0 to {MAX_WEIGHT:g} (paper: 0.2), got {self.lambda_p}")
+        _check(_in_range(self.lambda_r, 0, MAX_WEIGHT),
+               f"lambda_r must be a number from 0 to {MAX_WEIGHT:g} (paper: 0.3), got {self.lambda_r}")
 
 
 @dataclass(frozen=True)
@@ -188,7 +213,7 @@ class ValidationConfig:
     min_gain: float = 0.005
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.fraction < 0.5, f"validation fraction must be in [0, 0.5), got {self.fraction}")
+        _check(0.0 <= self.fraction < 0.5, f"val_fraction must be a number from 0 up to 0.5, got {self.fraction}")
         _check(self.max_samples >= 1, "validation max_samples must be >= 1")
         _check(0.0 <= self.min_gain < 1.0, f"validation min_gain must be in [0, 1), got {self.min_gain}")
 
@@ -203,9 +228,8 @@ class TrainConfig:
     warmup_samples: if set, warm up on exactly this many samples instead (paper: 5000
         under IDN); the warm-up then stops mid-epoch and that partial epoch counts as one.
     extra_warmup_epochs: at most this many additional warm-up epochs (0 = off), taken
-        while the held-out accuracy on the given labels still improves (validation.
-        fraction > 0), else while the GMM separation stays below
-        `selection.min_separation`. They add to `epochs`. A warm-up that has not learned
+        while the held-out accuracy on the given labels still improves (only with a
+        held-out slice, validation.fraction > 0). They add to `epochs`. A warm-up that has not learned
         yet gives a split no better than chance, and SelfMix then locks its errors in
         (docs/BENCHMARKS.md: TREC-1,000 and Banking77 runs collapsed after 2 epochs).
     batch_size: 32 (paper). A SelfMix batch is batch_size // 2 labeled + batch_size // 2
@@ -253,10 +277,19 @@ class TrainConfig:
         )
         _check(self.extra_warmup_epochs >= 0, "extra_warmup_epochs must be >= 0")
         _check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
-        _check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
-        _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        _check(self.alpha > 0, f"alpha must be > 0, got {self.alpha}")
+        _check(_in_range(self.lr, 0, MAX_LR, low_open=True),
+               f"lr must be a number above 0 and at most {MAX_LR:g} (typical: 1e-5 to 1e-4), got {self.lr}")
+        _check(_in_range(self.temperature, 0, MAX_WEIGHT, low_open=True),
+               f"temperature must be a number above 0 and at most {MAX_WEIGHT:g} (default 0.5), got {self.temperature}")
+        _check(_in_range(self.alpha, 0, MAX_WEIGHT, low_open=True),
+               f"alpha must be a number above 0 and at most {MAX_WEIGHT:g} (default 0.75), got {self.alpha}")
+        _check(isinstance(self.device, str) and re.fullmatch(DEVICE_PATTERN, self.device) is not None,
+               f"device must be auto, cpu, cuda, cuda:N (the GPU's number) or mps, got {self.device!r}")
         _check(self.score_batch_size >= 1, "score_batch_size must be >= 1")
+        _check(
+            not isinstance(self.seed, bool) and int(self.seed) == self.seed and 0 <= self.seed <= MAX_SEED,
+            f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}",
+        )
         if self.method == "selfmix" and self.warmup_samples is None:
             _check(
                 self.warmup_epochs >= 1,

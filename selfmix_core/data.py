@@ -12,15 +12,20 @@ Read top-down:
    read as strings and only an EMPTY cell is missing, so a label written "NA" or
    "None" stays a label.
 2. `dataset_from_frame` checks the columns, texts and labels and maps labels to ids:
-     - a label column whose every value is a whole number (read from CSV as "0",
-       "1", "2.0", ...) holds integer labels; "1.5" is an error (not a class id);
+     - labels keep their exact text. A text label column holds integer labels only
+       when every label is an integer written canonically ("-1", "0", "12"); "01",
+       "1.0" or "+1" make it a column of names, kept as written (the same number
+       written two ways is reported in `TextDataset.warnings`). A numeric column
+       (JSONL/Parquet) of whole numbers holds integer labels; an all-numeric column
+       with "1.5" is an error (not a class id);
      - integer labels without `label_names`: ids are the sorted distinct integers
        renumbered 0..K-1, names are str(int);
      - integer labels with `label_names`: if any name is itself an integer string
        (names that came from another set's integer labels) labels are matched by
        name, otherwise the integer IS the id and the name is label_names[id];
      - string labels: matched by name against `label_names`, or names = the sorted
-       distinct strings. Label strings are stripped of surrounding whitespace;
+       distinct strings. Label strings are stripped of surrounding whitespace (a
+       warning says so);
      - the optional true-label column is mapped into the same names/ids.
 3. `load_dataset` = `read_table` + `labels.txt` lookup + `dataset_from_frame`.
 
@@ -32,6 +37,8 @@ the header line.
 from __future__ import annotations
 
 import bz2
+import codecs
+import collections
 import csv
 import dataclasses
 import difflib
@@ -40,9 +47,11 @@ import io
 import json
 import lzma
 import os
+import re
 import warnings
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -52,6 +61,9 @@ import pandas as pd
 
 SUPPORTED_FORMATS = ("csv", "tsv", "jsonl", "parquet")
 MAX_FILE_BYTES = 500 * 1024**2
+# The most a compressed file may unpack to. A small .gz can hold a huge table (a 0.5 MB
+# file unpacked to 500 MB and took 5.2 GB to read), so its content has its own bound.
+MAX_UNPACKED_BYTES = 200 * 1024**2
 
 # Extension -> reader. "txt" is TSV when its header line has a tab, else CSV; "json" is
 # a JSON array of objects or JSON Lines.
@@ -105,6 +117,9 @@ class TextDataset:
         export; None when the data did not come from a table.
     source: file name or description. text_column / label_column / true_label_column:
         the columns of `frame` the arrays came from.
+    warnings: what the person should know before using the data, though it is accepted
+        (labels written in several ways, classes with one sample, ...); one sentence each,
+        naming the rows and the fix. The CLI prints them, the Data page shows them.
     """
 
     texts: list[str]
@@ -116,6 +131,7 @@ class TextDataset:
     text_column: str = "text"
     label_column: str = "label"
     true_label_column: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.texts = list(self.texts)
@@ -176,6 +192,7 @@ def read_table(
     source: str | os.PathLike | BinaryIO,
     fmt: str | None = None,
     max_bytes: int = MAX_FILE_BYTES,
+    max_unpacked_bytes: int | None = None,
 ) -> pd.DataFrame:
     """Read a CSV, TSV, JSONL or Parquet table into a DataFrame of R rows.
 
@@ -184,7 +201,10 @@ def read_table(
     fmt: "csv", "tsv", "jsonl" or "parquet" (also "txt", "json" or an extension such
         as ".csv"); None = from the extension (.csv .tsv .txt .jsonl .json .parquet,
         optionally followed by .gz/.bz2/.xz/.zip).
-    max_bytes: the largest file (and largest decompressed content) accepted.
+    max_bytes: the largest file accepted.
+    max_unpacked_bytes: the largest content of a compressed file; None = the smaller of
+        max_bytes and MAX_UNPACKED_BYTES (200 MB). Reading is bounded: the unpacking
+        stops one byte past the limit.
 
     CSV/TSV cells come back as strings; an empty cell is NaN, "NA"/"None" stay strings.
     Column names lose a UTF-8 BOM and surrounding spaces.
@@ -196,10 +216,15 @@ def read_table(
     raw = _read_bytes(source, name, max_bytes)
     if compression is None and kind != "parquet":
         compression = _sniff_compression(raw)
+    if compression is None:
+        _refuse_known_binary(raw, name)
     if compression is not None:
-        raw, inner = _decompress(raw, compression, max_bytes, name)
+        unpacked = min(max_bytes, MAX_UNPACKED_BYTES) if max_unpacked_bytes is None else max_unpacked_bytes
+        raw, inner = _decompress(raw, compression, unpacked, name)
         if kind is None and inner:
             kind, _ = _format_of(inner, None)
+    if kind != "parquet" and raw[:4] == b"PAR1":
+        kind = "parquet"  # a Parquet file named .csv (or without an extension): read it as what it is
     if kind is None:
         raise DataValidationError(
             f"cannot tell the file format of {name or 'the upload'!r}. Supported: "
@@ -210,24 +235,37 @@ def read_table(
     if kind == "parquet":
         df = _parse_parquet(raw, name)
     else:
-        text = _decode_utf8(raw, name)
-        if not text.strip():
+        # CSV/TSV are parsed from the bytes: decoding first held the text two or three
+        # more times (str, its strip(), the StringIO buffer), 10x the file in memory.
+        start = _check_utf8(raw, name)  # past a UTF-8 BOM
+        if _BLANK.fullmatch(raw, start):
             raise DataValidationError(
                 "the file is empty. Fix: upload a file with a header and data rows", name
             )
+        header = _header_line(raw, start)
         if kind == "txt":
-            kind = "tsv" if "\t" in text.split("\n", 1)[0] else "csv"
+            kind = "tsv" if "\t" in header else "csv"
         if kind in ("csv", "tsv"):
             sep = "\t" if kind == "tsv" else ","
-            df = _parse_delimited(text, sep, name)
-            hint = _delimiter_hint(text, sep)
+            df = _parse_delimited(raw, header, sep, name)
+            hint = _delimiter_hint(header, sep)
             if len(df.columns) == 1 and hint:  # one column can never be text + label
                 raise DataValidationError(f"the file has a single column. {hint}", name)
         else:
-            df = _parse_json(text, kind, name)
+            df = _parse_json(str(memoryview(raw)[start:], "utf-8"), kind, name)
     df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]
+    if df.shape[1] == 0 and len(df):
+        why = " (every JSON object is empty, {})" if kind in ("json", "jsonl") else ""
+        rows = f"{len(df):,} row{'s' if len(df) != 1 else ''}"
+        raise DataValidationError(
+            f"the file has {rows} but no columns{why}. Fix: give every row a text and a label, "
+            "such as {\"text\": \"...\", \"label\": \"...\"}",
+            name,
+        )
     if len(df) == 0:
         cols = ", ".join(repr(c) for c in df.columns)
+        if not cols:  # "[]"
+            raise DataValidationError("the file holds no rows. Fix: add the labeled rows", name)
         raise DataValidationError(
             f"the file has a header (columns: {cols}) but no data rows. "
             "Fix: add the labeled rows below the header",
@@ -317,7 +355,25 @@ def _sniff_compression(raw: bytes) -> str | None:
         return "xz"
     if raw[:4] == b"PK\x03\x04":
         return "zip"
+    if raw[:3] == b"BZh" and raw[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):  # a block, or an empty stream
+        return "bz2"
     return None
+
+
+def _refuse_known_binary(raw: bytes, name: str) -> None:
+    """A spreadsheet saved as Excel is the likeliest wrong upload; name it rather than
+    report its bytes as "not valid UTF-8" (.xls) or its parts as "a zip archive of N files"
+    (.xlsx, see _decompress)."""
+    if raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise _excel(name)
+
+
+def _excel(name: str) -> DataValidationError:
+    return DataValidationError(
+        "this is an Excel workbook (or another Office file), not a CSV, TSV, JSONL or Parquet file. "
+        "Fix: in Excel, File > Save As > 'CSV UTF-8 (Comma delimited)', and upload that",
+        name,
+    )
 
 
 def _decompress(raw: bytes, compression: str, max_bytes: int, name: str) -> tuple[bytes, str]:
@@ -327,6 +383,8 @@ def _decompress(raw: bytes, compression: str, max_bytes: int, name: str) -> tupl
         if compression == "zip":
             zf = zipfile.ZipFile(io.BytesIO(raw))
             members = [m for m in zf.infolist() if not m.is_dir()]
+            if any(m.filename == "[Content_Types].xml" for m in members):
+                raise _excel(name)  # .xlsx (and .docx ...) are zip archives of XML parts
             if len(members) != 1:
                 raise DataValidationError(
                     f"the zip archive holds {len(members)} files; it must hold exactly one data file",
@@ -354,34 +412,58 @@ def _decompress(raw: bytes, compression: str, max_bytes: int, name: str) -> tupl
             name,
         ) from exc
     if len(data) > max_bytes:
-        raise _too_big(f"more than {_fmt_size(max_bytes)} once decompressed", max_bytes, name)
+        raise DataValidationError(
+            f"the file unpacks to more than {_fmt_size(max_bytes)} (it is {_fmt_size(len(raw))} "
+            f"compressed); {_fmt_size(max_bytes)} is the limit for a compressed file's content, so that a "
+            "small file cannot fill the memory. Fix: split it or take a sample",
+            name,
+        )
     return data, inner
 
 
-def _decode_utf8(raw: bytes, name: str) -> str:
+_BLANK = re.compile(rb"\s*")
+_UTF8_CHUNK = 1 << 22
+
+
+def _check_utf8(raw: bytes, name: str) -> int:
+    """Check that raw is strict UTF-8, 4 MB at a time (no copy of the whole text).
+    Returns where the content starts: 3 after a UTF-8 BOM, else 0."""
+    view, pos = memoryview(raw), 0
     try:
-        text = raw.decode("utf-8")
+        while pos < len(raw):
+            end = min(pos + _UTF8_CHUNK, len(raw))
+            pos += codecs.utf_8_decode(view[pos:end], "strict", end == len(raw))[1]
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        bad = raw[exc.start : exc.start + 1].hex()
+        offset = pos + exc.start
+        line = raw.count(b"\n", 0, offset) + 1
+        bad = raw[offset : offset + 1].hex()
         utf16 = " (it starts with a UTF-16 byte order mark: it is UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
         raise DataValidationError(
-            f"the file is not valid UTF-8{utf16}: byte 0x{bad} at byte offset {exc.start} "
+            f"the file is not valid UTF-8{utf16}: byte 0x{bad} at byte offset {offset} "
             f"(line {line} of the file, the header being line 1) cannot be decoded. "
             "Fix: re-save the file as UTF-8 (Excel: Save As > 'CSV UTF-8'; pandas: "
             "df.to_csv(path, encoding='utf-8'))",
             name,
         ) from exc
-    return text[1:] if text.startswith("\ufeff") else text
+    return 3 if raw[:3] == b"\xef\xbb\xbf" else 0
+
+
+def _header_line(raw: bytes, start: int) -> str:
+    """The first line (at most 1 MB of it), for the format and delimiter hints."""
+    end = min(len(raw), start + 1_000_000)
+    for sep in (b"\n", b"\r"):
+        at = raw.find(sep, start, end)
+        if at >= 0:
+            end = at
+    return raw[start:end].decode("utf-8", "replace")
 
 
 _SEPARATORS = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "pipes (|)"}
 
 
-def _delimiter_hint(text: str, sep: str) -> str:
+def _delimiter_hint(header: str, sep: str) -> str:
     """A sentence naming the separator the header line seems to use instead of `sep`,
     or "" when the header uses `sep` (or no known separator at all)."""
-    header = text.split("\n", 1)[0]
     if sep in header:
         return ""
     counts = {d: header.count(d) for d in _SEPARATORS if d != sep}
@@ -402,7 +484,7 @@ def _delimiter_hint(text: str, sep: str) -> str:
     )
 
 
-def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
+def _parse_delimited(raw: bytes, header: str, sep: str, name: str) -> pd.DataFrame:
     what = "TSV" if sep == "\t" else "CSV"
 
     def parse(quoting: int) -> pd.DataFrame:
@@ -411,7 +493,8 @@ def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
             # header (pandas would otherwise silently use the extra field as the index).
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(
-                io.StringIO(text),
+                io.BytesIO(raw),  # shares raw's buffer; utf-8-sig drops a BOM
+                encoding="utf-8-sig",
                 sep=sep,
                 dtype=str,
                 keep_default_na=False,
@@ -431,7 +514,7 @@ def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError("the file is empty (no header row). Fix: add a header row", name) from exc
     except pd.errors.ParserWarning as exc:
-        hint = _delimiter_hint(text, sep)
+        hint = _delimiter_hint(header, sep)
         raise DataValidationError(
             f"the {what} could not be parsed: data row 1 has more fields than the header row. "
             + (hint if hint else f"Fix: quote texts that contain the separator ({sep!r}) with double "
@@ -440,7 +523,7 @@ def _parse_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
         ) from exc
     except pd.errors.ParserError as exc:
         detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
-        hint = _delimiter_hint(text, sep)
+        hint = _delimiter_hint(header, sep)
         raise DataValidationError(
             f"the {what} could not be parsed: {detail} (lines count the header as line 1). "
             + (hint if hint else f"Fix: quote texts that contain the separator ({sep!r}), quotes or "
@@ -473,7 +556,8 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
                 "Fix: make every item an object such as {\"text\": ..., \"label\": ...}",
                 name,
             )
-        return pd.DataFrame(records)
+        return _frame_from_records(records, lambda i: f"item {i + 1} of the JSON array", name,
+                                   bool(_SURROGATE_ESCAPE.search(text)))
     # Lines end at "\n" only: str.splitlines() would also split inside a JSON string at
     # characters that JSON allows unescaped (U+0085, U+2028, U+2029).
     lines = text.split("\n")
@@ -501,20 +585,158 @@ def _parse_json(text: str, kind: str, name: str) -> pd.DataFrame:
             "object per line, such as {\"text\": \"...\", \"label\": \"...\"}",
             name,
         )
-    return pd.DataFrame(records)
+
+    def line_of(i: int) -> str:  # record i -> its line (blank lines are skipped)
+        seen = -1
+        for number, line in enumerate(lines, 1):
+            seen += bool(line.strip())
+            if seen == i:
+                return f"line {number}"
+        return f"record {i + 1}"
+
+    return _frame_from_records(records, line_of, name, bool(_SURROGATE_ESCAPE.search(text)))
+
+
+def _frame_from_records(records: list[dict], place: Any, name: str, surrogates: bool = True) -> pd.DataFrame:
+    """A DataFrame of JSON objects that holds each value as it was written: a column of
+    integers with nulls stays integers (nullable Int64, not 123.0), strings stay strings.
+    Refused, naming the place (`place(i)` for record i) and the fix: a JSON object or
+    array as a value, a column mixing strings, numbers and booleans, a number beyond
+    64 bits (such as 1e400, read as infinity), a lone surrogate escape ("\\ud800", not a
+    character: it cannot be written as UTF-8). Such values would be stored or exported
+    in another form, or not at all. surrogates: False when the text has no \\uD800-\\uDFFF
+    escape, to skip that scan."""
+    bad_key = next((k for r in records[:1000] for k in r if _SURROGATE.search(k)), None) if surrogates else None
+    if bad_key is not None:
+        raise DataValidationError(
+            f"a field name ({bad_key.encode('utf-8', 'backslashreplace').decode()!r}) holds a lone surrogate "
+            "escape, half of a UTF-16 pair and not a character. Fix: rename that field",
+            name,
+        )
+    df = pd.DataFrame(records, dtype=object)
+    problems: list[str] = []
+    columns: dict[Any, Any] = {}
+    for col in df.columns:
+        s = df[col]
+        kind = pd.api.types.infer_dtype(s, skipna=True)
+        missing = s.isna().to_numpy(dtype=bool)
+        where = f"column {col!r}"
+        if surrogates and kind in ("string", "mixed"):
+            problem = _lone_surrogate(s, where, place)
+            if problem:
+                problems.append(problem)
+                continue
+        if kind == "string":
+            columns[col] = s.astype("str")
+        elif kind == "empty":
+            columns[col] = s
+        elif kind == "boolean":
+            columns[col] = s.astype("boolean" if missing.any() else bool)
+        elif kind == "integer":
+            for dtype in ("Int64", "UInt64"):
+                try:
+                    arr = pd.array(s.tolist(), dtype=dtype)
+                    break
+                except (OverflowError, TypeError, ValueError):
+                    arr = None
+            if arr is None:
+                i = next((i for i, v in enumerate(s) if not missing[i] and not -(2**63) <= v < 2**63), 0)
+                problems.append(
+                    f"{place(i)}: {where} holds the integer {s.iloc[i]}, beyond 64 bits. Fix: write it "
+                    "as a string (in double quotes)"
+                )
+                continue
+            columns[col] = pd.Series(arr, index=s.index) if missing.any() else pd.Series(
+                arr.to_numpy(dtype="uint64" if arr.dtype == "UInt64" else "int64"), index=s.index)
+        elif kind in ("floating", "mixed-integer-float"):
+            values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            inf = np.flatnonzero(np.isinf(values))
+            if inf.size:
+                problems.append(
+                    f"{place(int(inf[0]))}: {where} holds a number too large for a 64-bit float "
+                    f"(such as 1e400), which reads as infinity ({inf.size} value{'s' if inf.size > 1 else ''}). "
+                    "Fix: write it as a string (in double quotes), or a smaller number"
+                )
+                continue
+            columns[col] = pd.Series(values, index=s.index)
+        else:
+            problems.append(_mixed_json_column(s, missing, where, place))
+    if problems:
+        raise DataValidationError(problems, name)
+    return pd.DataFrame(columns, index=df.index, columns=df.columns)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(s: pd.Series, where: str, place: Any) -> str:
+    """The problem of the first string holding a lone surrogate ("" if none). json.loads
+    turns the escape "\\ud800" without its pair into a str that cannot be encoded."""
+    for i, v in enumerate(s.tolist()):
+        if isinstance(v, str):
+            m = _SURROGATE.search(v)
+            if m:
+                return (
+                    f"{place(i)}: {where} holds the escape \\u{ord(m.group()):04x} without its pair: half of a "
+                    "UTF-16 surrogate pair is not a character, so the text cannot be stored or exported as "
+                    "UTF-8. Fix: remove it, or write the whole character (for example \\ud83d\\ude00 for an emoji)"
+                )
+    return ""
+
+
+def _mixed_json_column(s: pd.Series, missing: np.ndarray, where: str, place: Any) -> str:
+    """The problem of a JSON column holding objects, arrays or a mix of value types."""
+    seen: dict[str, int] = {}
+    for i, v in enumerate(s.tolist()):
+        if missing[i]:
+            continue
+        if isinstance(v, (dict, list)):
+            what = "a JSON object" if isinstance(v, dict) else "a JSON array"
+            return (
+                f"{place(i)}: {where} holds {what} ({_short_json(v)}); a table cell must be a "
+                "string, a number, true/false or null. Fix: store it as a string (for example "
+                "json.dumps(value)), or drop that field"
+            )
+        seen.setdefault("a string" if isinstance(v, str) else "true/false" if isinstance(v, bool) else "a number", i)
+    shown = " and ".join(f"{t} ({place(i)}: {s.iloc[i]!r})" for t, i in list(seen.items())[:3])
+    return (
+        f"{where} mixes value types: {shown}. One column must hold one type, or its values would "
+        "be stored and exported in another form. Fix: write every value of that field the same "
+        "way (for example all in double quotes)"
+    )
+
+
+def _short_json(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _parse_parquet(raw: bytes, name: str) -> pd.DataFrame:
     if not raw:
         raise DataValidationError("the file is empty. Fix: upload a Parquet file with data rows", name)
     try:
-        return pd.read_parquet(io.BytesIO(raw))
+        df = pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise DataValidationError(
             f"the file is not a readable Parquet file ({type(exc).__name__}: {exc}). "
             "Fix: re-export it as Parquet, or upload CSV/TSV/JSONL",
             name,
         ) from exc
+    # A named index (df.set_index("review_id").to_parquet(...)) is a column the person
+    # gave: keep it as a column, or it would be missing from the export. Unnamed index
+    # levels are pandas' row numbers and are dropped, as for the other formats.
+    named = [n for n in df.index.names if n is not None]
+    if named:
+        clash = [n for n in named if n in df.columns]
+        if clash:
+            raise DataValidationError(
+                f"the Parquet file's index {clash[0]!r} has the same name as one of its columns, so "
+                "it cannot be kept as a column. Fix: rename the index or the column before saving",
+                name,
+            )
+        df = df.reset_index(level=named)
+    return df.reset_index(drop=True)
 
 
 # ---- validation and label mapping --------------------------------------------------
@@ -538,17 +760,82 @@ def _is_int_string(name: str) -> bool:
 
 @dataclass
 class _ParsedLabels:
-    """A label column, normalised. kind "int": ints valid where ~missing & ~fractional;
-    kind "str": strings valid where ~missing."""
+    """A label column, normalised. kind "int": ints valid where ~missing & ~fractional &
+    ~invalid; kind "str": strings valid where ~missing & ~fractional & ~invalid."""
 
     kind: str
     missing: np.ndarray  # (R,) bool
     fractional: np.ndarray  # (R,) bool, numbers that are not whole
     ints: np.ndarray | None  # (R,) int64 (kind "int")
     strings: np.ndarray  # (R,) object: the label as text ("" where missing)
+    invalid: np.ndarray | None = None  # (R,) bool, values that cannot be a class (a list, inf, ...)
+    invalid_what: str = ""  # what those values are, for the message
+    notes: list[str] = dataclasses.field(default_factory=list)  # changes the person must see
+
+    def __post_init__(self) -> None:
+        if self.invalid is None:
+            self.invalid = np.zeros(len(self.missing), dtype=bool)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return ~self.missing & ~self.fractional & ~self.invalid
 
 
-def _parse_labels(series: pd.Series) -> _ParsedLabels:
+# A text made of these alone shows nothing: whitespace, control characters, and the
+# invisible format characters (soft hyphen, zero-width space/joiners, bidi controls, word
+# joiner, variation selectors, BOM, Hangul fillers, tags).
+_INVISIBLE = (
+    "[\\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]+"
+)
+
+# A label column is read as integers only when every label is an integer written the
+# one canonical way ("-1", "0", "12"; not "01", "+1", "1.0" or " 1"), so that reading
+# it as a number changes no label's text and merges no two labels.
+_CANONICAL_INT = r"-?(?:0|[1-9][0-9]*)"
+_INT64_MAX = 2**63 - 1
+
+
+def _not_label_kind(value: Any) -> str | None:
+    """What a cell is when it cannot be a class label or a text (None: it can)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(value, Mapping):
+        return "dicts (structs)"
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+        return "lists"
+    if isinstance(value, (str, int, float, bool, np.number, np.bool_)):
+        return None
+    return type(value).__name__ + " objects"
+
+
+def _non_scalar_cells(s: pd.Series, missing: np.ndarray) -> tuple[np.ndarray, str]:
+    """(R,) bool: cells of an object column that hold lists, dicts, bytes or other objects
+    (a Parquet list/struct/binary column, a DataFrame built by hand); and what they are."""
+    bad = np.zeros(len(s), dtype=bool)
+    if isinstance(s.dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        t = s.dtype.pyarrow_dtype
+        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            bad[~missing] = True
+            what = "bytes" if pa.types.is_binary(t) or pa.types.is_large_binary(t) else f"{t} values"
+            return bad, what
+        return bad, ""
+    if s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        return bad, ""
+    kinds: dict[str, None] = {}
+    for i, v in enumerate(s.to_numpy(dtype=object)):
+        if missing[i]:
+            continue
+        what = _not_label_kind(v)
+        if what is not None:
+            bad[i] = True
+            kinds.setdefault(what, None)
+    return bad, ", ".join(kinds)
+
+
+def _parse_labels(series: pd.Series, column: str = "label", role: str = "label") -> _ParsedLabels:
     s = series
     if isinstance(s.dtype, pd.CategoricalDtype):
         s = s.astype(object)
@@ -557,34 +844,81 @@ def _parse_labels(series: pd.Series) -> _ParsedLabels:
     if pd.api.types.is_bool_dtype(s.dtype):
         s = s.astype(object)
     if pd.api.types.is_integer_dtype(s.dtype):
-        ints = s.fillna(0).to_numpy(dtype=np.int64)
+        filled = s.fillna(0)
+        if pd.api.types.is_unsigned_integer_dtype(s.dtype) and n and int(filled.max()) > _INT64_MAX:
+            # beyond int64 (a uint64 column): kept as the exact digits, never wrapped around
+            strings = np.array([str(int(v)) for v in filled.to_numpy(dtype=object)], dtype=object)
+            strings[missing] = ""
+            return _ParsedLabels("str", missing, np.zeros(n, bool), None, strings)
+        ints = filled.to_numpy(dtype=np.int64)
         strings = np.where(missing, "", ints.astype(str)).astype(object)
         return _ParsedLabels("int", missing, np.zeros(n, bool), ints, strings)
     if pd.api.types.is_float_dtype(s.dtype):
         values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing |= ~np.isfinite(values)
-        safe = np.where(missing, 0.0, values)
-        fractional = ~missing & (safe != np.round(safe))
+        huge = ~missing & ~(np.abs(np.where(missing, 0.0, values)) < 2**53)  # inf, or no longer exact
+        safe = np.where(missing | huge, 0.0, values)
+        fractional = ~missing & ~huge & (safe != np.round(safe))
         ints = np.round(safe).astype(np.int64)
-        strings = np.where(missing, "", np.where(fractional, safe.astype(str), ints.astype(str)))
-        return _ParsedLabels("int", missing, fractional, ints, strings.astype(object))
-    text = s.astype(object).where(~missing, "").map(str).str.strip()
+        strings = np.where(missing, "", np.where(fractional | huge, values.astype(str), ints.astype(str)))
+        return _ParsedLabels("int", missing, fractional, ints, strings.astype(object), huge,
+                             "numbers too large (or infinite)" if huge.any() else "")
+    invalid, invalid_what = _non_scalar_cells(s, missing)
+    raw = s.astype(object).where(~(missing | invalid), "").map(str)
+    text = raw.str.strip()
     strings = text.to_numpy(dtype=object)
-    missing |= strings == ""
-    numbers = pd.to_numeric(pd.Series(strings[~missing], dtype=object), errors="coerce")
-    numbers = numbers.to_numpy(dtype=np.float64)
-    if numbers.size and np.isfinite(numbers).all() and np.abs(numbers).max() < 2**53:
-        values = np.zeros(n)
-        values[~missing] = numbers
-        fractional = ~missing & (values != np.round(values))
-        ints = np.round(values).astype(np.int64)
-        return _ParsedLabels("int", missing, fractional, ints, strings)
-    return _ParsedLabels("str", missing, np.zeros(n, bool), None, strings)
+    missing |= (strings == "") & ~invalid
+    ok = ~missing & ~invalid
+    notes: list[str] = []
+    spaced = ok & (raw.to_numpy(dtype=object) != strings)
+    if spaced.any():
+        rows = np.flatnonzero(spaced)
+        pairs = dict.fromkeys((raw.iloc[i], strings[i]) for i in rows[:1000])
+        examples = ", ".join(f"{a!r} -> {b!r}" for a, b in list(pairs)[:3])
+        notes.append(
+            f"{role} column {column!r} has labels with spaces around them in {_rows(rows)} "
+            f"({examples}): the spaces are removed, so each is the same class as the label without "
+            "them. Fix: if the spaces mark a different class, name that class differently"
+        )
+    valid = pd.Series(strings[ok], dtype=object)
+    if valid.size and valid.str.fullmatch(_CANONICAL_INT).all():
+        try:
+            ints = np.zeros(n, dtype=np.int64)
+            ints[ok] = valid.to_numpy(dtype=object).astype(np.int64)
+        except OverflowError:  # beyond int64: exact text, not numbers
+            pass
+        else:
+            return _ParsedLabels("int", missing, np.zeros(n, bool), ints, strings, invalid, invalid_what, notes)
+    numbers = pd.to_numeric(valid, errors="coerce").to_numpy(dtype=np.float64)
+    fractional = np.zeros(n, dtype=bool)
+    if numbers.size and np.isfinite(numbers).all():
+        # every label is a number, but not every one a canonical integer
+        fractional[ok] = numbers != np.round(numbers)
+        if not fractional.any():
+            notes += _same_number_notes(strings, ok, numbers, column, role)
+    return _ParsedLabels("str", missing, fractional, None, strings, invalid, invalid_what, notes)
+
+
+def _same_number_notes(strings: np.ndarray, ok: np.ndarray, numbers: np.ndarray, column: str,
+                       role: str) -> list[str]:
+    """A note for numeric labels written in several ways ("1", "01", "1.0"): they are kept
+    as different classes, which may not be what the person meant."""
+    spellings = pd.DataFrame({"text": strings[ok], "value": numbers}).drop_duplicates("text")
+    groups = spellings.groupby("value")["text"].agg(list)
+    groups = groups[groups.map(len) > 1]
+    if groups.empty:
+        return []
+    shown = "; ".join(" and ".join(repr(t) for t in g[:4]) for g in groups.tolist()[:3])
+    more = f" (and {len(groups) - 3} more numbers)" if len(groups) > 3 else ""
+    return [
+        f"{role} column {column!r} writes the same number in different ways: {shown}{more}. Labels keep "
+        "their exact text, so these are different classes. Fix: if they are one class, write it one "
+        "way in every row"
+    ]
 
 
 def _map_labels(p: _ParsedLabels, names: list[str] | None) -> tuple[np.ndarray, list[str]]:
     """(ids (R,) int64 with -1 where missing/fractional/unknown, label names)."""
-    ok = ~p.missing & ~p.fractional
+    ok = p.ok
     if names is None:
         if p.kind == "int":
             uniq = np.unique(p.ints[ok])
@@ -606,7 +940,7 @@ def _codes(values: np.ndarray, names: list[str], ok: np.ndarray) -> np.ndarray:
 
 def _soft_names_fit(p: _ParsedLabels, names: list[str]) -> bool:
     """Whether names from a labels.txt cover every (valid) label of the column."""
-    ok = ~p.missing & ~p.fractional
+    ok = p.ok
     if not ok.any():
         return False
     ids, _ = _map_labels(p, names)
@@ -617,7 +951,7 @@ def _check_names(label_names: Any) -> list[str]:
     names = [str(n) for n in label_names]
     if not names or any(not n.strip() for n in names):
         raise ValueError("label_names must be a non-empty list of non-empty class names")
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in collections.Counter(names).items() if count > 1)
     if dupes:
         raise ValueError(f"label_names has duplicate names: {dupes}")
     return names
@@ -669,9 +1003,11 @@ def _build_dataset(
         raise ValueError(f"expected a pandas DataFrame, got {type(df).__name__}")
     names = _check_names(label_names) if label_names is not None else None
     problems: list[str] = []
+    notes: list[str] = []  # accepted, but the person must see them before using the data
     row_note = False
     columns = list(df.columns)
     usable: dict[str, bool] = {}
+    roles: dict[str, str] = {}
     for column, role, arg in (
         (text_column, "text", "text_column"),
         (label_column, "label", "label_column"),
@@ -679,6 +1015,13 @@ def _build_dataset(
     ):
         if column is None:
             continue
+        if column in roles:  # one column cannot be both: the model would read the answer
+            raise DataValidationError(
+                f"the column {column!r} is chosen as both the {roles[column]} column and the {role} column. "
+                "Fix: choose a different column for each (text_column=, label_column=, true_label_column=)",
+                source,
+            )
+        roles[column] = role
         usable[column] = False
         if column not in df.columns:
             problems.append(_missing_column(column, role, arg, columns))
@@ -697,8 +1040,17 @@ def _build_dataset(
     if usable[text_column]:
         raw_text = df[text_column]
         text_missing = raw_text.isna().to_numpy(dtype=bool)
-        text_str = raw_text.astype(object).where(~text_missing, "").map(str)
-        blank = text_missing | (text_str.str.strip() == "").to_numpy(dtype=bool)
+        # lists, structs and bytes (Parquet) are not text: their repr would be trained on
+        not_text, what = _non_scalar_cells(raw_text, text_missing)
+        if not_text.any():
+            row_note = True
+            problems.append(
+                f"text column {text_column!r} holds {what}, not text, in {_rows(np.flatnonzero(not_text))}. "
+                "Fix: choose the column that holds the texts, or convert it to strings first "
+                "(bytes: decode them as UTF-8)"
+            )
+        text_str = raw_text.astype(object).where(~(text_missing | not_text), "").map(str)
+        blank = ~not_text & (text_missing | (text_str.str.strip() == "").to_numpy(dtype=bool))
         if blank.any():
             row_note = True
             problems.append(
@@ -706,11 +1058,21 @@ def _build_dataset(
                 f"{_rows(np.flatnonzero(blank))}. Fix: fill in those texts or delete those rows"
             )
         texts = text_str.tolist()
+        shown = ~(blank | not_text)
+        invisible = np.zeros(len(df), dtype=bool)
+        invisible[shown] = text_str[shown].str.fullmatch(_INVISIBLE).to_numpy(dtype=bool)
+        if invisible.any():
+            notes.append(
+                f"text column {text_column!r} has texts made only of invisible characters (zero-width "
+                f"spaces or joiners, control or formatting characters) in {_rows(np.flatnonzero(invisible))}: "
+                "the model sees nothing there. Fix: fill in those texts or delete those rows"
+            )
 
     # labels, then the true labels in the same label space
     ids = np.zeros(0, dtype=np.int64)
     if usable[label_column]:
-        parsed = _parse_labels(df[label_column])
+        parsed = _parse_labels(df[label_column], label_column, "label")
+        notes += parsed.notes
         if names is None and file_names is not None and _soft_names_fit(parsed, file_names):
             names = file_names
         given_names = names is not None
@@ -734,10 +1096,22 @@ def _build_dataset(
                 "column, not class labels. Fix: pass label_column= with the column that holds the "
                 "classes"
             )
+        elif label_names is None and present.size > 1:
+            counts = np.bincount(ids[ids >= 0], minlength=len(names))
+            single = [names[k] for k in np.flatnonzero(counts == 1)]
+            if single:
+                shown_names = ", ".join(repr(s) for s in single[:8]) + (", ..." if len(single) > 8 else "")
+                notes.append(
+                    f"label column {label_column!r} has {len(single)} class{'es' if len(single) > 1 else ''} "
+                    f"with a single sample ({shown_names}): one example is too few to learn a class from, "
+                    "or to tell whether its label is wrong. Fix: add examples of those classes, or merge "
+                    "or delete them"
+                )
 
     true_ids = None
     if true_label_column is not None and usable[true_label_column] and names is not None:
-        true_parsed = _parse_labels(df[true_label_column])
+        true_parsed = _parse_labels(df[true_label_column], true_label_column, "true label")
+        notes += true_parsed.notes
         true_ids, _ = _map_labels(true_parsed, names)
         row_note |= _label_problems(
             true_parsed, true_ids, names, true_label_column, "true label", True, problems
@@ -755,6 +1129,7 @@ def _build_dataset(
         text_column=text_column,
         label_column=label_column,
         true_label_column=true_label_column,
+        warnings=notes,
     )
 
 
@@ -784,7 +1159,14 @@ def _label_problems(
             f"{_rows(rows)}; numeric labels must be integer class ids, not floats. "
             "Fix: use integer ids or class names"
         )
-    unknown = (ids < 0) & ~p.missing & ~p.fractional
+    if p.invalid.any():
+        found = True
+        problems.append(
+            f"{role} column {column!r} holds {p.invalid_what}, which cannot be class labels, in "
+            f"{_rows(np.flatnonzero(p.invalid))}. Fix: choose the column that holds the classes (names "
+            "or integer ids), or convert those values to text first"
+        )
+    unknown = (ids < 0) & p.ok
     if unknown.any() and names_given:
         found = True
         rows = np.flatnonzero(unknown)
@@ -832,7 +1214,7 @@ def load_label_names(path: str | os.PathLike) -> list[str] | None:
     blank = [i + 1 for i, line in enumerate(lines) if not line]
     if blank:
         problems.append(f"labels.txt has blank lines ({blank[:8]}); line i must name class i-1")
-    dupes = sorted({line for line in lines if line and lines.count(line) > 1})
+    dupes = sorted(line for line, count in collections.Counter(lines).items() if line and count > 1)
     if dupes:
         problems.append(f"labels.txt names these classes more than once: {dupes}")
     if problems:

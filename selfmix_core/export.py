@@ -5,10 +5,18 @@ audit trail, and write it (CSV / JSON Lines / Parquet) safely.
 `class_change_summary` counts what the review changed per class, and
 `write_export` / `export_bytes` serialise a frame. CSV output is escaped against
 formula injection (OWASP "CSV Injection"): every string cell (and header) that
-starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so a
-spreadsheet shows it as text instead of running it. That includes harmless text
-such as "-5 degrees" or "-" (the OWASP recommendation: the prefix cannot tell
-them apart); numeric columns are not touched, so a real number -5 stays -5.
+starts with `=`, `+`, `-`, `@`, a tab or a carriage return, also after leading
+spaces (" =2+2": spreadsheets trim them), gets a leading `'`, so a spreadsheet
+shows it as text instead of running it. That includes harmless text such as
+"-5 degrees" or "-" (the OWASP recommendation: the prefix cannot tell them apart);
+numeric columns are not touched, so a real number -5 stays -5.
+
+The trade-off: a label column of text such as "-1" (labels read from a file are
+text) comes out as "'-1". `plain_numeric_columns` names columns to write as they
+are when every value in them is a plain number ("-1", "+2", "0.5", "1e3"), which
+no spreadsheet runs as anything but a number; any other value in such a column
+keeps the whole column escaped. The Export page and the CLI
+(`--plain-numeric-labels`) pass the label columns.
 JSON Lines and Parquet are never escaped (they are not opened as spreadsheets).
 """
 
@@ -17,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +56,9 @@ EXPORT_MIME = {
     "parquet": "application/vnd.apache.parquet",
 }
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_AFTER_SPACES = ("=", "+", "-", "@")  # " =1" runs once a spreadsheet trims the spaces
+# A plain number: what a spreadsheet can only read as a number (ASCII digits).
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 # Columns build_cleaned_frame adds after the original ones, in this order.
 ADDED_COLUMNS = (
     "sample_index",
@@ -270,23 +282,57 @@ def class_change_summary(cleaned: pd.DataFrame, label_names: Sequence[str] | Non
 
 
 def escape_formula(value: Any) -> Any:
-    """A string starting with = + - @ tab or CR gets a leading "'"; anything else is returned
-    unchanged (numbers, None, NaN, and strings such as "a=b")."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    """A string starting with = + - @ tab or CR, or with = + - @ after leading whitespace
+    (" =2+2": spreadsheets trim it and run the rest), gets a leading "'"; anything else is
+    returned unchanged (numbers, None, NaN, and strings such as "a=b")."""
+    if isinstance(value, str) and (value.startswith(FORMULA_PREFIXES) or value.lstrip().startswith(_AFTER_SPACES)):
         return "'" + value
     return value
 
 
-def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of df with escape_formula applied to every string cell and column name."""
+def _plain_numbers(col: pd.Series) -> bool:
+    """Whether every non-missing cell of col is a number or a string that is a plain number."""
+    values = col.dropna()
+    if values.empty:
+        return True
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return True
+    return all(
+        _PLAIN_NUMBER.fullmatch(v) is not None if isinstance(v, str)
+        else isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+        for v in values.astype(object)
+    )
+
+
+def _check_plain_columns(df: pd.DataFrame, plain_numeric_columns: Any) -> set:
+    if isinstance(plain_numeric_columns, str) or not isinstance(plain_numeric_columns, (Sequence, set, frozenset)):
+        raise ValueError(
+            f"plain_numeric_columns must be a list of column names, got {plain_numeric_columns!r}"
+        )
+    missing = [c for c in plain_numeric_columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"plain_numeric_columns names columns the frame lacks: {missing[:5]!r}; "
+                         f"its columns are {list(df.columns)[:20]!r}")
+    return set(plain_numeric_columns)
+
+
+def escape_formulas(df: pd.DataFrame, plain_numeric_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A copy of df with escape_formula applied to every string cell and column name.
+
+    plain_numeric_columns: columns left as they are when every value in them is a plain
+    number (such as labels "-1", "0", "1"); a column holding anything else is escaped.
+    """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    plain = _check_plain_columns(df, plain_numeric_columns)
     out = df.copy()
     for i in range(out.shape[1]):
         col = out.iloc[:, i]
         if isinstance(col.dtype, pd.CategoricalDtype):
             col = col.astype(object)
         elif not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):
+            continue
+        if out.columns[i] in plain and _plain_numbers(col):
             continue
         out.isetitem(i, col.map(escape_formula))
     out.columns = [escape_formula(c) for c in out.columns]
@@ -302,17 +348,19 @@ def _check_fmt(fmt: Any) -> str:
     return fmt
 
 
-def export_bytes(df: pd.DataFrame, fmt: str) -> bytes:
+def export_bytes(df: pd.DataFrame, fmt: str, plain_numeric_columns: Sequence[str] = ()) -> bytes:
     """df serialised as fmt ("csv" UTF-8 formula-escaped, "jsonl" one JSON object per row,
-    "parquet"); the index is not written. For a browser download button."""
+    "parquet"); the index is not written. For a browser download button.
+    plain_numeric_columns: CSV only, see escape_formulas."""
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     _check_fmt(fmt)
+    _check_plain_columns(df, plain_numeric_columns)
     if fmt == "csv":
         # CRLF row ends (RFC 4180): the csv writer quotes a cell holding any character of
         # the line terminator, so a text with a bare "\r" is quoted too. With "\n" alone
         # such a cell went out unquoted and split its row in two when read back.
-        return escape_formulas(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+        return escape_formulas(df, plain_numeric_columns).to_csv(index=False, lineterminator="\r\n").encode("utf-8")
     if fmt == "jsonl":
         if len(df) == 0:
             return b""
@@ -329,9 +377,14 @@ def export_bytes(df: pd.DataFrame, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def write_export(df: pd.DataFrame, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
+def write_export(
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    fmt: str | None = None,
+    plain_numeric_columns: Sequence[str] = (),
+) -> Path:
     """Write df to path atomically as fmt (None: from the suffix .csv / .jsonl / .parquet).
-    Returns the path."""
+    plain_numeric_columns: CSV only, see escape_formulas. Returns the path."""
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"path must be a file path, got {type(path).__name__}")
     path = Path(path)
@@ -342,7 +395,7 @@ def write_export(df: pd.DataFrame, path: str | os.PathLike[str], fmt: str | None
                 f"cannot tell the format from {path.name!r}; give fmt= one of {EXPORT_FORMATS} "
                 "or use a .csv / .jsonl / .parquet file name"
             )
-    data = export_bytes(df, fmt)
+    data = export_bytes(df, fmt, plain_numeric_columns)
     return atomic_write_bytes(path, data)
 
 

@@ -100,6 +100,50 @@ def load_encoder(model: str | None) -> nn.Module:
         raise ModelLoadError(f"could not load an encoder from {path!r}: {_short(exc)}{_hub_note(path)}") from exc
 
 
+# Models whose position ids start after the padding index (RoBERTa's family) have
+# max_position_embeddings - 2 usable positions.
+_OFFSET_POSITION_MODELS = ("roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xmod")
+
+
+def max_positions(encoder_config) -> int | None:
+    """How many tokens the encoder can take (its absolute position embeddings), or None
+    when it has no such limit (relative positions) or does not say."""
+    positions = getattr(encoder_config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    if getattr(encoder_config, "position_biased_input", True) is False:  # DeBERTa-v2: relative only
+        return None
+    if getattr(encoder_config, "model_type", "") in _OFFSET_POSITION_MODELS:
+        positions -= 2
+    return positions
+
+
+def check_max_length(max_length: int, encoder_config, model: str | None = None) -> None:
+    """Refuse a max_length longer than the encoder's positions: the embedding lookup
+    would fail with an IndexError in the middle of the first batch."""
+    limit = max_positions(encoder_config)
+    if limit is not None and int(max_length) > limit:
+        which = f"the model {model!r}" if model else "the bundled MiniLM"
+        raise ModelLoadError(
+            f"max_length {max_length} is longer than the {limit} token positions {which} has "
+            f"(max_position_embeddings); choose a max length from 8 to {limit} "
+            "(CLI: --max-length; Train page: Max length)"
+        )
+
+
+def check_model_max_length(max_length: int, model: str | None) -> None:
+    """check_max_length against a model folder's (or cached hub id's) config alone, no
+    weights: for a form to refuse the setting before a run is created. A config that
+    cannot be read here is left to build_classifier, which reports it properly."""
+    try:
+        from transformers import AutoConfig
+
+        encoder_config = AutoConfig.from_pretrained(resolve_model_path(model))
+    except Exception:
+        return
+    check_max_length(max_length, encoder_config, model)
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
@@ -133,6 +177,7 @@ class TextClassifier(nn.Module):
         config = config or ModelConfig()
         if num_labels < 2:
             raise ValueError(f"num_labels must be >= 2, got {num_labels}")
+        check_max_length(config.max_length, getattr(encoder, "config", None), config.model)
         self.config = config
         self.pooling = resolve_pooling(config)  # "cls" or "mean"
         self.num_labels = int(num_labels)

@@ -424,7 +424,7 @@ class Store:
         bad = [c for c in frame.columns if not isinstance(c, str)]
         if bad:
             raise ValueError(f"column names must be strings, got {bad[:5]!r}; rename them first")
-        dup = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+        dup = sorted(set(frame.columns[frame.columns.duplicated()]))  # not list.count: 10,000 columns took 40 s
         if dup:
             raise ValueError(f"duplicate column names {dup!r}; rename them so each is unique")
         meta = {} if meta is None else meta

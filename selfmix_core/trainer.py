@@ -150,9 +150,17 @@ class _Split:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:  # "bogus": TrainConfig refuses it first; this covers other callers
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} was asked for but there are {torch.cuda.device_count()} CUDA GPUs "
+                         f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); use --device cuda or auto")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but Apple's Metal (MPS) is not available; use --device cpu or auto")
     return dev
 
 

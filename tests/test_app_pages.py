@@ -598,3 +598,29 @@ def test_a_failing_action_is_a_message(store, monkeypatch):
     assert not at.exception
     assert any("That did not work: ValueError: disk full" in e for e in texts(at.error))
     assert list(store.current_decisions(run_id)) == [0]
+
+
+def test_export_numeric_labels_are_escaped_unless_asked(store, captured_downloads):
+    """Labels -1 / 1 come out as '-1 (formula escaping); the page's toggle writes the label
+    columns as numbers, while a text such as " =2+2" stays escaped."""
+    frame = pd.DataFrame({"text": [" =2+2" if i == 0 else f"text {i}" for i in range(6)],
+                          "label": ["-1", "1"] * 3})
+    ds = store.add_dataset("numeric", frame, {"text_column": "text", "label_column": "label",
+                                              "true_label_column": None, "label_names": ["-1", "1"]})
+    store.create_run(ds, {"epochs": 1, "selection": {"tau": 0.5}}, name="n")
+    at = open_app("export")
+    assert not at.error
+
+    def csv() -> pd.DataFrame:
+        name = next(n for n in captured_downloads if n.endswith(".csv") and "_cleaned_" in n)
+        return pd.read_csv(io.BytesIO(captured_downloads[name][1]()), dtype=str)
+
+    out = csv()
+    assert out["label"].tolist()[:2] == ["'-1", "1"] and out["given_label"][0] == "'-1"
+    assert out["text"][0] == "' =2+2"
+    at.toggle(key="export_plain_numeric").set_value(True).run()
+    assert not at.exception
+    out = csv()
+    for column in ("label", "given_label", "final_label"):
+        assert out[column].tolist()[:2] == ["-1", "1"], column
+    assert out["text"][0] == "' =2+2"

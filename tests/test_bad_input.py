@@ -77,7 +77,26 @@ BAD_FILES: dict[str, tuple[str, bytes | str, list[str]]] = {
     "JSON nested too deeply": ("deep.jsonl", "[" * 50_000 + "]" * 50_000 + "\n", ["nested too deeply"]),
     "JSONL line that is not an object": ("list.jsonl", '{"text": "a", "label": "x"}\n[1, 2]\n', ["line 2 is not a JSON object"]),
     "not a Parquet file": ("fake.parquet", b"PAR1 but not really", ["not a readable Parquet file"]),
+    "JSONL of empty objects": ("empty.jsonl", "{}\n{}\n", ["2 rows but no columns", "every JSON object is empty"]),
+    "lone surrogate in JSONL": ("surrogate.jsonl", '{"text": "a", "label": "x"}\n{"text": "b \\ud800", "label": "y"}\n',
+                                ["line 2: column 'text' holds the escape \\ud800 without its pair", "Fix:"]),
+    "an Excel workbook": ("book.csv", None, ["Excel workbook", "CSV UTF-8"]),  # filled in below
+    "the same column as text and label": ("same.csv", "text,label\na,x\nb,y\n",
+                                          ["'text' is chosen as both the text column and the label column"]),
 }
+
+
+def _xlsx() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("xl/workbook.xml", "<workbook/>")
+    return buf.getvalue()
+
+
+BAD_FILES["an Excel workbook"] = ("book.csv", _xlsx(), BAD_FILES["an Excel workbook"][2])
+# load_dataset(path, label_column=...) for the cases that need it (the CLI: --label-column)
+BAD_COLUMNS = {"the same column as text and label": "text"}
 
 
 def _write(folder: Path, name: str, content: bytes | str) -> Path:
@@ -90,7 +109,7 @@ def _write(folder: Path, name: str, content: bytes | str) -> Path:
 def test_loader_refuses_bad_file_with_a_clear_message(tmp_path, case):
     name, content, expected = BAD_FILES[case]
     with pytest.raises(DataValidationError) as info:
-        load_dataset(_write(tmp_path, name, content))
+        load_dataset(_write(tmp_path, name, content), label_column=BAD_COLUMNS.get(case, "label"))
     message = str(info.value)
     for part in expected:
         assert part in message, f"{case}: {part!r} not in {message!r}"
@@ -155,6 +174,36 @@ def test_awkward_but_legitimate_texts_are_kept_verbatim(tmp_path, fmt):
     assert ds.label_names == ["neg", "pos"] and list(ds.frame.columns) == ["text", "label"]
 
 
+def test_files_keep_every_column_and_value_through_the_store_and_the_export(tmp_path):
+    """Issue #10 item 6: a Parquet named index was missing from the export, and a JSONL
+    id 123 in a column with a null came out as 123.0."""
+    from selfmix_core.export import build_cleaned_frame, export_bytes
+    from selfmix_core.store import Store
+    from studio.worker import load_stored_dataset
+
+    indexed = pd.DataFrame({"text": ["good film", "bad film", "fine film"], "label": ["pos", "neg", "pos"]},
+                           index=pd.Index([101, 205, 307], name="review_id"))
+    indexed.to_parquet(tmp_path / "reviews.parquet")
+    _write(tmp_path, "ids.jsonl", '{"text": "good film", "label": "pos", "id": 123, "ok": true}\n'
+                                  '{"text": "bad film", "label": "neg", "id": null, "ok": null}\n'
+                                  '{"text": "fine film", "label": "pos", "id": 7, "ok": false}\n')
+    expected = {"reviews.parquet": ("review_id", [101, 205, 307]), "ids.jsonl": ("id", [123, None, 7])}
+    store = Store(tmp_path / "home")
+    for name, (column, values) in expected.items():
+        ds = load_dataset(tmp_path / name)
+        meta = {"text_column": "text", "label_column": "label", "label_names": ds.label_names}
+        dataset_id = store.add_dataset(name, ds.frame, meta)
+        back = load_stored_dataset(store, dataset_id)
+        cleaned = build_cleaned_frame(store.load_dataset_frame(dataset_id), back.labels, back.label_names, {},
+                                      None, 0.5)
+        rows = [json.loads(line) for line in export_bytes(cleaned, "jsonl").decode().splitlines()]
+        assert [r[column] for r in rows] == values, name  # 123, not 123.0; the index is a column
+        assert list(cleaned.columns[: len(ds.frame.columns)]) == list(ds.frame.columns), name
+        csv_back = pd.read_csv(io.BytesIO(export_bytes(cleaned, "csv")), dtype=str, keep_default_na=False)
+        assert csv_back[column].tolist() == ["" if v is None else str(v) for v in values], name
+    store.close()
+
+
 def test_jsonl_with_unicode_line_separators_inside_texts(tmp_path):
     """U+2028 / U+0085 are legal unescaped inside JSON strings (they once split the line)."""
     frame = pd.DataFrame({"text": ["a\u2028b", "c\x85d", "e\u2029f"], "label": ["x", "y", "x"]})
@@ -181,6 +230,8 @@ def test_compressed_uploads_and_line_endings(tmp_path):
         "g.csv.gz": gzip.compress(raw),
         "b.csv.bz2": bz2.compress(raw),
         "cr.csv": GOOD.replace("\n", "\r").encode(),
+        "bz2-named.csv": bz2.compress(raw),  # read by its content, not "not valid UTF-8"
+        "parquet-named.csv": pd.read_csv(io.StringIO(GOOD)).to_parquet(index=False),
         "crlf.csv": GOOD.replace("\n", "\r\n").encode(),
     }.items():
         assert len(load_dataset(_write(tmp_path, name, data))) == 12, name
@@ -196,8 +247,10 @@ def test_thousands_of_classes_and_whole_float_labels(tmp_path):
     ds = load_dataset(_write(tmp_path, "many.csv", "text,label\n" + rows))
     assert ds.num_classes == 3000 and len(ds) == 6000
     assert ds.label_names[:3] == ["class_0", "class_1", "class_10"]  # names sort as text
+    # labels keep their exact text: "1.0" is not merged into "1" (a warning says they look alike)
     ds = load_dataset(_write(tmp_path, "floats.csv", "text,label\na,1.0\nb,2.0\nc,1\n"))
-    assert ds.label_names == ["1", "2"] and ds.labels.tolist() == [0, 1, 0]
+    assert ds.label_names == ["1", "1.0", "2.0"] and ds.labels.tolist() == [1, 2, 0]
+    assert "same number in different ways: '1.0' and '1'" in ds.warnings[0]
 
 
 # ---- the CLI, in this process: every case ---------------------------------------------------
@@ -271,7 +324,8 @@ def _args(train: Path, out: Path, model: Path, *extra: str) -> list[str]:
 def test_cli_every_bad_file_exits_2_with_the_message(tmp_path, capsys, model_dir):
     for case, (name, content, expected) in BAD_FILES.items():
         path = _write(tmp_path, name, content)
-        code, _, err = run_main(_args(path, tmp_path / "out", model_dir), capsys)
+        column = ["--label-column", BAD_COLUMNS[case]] if case in BAD_COLUMNS else []
+        code, _, err = run_main(_args(path, tmp_path / "out", model_dir, *column), capsys)
         assert_clean_exit_2(code, err, expected, case)
     assert not (tmp_path / "out").exists()  # bad data stops before anything is written
 
@@ -302,6 +356,24 @@ def test_cli_other_bad_arguments(tmp_path, capsys, model_dir):
         "wrong text column": (_args(train, tmp_path / "o", model_dir, "--text-column", "body"),
                               ["'body' not found", "'text', 'label'"]),
         "cuda without a GPU": (_args(train, tmp_path / "o", model_dir, "--device", "cuda"), ["no CUDA GPU"]),
+        "negative seed": (_args(train, tmp_path / "o", model_dir, "--seed", "-1"),
+                          ["seed must be a whole number from 0 to 4294967295, got -1"]),
+        "--noise-rate without --noise": (_args(train, tmp_path / "o", model_dir, "--noise-rate", "0.3"),
+                                         ["--noise-rate 0.3 does nothing without --noise", "--noise sym"]),
+        # these were tracebacks (an IndexError mid-batch, FloatingPointError, RuntimeError)
+        "max length beyond the model": (_args(train, tmp_path / "o", model_dir, "--max-length", "1000"),
+                                        ["max_length 1000 is longer than the 512 token positions",
+                                         "from 8 to 512", "--max-length"]),
+        "absurd learning rate": (_args(train, tmp_path / "o", model_dir, "--lr", "1e30"),
+                                 ["--lr must be a number above 0 and at most 1", "got 1e+30"]),
+        "infinite lambda-p": (_args(train, tmp_path / "o", model_dir, "--lambda-p", "inf"),
+                              ["--lambda-p must be a number from 0 to 100", "got inf"]),
+        "infinite alpha": (_args(train, tmp_path / "o", model_dir, "--alpha", "inf"),
+                           ["--alpha must be a number above 0 and at most 100", "got inf"]),
+        "NaN temperature": (_args(train, tmp_path / "o", model_dir, "--temperature", "nan"),
+                            ["--temperature must be a number above 0", "got nan"]),
+        "unknown device": (_args(train, tmp_path / "o", model_dir, "--device", "bogus"),
+                           ["--device must be auto, cpu, cuda, cuda:N", "'bogus'"]),
     }
     import torch
 
@@ -310,6 +382,51 @@ def test_cli_other_bad_arguments(tmp_path, capsys, model_dir):
     for case, (argv, expected) in cases.items():
         code, _, err = run_main(argv, capsys)
         assert_clean_exit_2(code, err, expected, case)
+
+
+# Accepted, but the person is told before training or saving (TextDataset.warnings):
+# file name -> (content, what the warning says).
+WARNED_FILES: dict[str, tuple[str, list[str]]] = {
+    "lookalike.csv": ("text,label\n" + "".join(f"the apple {i},01\nthe red car {i},1\n" for i in range(6)),
+                      ["writes the same number in different ways: '01' and '1'", "different classes"]),
+    "single.csv": (GOOD + "a small boat,boat\n", ["1 class with a single sample ('boat')", "Fix:"]),
+    "invisible.csv": (GOOD + "\u200b\u200d\u2060,fruit\n\u00ad,vehicle\n",
+                      ["texts made only of invisible characters", "2 rows (rows 13, 14)"]),
+}
+
+
+def test_cli_prints_the_data_warnings(tmp_path, capsys, model_dir):
+    for name, (content, expected) in WARNED_FILES.items():
+        code, _, err = run_main(_args(_write(tmp_path, name, content), tmp_path / "out", model_dir), capsys)
+        assert code == 0, (name, err)
+        warned = [line for line in err.splitlines() if line.startswith(f"warning: {name}: ")]
+        assert warned, (name, err)
+        for part in expected:
+            assert any(part in line for line in warned), (name, part, warned)
+
+
+def test_app_train_page_refuses_a_max_length_beyond_the_model(tmp_path, monkeypatch, model_dir):
+    """The Train page checked nothing: a run with Max length 1000 was created and failed
+    in the worker with an IndexError."""
+    from streamlit.testing.v1 import AppTest
+
+    from selfmix_core.store import Store
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SELFMIX_HOME", str(home))
+    store = Store(home)
+    store.add_dataset("good", pd.read_csv(io.StringIO(GOOD)),
+                      {"text_column": "text", "label_column": "label", "label_names": ["fruit", "vehicle"]})
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/2_Train.py").run()
+    at.text_input(key="train_model").input(str(model_dir))
+    at.number_input(key="train_max_length").set_value(1000)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not at.exception
+    shown = "\n".join(str(e.value) for e in at.error)
+    assert "Cannot start" in shown and "longer than the 512 token positions" in shown and "from 8 to 512" in shown
+    assert store.list_runs() == []
+    store.close()
 
 
 def test_cli_trains_on_thousands_of_classes(tmp_path, capsys, model_dir):
@@ -385,7 +502,7 @@ def test_app_data_page_shows_each_bad_file_as_a_message(tmp_path, monkeypatch):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     at.switch_page("pages/1_Data.py").run()
     for case, (name, content, expected) in BAD_FILES.items():
-        if case == "missing text column":
+        if case in ("missing text column", *BAD_COLUMNS):  # the page lets the person pick the columns
             continue
         data = content.encode("utf-8") if isinstance(content, str) else content
         at.file_uploader(key="data_upload").upload(name, data, "application/octet-stream")
@@ -395,6 +512,22 @@ def test_app_data_page_shows_each_bad_file_as_a_message(tmp_path, monkeypatch):
         assert "cannot be used as it is" in shown and "Traceback" not in shown, (case, shown)
         for part in expected:
             assert part in shown, (case, part, shown)
+
+
+def test_app_data_page_shows_the_data_warnings_before_saving(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SELFMIX_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/1_Data.py").run()
+    for name, (content, expected) in WARNED_FILES.items():
+        at.file_uploader(key="data_upload").upload(name, content.encode("utf-8"), "text/csv")
+        at.run()
+        assert not at.exception and not at.error, (name, [e.value for e in at.exception], [e.value for e in at.error])
+        shown = "\n".join(str(w.value) for w in at.warning)
+        for part in expected:
+            assert part in shown, (name, part, shown)
+        assert at.button(key="data_save")  # the Save button is there, under the warning
 
 
 def test_app_train_page_says_what_is_wrong_with_a_model_folder(tmp_path, monkeypatch, broken_models):

@@ -193,3 +193,59 @@ def test_flags_epoch_rejects_bad_values(tmp_path, tiny_files, tiny_model_dir, ca
         main(base_args(train, test, tiny_model_dir, tmp_path / "o") + ["--flags-epoch", value])
     assert exc.value.code == 2
     assert "--flags-epoch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("lr", 1e30, "lr must be a number above 0 and at most 1"),
+    ("lr", float("nan"), "lr must be"),
+    ("alpha", float("inf"), "alpha must be a number above 0 and at most 100"),
+    ("temperature", float("inf"), "temperature must be"),
+    ("seed", -1, "seed must be a whole number from 0 to 4294967295"),
+    ("seed", 2**40, "seed must be"),
+    ("device", "bogus", "device must be auto, cpu, cuda, cuda:N"),
+    ("device", "cuda:x", "device must be"),
+])
+def test_config_refuses_non_finite_and_absurd_values(field, value, needle):
+    from selfmix_core.config import LossWeights, ModelConfig, TrainConfig
+
+    with pytest.raises(ValueError, match=needle):
+        TrainConfig(**{field: value})
+    for bad in (float("inf"), float("nan"), -0.1, 1e9):
+        with pytest.raises(ValueError, match="lambda_p must be a number from 0 to 100"):
+            LossWeights(lambda_p=bad)
+    with pytest.raises(ValueError, match="max_length must be at most"):
+        ModelConfig(max_length=10**9)
+    assert TrainConfig(device="cuda:1", seed=2**32 - 1).device == "cuda:1"  # valid, checked again at the run
+
+
+def test_max_length_beyond_the_model_positions_is_refused(tiny_model_factory):
+    from transformers import BertConfig, RobertaConfig
+
+    from selfmix_core.config import ModelConfig
+    from selfmix_core.model import ModelLoadError, TextClassifier, check_max_length
+
+    check_max_length(512, BertConfig(max_position_embeddings=512))
+    with pytest.raises(ModelLoadError, match="max_length 513 is longer than the 512 token positions"):
+        check_max_length(513, BertConfig(max_position_embeddings=512))
+    with pytest.raises(ModelLoadError, match="from 8 to 512"):  # RoBERTa: 514 embeddings, 512 usable
+        check_max_length(514, RobertaConfig(max_position_embeddings=514))
+    encoder = tiny_model_factory(2).encoder
+    with pytest.raises(ModelLoadError, match="--max-length"):
+        TextClassifier(encoder, 2, ModelConfig(max_length=1000))
+
+
+def test_plain_numeric_labels_in_samples_csv(tmp_path, tiny_model_dir):
+    """samples.csv escapes cells starting with - against formulas, so labels -1 came out as
+    '-1; --plain-numeric-labels writes the label columns as they are."""
+    frame = make_frame(30, seed=0, k=2)
+    frame["label"] = frame["label"].map({"fruit": "-1", "vehicle": "1"})
+    train = tmp_path / "numeric.csv"
+    frame.to_csv(train, index=False)
+    for flag, expected in (([], "'-1"), (["--plain-numeric-labels"], "-1")):
+        out = tmp_path / f"out{len(flag)}"
+        args = ["train", "--train", str(train), "--model", str(tiny_model_dir), "--out", str(out), "--method", "ce",
+                "--epochs", "1", "--max-length", "16", "--batch-size", "8", "--no-progress", *flag]
+        assert main(args) == 0
+        s = pd.read_csv(out / "samples.csv", dtype=str)
+        assert s["given_label"][0] == expected and set(s["given_label"]) == {expected, "1"}
+        assert set(s["predicted_label"]) <= {expected, "1"}

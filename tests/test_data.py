@@ -101,9 +101,37 @@ def test_string_labels_sorted_names():
 
 
 def test_integer_labels_from_csv_renumbered(tmp_path):
-    ds = load_dataset(_csv(tmp_path, "text,label\na,7\nb,3\nc,7.0\nd,3\n"))
+    ds = load_dataset(_csv(tmp_path, "text,label\na,7\nb,3\nc,7\nd,3\n"))
     assert ds.label_names == ["3", "7"]
     assert ds.labels.tolist() == [1, 0, 1, 0]
+    assert ds.warnings == []
+    ds = load_dataset(_csv(tmp_path, "text,label\na,10\nb,-1\nc,2\nd,10\n"))
+    assert ds.label_names == ["-1", "2", "10"]  # integers sort as numbers
+
+
+def test_labels_keep_their_exact_text(tmp_path):
+    """Issue #10 item 4: "01", "1" and "001" were merged into class "1", the integer
+    18446744073709551615 became -1, and a 1e400 label was reported as missing."""
+    ds = load_dataset(_csv(tmp_path, "text,label\na,01\nb,1\nc,001\nd,2\ne,1\n"))
+    assert ds.label_names == ["001", "01", "1", "2"]
+    assert [ds.label_names[i] for i in ds.labels] == ["01", "1", "001", "2", "1"]
+    assert "writes the same number in different ways: '01' and '1' and '001'" in ds.warnings[0]
+    ds = load_dataset(_csv(tmp_path, "text,label\na,7\nb,3\nc,7.0\nd,3\n"))
+    assert ds.label_names == ["3", "7", "7.0"] and "'7' and '7.0'" in ds.warnings[0]
+    big = 18446744073709551615
+    ds = load_dataset(_csv(tmp_path, f"text,label\na,{big}\nb,1\nc,{big}\n"))
+    assert ds.label_names == ["1", str(big)] and ds.labels.tolist() == [1, 0, 1]
+    ds = dataset_from_frame(pd.DataFrame({"text": list("abc"), "label": np.array([big, 1, big], dtype=np.uint64)}))
+    assert ds.label_names == ["1", str(big)] and ds.labels.tolist() == [1, 0, 1]
+    ds = load_dataset(_csv(tmp_path, "text,label\na,1e400\nb,1\nc,1e400\nd,1\n"))
+    assert ds.label_names == ["1", "1e400"] and ds.warnings == []
+    with pytest.raises(DataValidationError) as info:
+        dataset_from_frame(pd.DataFrame({"text": list("abc"), "label": [np.inf, 1.0, 2.0]}))
+    assert "too large (or infinite)" in str(info.value) and "(row 1)" in str(info.value)
+    assert "missing" not in str(info.value)
+    ds = load_dataset(_csv(tmp_path, "text,label\na, pos\nb,pos\nc,neg\n"))
+    assert ds.label_names == ["neg", "pos"] and "spaces around them in 1 row (row 1)" in ds.warnings[0]
+    assert "' pos' -> 'pos'" in ds.warnings[0]
 
 
 def test_integer_labels_with_label_names_are_ids():
@@ -243,7 +271,7 @@ def test_too_large_file(tmp_path):
         read_table(path, max_bytes=10)
     with pytest.raises(DataValidationError, match=r"over the 10 bytes limit"):
         read_table(io.BytesIO(path.read_bytes()), fmt="csv", max_bytes=10)
-    with pytest.raises(DataValidationError, match=r"once decompressed"):
+    with pytest.raises(DataValidationError, match=r"unpacks to more than 200 bytes"):
         read_table(io.BytesIO(gzip.compress(b"text,label\n" + b"a,x\n" * 100)), fmt="csv", max_bytes=200)
 
 
@@ -296,3 +324,130 @@ def test_with_labels_copies():
         ds.with_labels(np.full(6, 3))
     with pytest.raises(ValueError, match=r"shape \(6,\)"):
         ds.with_labels([0, 1])
+
+
+# ---- files come out as they went in (issue #10 item 6) ----------------------------------
+
+
+def _jsonl(tmp_path, lines: list[str], name: str = "d.jsonl"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_parquet_named_index_is_kept_as_a_column(tmp_path):
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "y", "x"]},
+                         index=pd.Index([101, 205, 307], name="review_id"))
+    frame.to_parquet(tmp_path / "r.parquet")  # the index is written, as pandas does by default
+    ds = load_dataset(tmp_path / "r.parquet")
+    assert list(ds.frame.columns) == ["review_id", "text", "label"]
+    assert ds.frame["review_id"].tolist() == [101, 205, 307] and ds.frame.index.tolist() == [0, 1, 2]
+    pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]}, index=[7, 9]).to_parquet(tmp_path / "u.parquet")
+    assert list(load_dataset(tmp_path / "u.parquet").frame.columns) == ["text", "label"]  # pandas' row numbers
+    clash = pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]}, index=pd.Index([1, 2], name="text"))
+    clash.to_parquet(tmp_path / "c.parquet")
+    with pytest.raises(DataValidationError, match="index 'text' has the same name as one of its columns"):
+        load_dataset(tmp_path / "c.parquet")
+
+
+def test_jsonl_values_keep_their_type(tmp_path):
+    path = _jsonl(tmp_path, ['{"text": "a", "label": "x", "id": 123, "ok": true}',
+                             '{"text": "b", "label": "y", "id": null, "ok": null}',
+                             '{"text": "c", "label": "x", "id": 18446744073709551615, "ok": false}',
+                             '{"text": "d", "label": 18446744073709551615, "id": 5}'])
+    with pytest.raises(DataValidationError) as info:
+        load_dataset(path)
+    assert "column 'label' mixes value types: a string (line 1: 'x') and a number (line 4:" in str(info.value)
+    path = _jsonl(tmp_path, ['{"text": "a", "label": "x", "id": 123, "score": 1}',
+                             '{"text": "b", "label": "y", "id": null, "score": 1.5}',
+                             '{"text": "c", "label": "x", "id": 18446744073709551615}'])
+    frame = load_dataset(path).frame
+    assert frame["id"].tolist()[0] == 123 and str(frame["id"].dtype) == "UInt64"  # not 123.0
+    assert frame["score"].tolist()[:2] == [1.0, 1.5]
+    path = _jsonl(tmp_path, ['{"text": "a", "label": 18446744073709551615}', '{"text": "b", "label": 1}',
+                             '{"text": "c", "label": 18446744073709551615}'])
+    ds = load_dataset(path)
+    assert ds.label_names == ["1", "18446744073709551615"] and ds.labels.tolist() == [1, 0, 1]
+
+
+JSONL_FIRST = '{"text": "a", "label": "x", "meta": null, "n": 1}'
+
+
+@pytest.mark.parametrize("first, line, expected", [
+    (JSONL_FIRST, '{"text": "b", "label": "y", "meta": {"a": 1}}',
+     ["line 3: column 'meta' holds a JSON object ({\"a\": 1})", "json.dumps"]),
+    (JSONL_FIRST, '{"text": ["b", "c"], "label": "y"}', ["line 3: column 'text' holds a JSON array ([\"b\", \"c\"])"]),
+    ('{"text": "a", "label": 1}', '{"text": "b", "label": 1e400}',
+     ["line 3: column 'label' holds a number too large for a 64-bit float", "infinity"]),
+    ('{"text": "a", "label": 1.5}', '{"text": "b", "label": -Infinity}', ["line 3: column 'label' holds a number too large"]),
+    (JSONL_FIRST, '{"text": "b", "label": "y", "n": 123456789012345678901234567890}',
+     ["line 3: column 'n' holds the integer 123456789012345678901234567890, beyond 64 bits"]),
+    (JSONL_FIRST, '{"text": "b", "label": true}',
+     ["column 'label' mixes value types: a string (line 1: 'x') and true/false (line 3: True)"]),
+])
+def test_jsonl_values_that_cannot_be_kept_are_refused(tmp_path, first, line, expected):
+    """They were accepted and then stored in another form (objects as JSON text), read as
+    infinity, or failed when the dataset was saved."""
+    path = _jsonl(tmp_path, [first, "", line])  # a blank line: line numbers still count it
+    with pytest.raises(DataValidationError) as info:
+        load_dataset(path)
+    for part in expected:
+        assert part in str(info.value)
+    array = tmp_path / "d.json"
+    array.write_text(f"[{first}, {line}]", encoding="utf-8")
+    with pytest.raises(DataValidationError, match="item 2 of the JSON array|item 1 of the JSON array"):
+        load_dataset(array)
+
+
+def test_parquet_columns_that_are_not_text_are_refused(tmp_path):
+    frame = pd.DataFrame({
+        "struct": [{"a": "x"}, {"a": "y"}], "list": [["x"], ["y"]], "binary": [b"ab", b"cd"],
+        "text": ["a", "b"], "label": ["x", "y"],
+    })
+    frame.to_parquet(tmp_path / "n.parquet", index=False)
+    ds = load_dataset(tmp_path / "n.parquet")  # kept as extra columns
+    assert list(ds.frame.columns) == list(frame.columns)
+    for column, what in [("struct", "dicts (structs)"), ("list", "lists"), ("binary", "bytes")]:
+        with pytest.raises(DataValidationError) as info:
+            load_dataset(tmp_path / "n.parquet", text_column=column)
+        assert f"text column {column!r} holds {what}, not text, in 2 rows (rows 1, 2)" in str(info.value)
+        with pytest.raises(DataValidationError) as info:
+            load_dataset(tmp_path / "n.parquet", label_column=column)
+        assert f"label column {column!r} holds {what}, which cannot be class labels" in str(info.value)
+
+
+# ---- messages that were missing or misleading (issue #10 item 7) -------------------------
+
+
+def test_the_same_column_cannot_be_text_and_label():
+    df = pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]})
+    with pytest.raises(DataValidationError, match="'text' is chosen as both the text column and the label column"):
+        dataset_from_frame(df, text_column="text", label_column="text")
+    with pytest.raises(DataValidationError, match="both the label column and the true-label column"):
+        dataset_from_frame(df, true_label_column="label")
+
+
+def test_single_sample_classes_and_invisible_texts_are_warned_about():
+    df = pd.DataFrame({"text": ["a", "b", "c", "\u200b", " \u200d\ufeff", "d"], "label": ["x", "x", "y", "y", "y", "z"]})
+    ds = dataset_from_frame(df)
+    assert len(ds) == 6 and len(ds.warnings) == 2
+    assert "texts made only of invisible characters" in ds.warnings[0] and "rows 4, 5" in ds.warnings[0]
+    assert "1 class with a single sample ('z')" in ds.warnings[1]
+    # a test set (label_names given) may hold one sample of a class
+    assert dataset_from_frame(df.iloc[:3], label_names=["x", "y", "z"]).warnings == []
+
+
+def test_sniffed_formats_and_files_without_columns(tmp_path):
+    import bz2
+
+    raw = _frame().to_csv(index=False).encode("utf-8")
+    assert load_dataset(_csv(tmp_path, bz2.compress(raw), "packed.csv")).texts == TEXTS
+    _frame().to_parquet(tmp_path / "table.csv", index=False)  # Parquet under a .csv name
+    assert load_dataset(tmp_path / "table.csv").texts == TEXTS
+    with pytest.raises(DataValidationError, match="2 rows but no columns"):
+        read_table(_csv(tmp_path, "{}\n\n{}\n", "e.jsonl"))
+    with pytest.raises(DataValidationError, match="the file holds no rows"):  # not "a header (columns: )"
+        read_table(_csv(tmp_path, "[]", "e.json"))
+    path = _csv(tmp_path, '{"text": "ok \\ud83d\\ude00", "label": "x"}\n{"text": "\\udc00 b", "label": "y"}\n', "s.jsonl")
+    with pytest.raises(DataValidationError, match=r"line 2: column 'text' holds the escape \\udc00 without its pair"):
+        load_dataset(path)

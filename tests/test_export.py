@@ -130,7 +130,11 @@ def test_class_change_summary(parts):
         ("\rcmd", "'\rcmd"),
         ("a=b", "a=b"),
         ("", ""),
-        (" =1", " =1"),
+        (" =2+2", "' =2+2"),  # spreadsheets trim the spaces and run the rest (issue #10 item 9)
+        ("  +1", "'  +1"),
+        ("\n@SUM(1)", "'\n@SUM(1)"),
+        ("\u00a0-1", "'\u00a0-1"),
+        (" plain", " plain"),
         (-5, -5),  # numbers are not text: untouched
         (None, None),
     ],
@@ -249,3 +253,30 @@ def test_export_bytes_csv_is_utf8(sample_df):
     data = export_bytes(sample_df, "csv")
     back = pd.read_csv(io.BytesIO(data))
     assert back["text"][0] == 'héllo, "world"'
+
+
+def test_numeric_label_columns_can_be_written_as_numbers(tmp_path):
+    """The trade-off of the formula escaping: labels such as -1 come out as '-1. A column
+    named in plain_numeric_columns is written as it is when every value is a plain number."""
+    df = pd.DataFrame({
+        "text": ["-5 degrees", " =2+2", "fine"],
+        "label": ["-1", "1", "-1"],
+        "given_label": ["-1", "+1", "1e3"],
+        "final_label": ["-1", "=1+1", "1"],  # not all plain numbers: escaped as a whole
+        "num": [-1.0, 2.0, 3.0],
+    })
+    escaped = pd.read_csv(io.BytesIO(export_bytes(df, "csv")), dtype=str)
+    assert escaped["label"].tolist() == ["'-1", "1", "'-1"] and escaped["given_label"][1] == "'+1"
+    plain = ["label", "given_label", "final_label"]
+    out = pd.read_csv(io.BytesIO(export_bytes(df, "csv", plain_numeric_columns=plain)), dtype=str)
+    assert out["label"].tolist() == ["-1", "1", "-1"] and out["given_label"].tolist() == ["-1", "+1", "1e3"]
+    assert out["final_label"].tolist() == ["'-1", "'=1+1", "1"]
+    assert out["text"].tolist() == ["'-5 degrees", "' =2+2", "fine"]  # other columns: escaped as always
+    assert out["num"].tolist() == ["-1.0", "2.0", "3.0"]
+    write_export(df, tmp_path / "s.csv", plain_numeric_columns=plain)
+    assert (tmp_path / "s.csv").read_bytes() == export_bytes(df, "csv", plain_numeric_columns=plain)
+    assert export_bytes(df, "jsonl", plain_numeric_columns=plain) == export_bytes(df, "jsonl")
+    with pytest.raises(ValueError, match="names columns the frame lacks: \\['nope'\\]"):
+        export_bytes(df, "csv", plain_numeric_columns=["nope"])
+    with pytest.raises(ValueError, match="must be a list of column names"):
+        export_bytes(df, "csv", plain_numeric_columns="label")
