@@ -22,6 +22,7 @@ from selfmix_core.review import (
     undo_last_action,
 )
 from studio import state
+from studio.text import md
 
 PAGE_SIZE = 25
 FILTER_KEYS = ("review_given", "review_suggested", "review_score", "review_query", "review_flagged_only",
@@ -93,7 +94,7 @@ def _save_edits(store, run_id: str, view: pd.DataFrame, names: list[str], edits:
         try:
             action, new = choice_to_decision(choice, int(row["given_id"]), int(row["suggested_id"]), names)
         except ValueError as exc:
-            notes.append(str(exc))
+            notes.append(md(exc))
             continue
         final = int(row["given_id"]) if action == "keep" else new
         if action == row["action"] and (action == "drop" or final == int(row["final_id"])):
@@ -200,7 +201,8 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
     render_focus(run_id, view, names)
     with st.expander("Read the texts on this page in full"):
         for _, row in view.iterrows():
-            st.markdown(f"**#{row['sample_index']}** · given *{row['given_label']}* · suggested *{row['suggested_label']}*")
+            st.markdown(f"**#{row['sample_index']}** · given *{md(row['given_label'])}* · "
+                        f"suggested *{md(row['suggested_label'])}*")
             st.text(row["text"])
 
 
@@ -224,15 +226,15 @@ def render_focus(run_id: str, view: pd.DataFrame, names: list[str]) -> None:
     row = view.iloc[pos]
     sample, given_id, suggested_id = int(row["sample_index"]), int(row["given_id"]), int(row["suggested_id"])
     with st.container(border=True):
-        st.markdown(f"**#{sample}** · given **{row['given_label']}** · suggested **{row['suggested_label']}** "
+        st.markdown(f"**#{sample}** · given **{md(row['given_label'])}** · suggested **{md(row['suggested_label'])}** "
                     f"({row['confidence']:.0%}) · clean prob. {row['clean_prob']:.3f}"
-                    + ("" if row["action"] == "none" else f" · your decision: *{row['decision']}*"))
+                    + ("" if row["action"] == "none" else f" · your decision: *{md(row['decision'])}*"))
         st.text(row["text"])
         b1, b2, b3, b4, b5 = st.columns([3, 3, 2, 3, 2], vertical_alignment="bottom")
-        b1.button(f"Accept: {row['suggested_label']}", key=f"review_one_accept_{suffix}", on_click=_decide_one,
+        b1.button(f"Accept: {md(row['suggested_label'])}", key=f"review_one_accept_{suffix}", on_click=_decide_one,
                   args=(run_id, sample, given_id, "accept", suggested_id), disabled=suggested_id == given_id,
                   help="Relabel the sample to the model's suggestion.")
-        b2.button(f"Keep: {row['given_label']}", key=f"review_one_keep_{suffix}", on_click=_decide_one,
+        b2.button(f"Keep: {md(row['given_label'])}", key=f"review_one_keep_{suffix}", on_click=_decide_one,
                   args=(run_id, sample, given_id, "keep"), help="The given label is right.")
         b3.button("Drop", key=f"review_one_drop_{suffix}", on_click=_decide_one,
                   args=(run_id, sample, given_id, "drop"), help="Leave the sample out of training and the export's labels.")
@@ -275,7 +277,7 @@ def main() -> None:
     df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
 
     status = run["status"]
-    where = f"epoch {last['epoch']} of run **{run.get('name') or run['id'][:6]}** ({status})"
+    where = f"epoch {last['epoch']} of run **{md(run.get('name') or run['id'][:6])}** ({status})"
     if status == "running":
         st.info(f"Showing {where}. Training is still running: your decisions are fed into it from the next epoch. "
                 "Pause it on the Train page to review in peace.")

@@ -20,6 +20,7 @@ import streamlit as st
 from selfmix_core.store import NotFoundError, Store, default_home
 
 from . import worker
+from .text import md
 
 SELECTED_DATASET = "selected_dataset_id"
 SELECTED_RUN = "selected_run_id"
@@ -63,7 +64,7 @@ def get_store() -> Store:
     try:
         return _store_for(home)
     except (ValueError, OSError) as exc:
-        st.error(f"Cannot open the studio folder {home}: {exc}")
+        st.error(f"Cannot open the studio folder {md(home)}: {md(exc)}")
         st.stop()
 
 
@@ -97,7 +98,7 @@ def sync_selection(store: Store) -> None:
                     ss[key] = from_url
                 else:
                     ss.setdefault("selection_notice", []).append(
-                        f"The {qkey} in the link ({from_url}) does not exist in this studio; showing another."
+                        f"The {qkey} in the link ({md(from_url)}) does not exist in this studio; showing another."
                     )
         elif ss[key] is not None and not _exists(getter, ss[key]):
             ss[key] = None
@@ -216,7 +217,7 @@ def show_notices() -> None:
     for msg in st.session_state.pop("selection_notice", []) or []:
         st.warning(msg)
     for msg in st.session_state.pop("_callback_errors", []) or []:
-        st.error(f"That did not work: {msg}. Nothing else was changed; your saved decisions are safe.")
+        st.error(f"That did not work: {md(msg)}. Nothing else was changed; your saved decisions are safe.")
 
 
 # Widget values kept when the person moves to another page and back (Streamlit drops the
@@ -375,6 +376,6 @@ def guard(main: Callable[[], None]) -> None:
 
         logging.getLogger("selfmix_studio").exception("page failed")
         st.error(
-            f"Something went wrong on this page: {type(exc).__name__}: {exc}. Your data and review "
+            f"Something went wrong on this page: {type(exc).__name__}: {md(exc)}. Your data and review "
             "decisions are saved; reload the page to continue. (Details are in the terminal running the app.)"
         )

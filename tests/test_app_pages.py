@@ -19,6 +19,7 @@ from selfmix_core.reports import EpochReport, GMMParams
 from selfmix_core.store import Store
 from studio import worker
 from studio.state import QP_RUN, SELECTED_DATASET, SELECTED_RUN
+from tests.reliability_helpers import unescaped
 from tests.tiny_model import tiny_config, tiny_frame, tiny_model_dir
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -56,13 +57,14 @@ def open_app(page: str | None = None) -> AppTest:
 
 
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """The elements' Markdown as the person reads it (studio.text.md's escapes taken out)."""
+    return [unescaped(e.value) for e in elements]
 
 
 def joined(at: AppTest) -> str:
     parts = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error"):
-        parts += [str(e.value) for e in getattr(at, kind)]
+        parts += [unescaped(e.value) for e in getattr(at, kind)]
     return "\n".join(parts)
 
 
@@ -256,7 +258,7 @@ def test_data_test_set_is_saved_alongside(store):
     at.run()
     at.file_uploader(key="data_test_upload").upload("test.csv", tiny_frame(9, seed=1).to_csv(index=False).encode(), "text/csv")
     at.run()
-    assert any("Test set `test.csv`: 9 texts" in s for s in texts(at.success))
+    assert any("Test set test.csv: 9 texts" in s for s in texts(at.success))
     at.button(key="data_save").click().run()
     assert not at.exception and not at.error
     datasets = store.list_datasets()
