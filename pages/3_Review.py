@@ -216,13 +216,17 @@ def render_focus(run_id: str, view: pd.DataFrame, names: list[str]) -> None:
     version = ss.get("review_version", 0)
     rows = zlib.crc32(view["sample_index"].to_numpy(dtype=np.int64).tobytes())
     suffix = f"{run_id}_{version}_{rows:08x}"
+    first = int(undecided[0]) if len(undecided) else 0
+    # The option texts must not change between a render and the browser's reply (it sends
+    # the text back): no decision in them, another tab may make one meanwhile.
     pos = st.selectbox(
-        "Sample", range(len(view)), index=int(undecided[0]) if len(undecided) else 0, key=f"review_focus_{suffix}",
+        "Sample", range(len(view)), index=first, key=f"review_focus_{suffix}",
         format_func=lambda i: (f"#{view['sample_index'].iloc[i]} · {view['given_label'].iloc[i]} → "
-                               f"{view['suggested_label'].iloc[i]} · clean prob. {view['clean_prob'].iloc[i]:.3f}"
-                               + ("" if view["action"].iloc[i] == "none" else f" · {view['decision'].iloc[i]}")),
+                               f"{view['suggested_label'].iloc[i]} · clean prob. {view['clean_prob'].iloc[i]:.3f}"),
         help="The samples of this table page, in the same order. After each decision the next undecided one opens.",
     )
+    if not isinstance(pos, int) or not 0 <= pos < len(view):  # a text from an older render of these rows
+        pos = first
     row = view.iloc[pos]
     sample, given_id, suggested_id = int(row["sample_index"]), int(row["given_id"]), int(row["suggested_id"])
     with st.container(border=True):

@@ -167,9 +167,31 @@ def selected_run(store: Store) -> dict | None:
 
 
 def run_label(run: dict) -> str:
+    """The run picker's text for a run: its name and short id. It does not change while
+    the run trains (see picker_labels)."""
+    name = run.get("name")
+    return f"{name} · {run['id'][:6]}" if name else f"run {run['id'][:6]}"
+
+
+def run_status(run: dict) -> str:
+    """The run's live state in a few words, e.g. "running · epoch 1/2" (Markdown: with
+    its status icon)."""
     total = run.get("total_epochs") or run["config"].get("epochs", "?")
-    name = run.get("name") or f"run {run['id'][:6]}"
-    return f"{name} · {run['status']} · epoch {run['epochs_done']}/{total}"
+    return f"{STATUS_ICONS.get(run['status'], '')} {run['status']} · epoch {run['epochs_done']}/{total}".strip()
+
+
+def picker_labels(items: list[dict], label: Callable[[dict], str]) -> dict[str, str]:
+    """{id: text} for a selectbox whose options are ids: label(item), with the full id
+    added where two items would read the same.
+
+    The browser sends back the TEXT of the option picked and Streamlit maps it to the
+    option (an unknown text comes through as the text itself), so each text must be
+    unique and must not change between a render and the reply: no live status in it."""
+    texts = {it["id"]: label(it) for it in items}
+    seen: dict[str, int] = {}
+    for t in texts.values():
+        seen[t] = seen.get(t, 0) + 1
+    return {i: (f"{t} · {i}" if seen[t] > 1 else t) for i, t in texts.items()}
 
 
 def render_sidebar(store: Store) -> None:
@@ -182,7 +204,7 @@ def render_sidebar(store: Store) -> None:
             st.caption("No dataset yet: start on the **Data** page.")
             return
         ids = [d["id"] for d in datasets]
-        names = {d["id"]: f"{d['name']} ({d['n_rows']:,} rows)" for d in datasets}
+        names = picker_labels(datasets, lambda d: f"{d['name']} ({d['n_rows']:,} rows)")
         current = ss.get(SELECTED_DATASET)
         if current not in ids:
             current = ids[0]
@@ -191,7 +213,8 @@ def render_sidebar(store: Store) -> None:
 
         @safe_callback
         def on_dataset() -> None:
-            select_dataset(ss["nav_dataset"])
+            if _exists(store.get_dataset, ss["nav_dataset"]):  # an id; anything else is not a choice
+                select_dataset(ss["nav_dataset"])
 
         st.selectbox("Dataset", ids, format_func=lambda i: names.get(i, i), key="nav_dataset", on_change=on_dataset)
         runs = store.list_runs(limit=50, dataset_id=ss.get(SELECTED_DATASET))
@@ -199,7 +222,7 @@ def render_sidebar(store: Store) -> None:
             st.caption("No run on this dataset yet: start one on the **Train** page.")
             return
         run_ids = [r["id"] for r in runs]
-        labels = {r["id"]: run_label(r) for r in runs}
+        labels = picker_labels(runs, run_label)
         cur_run = ss.get(SELECTED_RUN)
         if cur_run not in run_ids:
             cur_run = run_ids[0]
@@ -208,9 +231,11 @@ def render_sidebar(store: Store) -> None:
 
         @safe_callback
         def on_run() -> None:
-            select_run(ss["nav_run"])
+            if _exists(store.get_run, ss["nav_run"]):  # an id; anything else is not a choice
+                select_run(ss["nav_run"])
 
         st.selectbox("Run", run_ids, format_func=lambda i: labels.get(i, i), key="nav_run", on_change=on_run)
+        st.caption(run_status(next(r for r in runs if r["id"] == cur_run)))
 
 
 def show_notices() -> None:

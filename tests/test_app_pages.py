@@ -158,6 +158,47 @@ def test_url_selects_the_run_in_a_fresh_session(store):
     assert at.session_state[SELECTED_RUN] == second
 
 
+def test_run_picker_choice_survives_a_status_change(store):
+    """The browser sends back the TEXT of the option it shows, and keeps the text it had
+    when a rerun changes the options' texts; Streamlit maps the text to the option, and
+    an unknown text comes through as the text itself. A run's epoch ends between the
+    render the person sees and their pick: the pick selects the run and its id -- not a
+    text -- lands in ?run=, so a reload shows it. The live status is beside the picker."""
+    ds = add_tiny_dataset(store)
+    first = store.create_run(ds, {"epochs": 2, "selection": {"tau": 0.5}}, name="first")
+    second = store.create_run(ds, {"epochs": 2, "selection": {"tau": 0.5}}, name="second")
+    at = open_app()
+    assert at.session_state[SELECTED_RUN] == second  # the newest
+    seen = at.selectbox(key="nav_run")  # the picker as the browser shows it
+    shown = seen.format_func(first)
+    hand_report(store, first)  # meanwhile epoch 1 of 2 is saved and the run finishes...
+    at.run()  # ...and the page reruns (e.g. the Train page's poll)
+    seen.set_value(shown).run()  # the person picks the first run: the browser sends the text it shows
+    assert not at.exception and not at.error
+    assert at.session_state[SELECTED_RUN] == first and at.query_params[QP_RUN] == first
+    assert any("finished · epoch 1/2" in c for c in texts(at.sidebar.caption))
+    reload = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reload.query_params[QP_RUN] = at.query_params[QP_RUN]
+    reload.run()
+    assert reload.session_state[SELECTED_RUN] == first and not reload.warning
+
+
+def test_picker_texts_tell_runs_and_datasets_of_the_same_name_apart(store):
+    ds1 = add_tiny_dataset(store)
+    ds2 = add_tiny_dataset(store)  # also "tiny", 40 rows
+    a = store.create_run(ds2, {"epochs": 1}, name="same")
+    b = store.create_run(ds2, {"epochs": 1}, name="same")
+    at = open_app("train")
+    datasets = at.selectbox(key="nav_dataset")
+    assert len(set(datasets.options)) == 2 and all(o.startswith("tiny (40 rows)") for o in datasets.options)
+    runs = at.selectbox(key="nav_run")
+    assert len(set(runs.options)) == 2 and all(o.startswith("same · ") for o in runs.options)
+    runs.set_value(runs.format_func(a)).run()
+    assert at.session_state[SELECTED_RUN] == a != b
+    datasets.set_value(datasets.format_func(ds1)).run()
+    assert at.session_state[SELECTED_DATASET] == ds1
+
+
 # ---- data ---------------------------------------------------------------------------------------------
 
 
@@ -504,6 +545,22 @@ def test_review_one_sample_at_a_time(store):
         assert d[2]["action"] == "accept" and d[2]["new_label"] == NAMES.index(row["suggested"])
     assert any("Reviewed" in (p.proto.text or "") for p in at.get("progress"))
 
+
+def test_review_panel_pick_survives_another_tabs_decision(store):
+    """The one-at-a-time panel's sample picker: another tab decides sample 1 between this
+    tab's render and its pick of sample 1 (the browser sends the text it showed): the
+    panel opens sample 1, no error."""
+    run_id = reviewed_run(store)
+    at = open_app("review")
+    [seen] = [s for s in at.selectbox if (s.key or "").startswith("review_focus_")]
+    shown = seen.options[1]
+    assert shown.startswith("#1 ")
+    store.add_decision(run_id, 1, 0, None, "drop")  # another tab
+    at.run()
+    seen.set_value(shown).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.selectbox if (s.key or "").startswith("review_focus_")] == [1]
+    assert any(m.startswith("**#1** ") for m in texts(at.markdown))
 
 def test_review_filters(store):
     reviewed_run(store)

@@ -116,7 +116,16 @@ def test_upload_train_review_export(server, driver):
     WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located(
         (By.XPATH, "//*[contains(., 'Status:') and contains(., 'finished')]")))
     WebDriverWait(d, PAGE_WAIT).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 1)
-    assert f"run={run['id']}" in d.current_url  # the run is in the URL: a reload shows it again
+    # The run's id is in the URL, and a reload shows the run again. (The run picker's texts
+    # used to carry the live status: a text gone stale during training came back as the
+    # choice and landed in ?run=, and the reload said the run does not exist.)
+    WebDriverWait(d, PAGE_WAIT).until(lambda _: f"run={run['id']}" in d.current_url)
+    d.refresh()
+    WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located(
+        (By.XPATH, "//*[contains(., 'Status:') and contains(., 'finished')]")))
+    wait_for_text(d, f"Run {run['id'][:6]}")
+    assert f"run={run['id']}" in d.current_url and "does not exist" not in d.find_element(By.TAG_NAME, "body").text
+    WebDriverWait(d, PAGE_WAIT).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 1)
     settle(d, 2)
     shot(d, "train")
 
