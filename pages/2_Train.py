@@ -282,7 +282,8 @@ def render_run(store, run: dict) -> None:
     st.subheader(md(run.get("name") or f"Run {run['id'][:6]}"))
     st.caption(
         f"{cfg.get('method')} · {total} epochs ({cfg.get('warmup_epochs')} warm-up) · τ {cfg['selection']['tau']} · "
-        f"model {md(cfg['model'].get('model') or 'bundled MiniLM-L6')} · batch {cfg.get('batch_size')} · run id {run['id']}"
+        f"model {md(cfg['model'].get('model') or 'bundled MiniLM-L6')} · batch {cfg.get('batch_size')} · "
+        f"run id {run['id']}"
     )
     render_controls(store, run)
     active = run["status"] in ACTIVE_STATUSES and worker.is_alive(run["id"])

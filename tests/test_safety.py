@@ -359,7 +359,8 @@ def test_user_strings_are_shown_as_text_not_markdown(tmp_path, monkeypatch):
     check(at, "data: checked")
     # a test file with a class the data lacks: the error quotes it
     test_frame = pd.DataFrame({"text": ["x", "y"], HOSTILE_COLUMN: [HOSTILE_LABELS[0], f"![new]({BEACON}/new.png)"]})
-    at.file_uploader(key="data_test_upload").upload(f"![tf]({BEACON}/tf.png).csv", test_frame.to_csv(index=False).encode(), "text/csv")
+    at.file_uploader(key="data_test_upload").upload(f"![tf]({BEACON}/tf.png).csv",
+                                                    test_frame.to_csv(index=False).encode(), "text/csv")
     at.run()
     assert at.error
     check(at, "data: test file refused")
