@@ -130,6 +130,17 @@ def _write_url() -> None:
             del qp[qkey]
 
 
+def session_token() -> str:
+    """This browser tab's token (one Streamlit session: a tab, until it is reloaded). The
+    Review page records it with each decision, so Undo takes back this tab's own."""
+    ss = st.session_state
+    if "_session_token" not in ss:
+        import secrets
+
+        ss["_session_token"] = secrets.token_hex(8)
+    return ss["_session_token"]
+
+
 def select_dataset(dataset_id: str | None) -> None:
     ss = st.session_state
     if ss.get(SELECTED_DATASET) != dataset_id:

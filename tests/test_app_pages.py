@@ -562,6 +562,72 @@ def test_review_panel_pick_survives_another_tabs_decision(store):
     assert [s.value for s in at.selectbox if (s.key or "").startswith("review_focus_")] == [1]
     assert any(m.startswith("**#1** ") for m in texts(at.markdown))
 
+def focus_sample(at: AppTest) -> int:
+    [s] = [s for s in at.selectbox if (s.key or "").startswith("review_focus_")]
+    return int(at.dataframe[0].value["sample"].iloc[s.value])
+
+
+def test_undo_takes_back_this_tabs_decision_not_another_tabs(store):
+    """Two tabs on one run: A drops one sample, B drops another, A undoes: A's drop is
+    undone, B's stays, and A is told which sample. A has nothing more of its own to undo;
+    after a reload, "Undo another…" lists the decisions and takes back the one picked."""
+    run_id = reviewed_run(store)
+    tab_a, tab_b = open_app("review"), open_app("review")
+    a_sample = focus_sample(tab_a)
+    one_at_a_time_button(tab_a, "review_one_drop_").click().run()
+    [panel_b] = [s for s in tab_b.selectbox if (s.key or "").startswith("review_focus_")]
+    panel_b.set_value(1).run()  # B opens another sample
+    b_sample = focus_sample(tab_b)
+    assert b_sample != a_sample
+    one_at_a_time_button(tab_b, "review_one_drop_").click().run()
+    assert set(store.current_decisions(run_id)) == {a_sample, b_sample}
+    tab_a.button(key="review_undo").click().run()
+    assert not tab_a.exception
+    assert set(store.current_decisions(run_id)) == {b_sample}  # B's decision stays
+    assert f"Undid the drop on sample #{a_sample}." in texts(tab_a.success)
+    assert tab_a.button(key="review_undo").disabled  # nothing of A's left
+    # a reloaded tab has made no decision; it picks one to undo (here B's)
+    reloaded = open_app("review")
+    assert reloaded.button(key="review_undo").disabled
+    pick = reloaded.selectbox(key="review_undo_pick")
+    assert pick.value == store.current_decisions(run_id)[b_sample]["decision_id"]
+    assert f"drop sample #{b_sample}" in pick.format_func(pick.value) and "another tab" in pick.format_func(pick.value)
+    reloaded.button(key="review_undo_other").click().run()
+    assert store.current_decisions(run_id) == {}
+    assert f"Undid the drop on sample #{b_sample}." in texts(reloaded.success)
+
+
+def test_a_tab_showing_a_stale_decision_does_not_overwrite_it(store):
+    """Two tabs show sample 0 undecided; A keeps its label; B, not rerun since, drops it:
+    B is told the sample changed meanwhile and what it is now; A's decision stays. Now
+    showing it, B may replace it. The same for an edit in the table and a bulk accept."""
+    run_id = reviewed_run(store)
+    tab_a, tab_b = open_app("review"), open_app("review")
+    assert focus_sample(tab_a) == focus_sample(tab_b) == 0
+    one_at_a_time_button(tab_a, "review_one_keep_").click().run()
+    one_at_a_time_button(tab_b, "review_one_drop_").click().run()  # B still shows 0 undecided
+    assert not tab_b.exception and not tab_b.error
+    assert store.current_decisions(run_id)[0]["action"] == "keep"
+    assert any("Sample #0 was changed in another tab" in w and "it is now: keep" in w for w in texts(tab_b.warning))
+    assert focus_sample(tab_b) == 0  # the panel stays on the sample, showing A's decision now
+    assert any(m.startswith("**#0**") and "your decision: *keep given label*" in m for m in texts(tab_b.markdown))
+    one_at_a_time_button(tab_b, "review_one_drop_").click().run()
+    assert store.current_decisions(run_id)[0]["action"] == "drop" and not tab_b.warning
+    # the table: A relabels sample 1; B, still showing it undecided, edits it
+    set_decision(tab_a, 1, "drop sample")
+    set_decision(tab_b, 1, "keep given label")
+    assert store.current_decisions(run_id)[1]["action"] == "drop"
+    assert any("Sample #1 was changed in another tab" in w for w in texts(tab_b.warning))
+    # bulk accept over samples one of which A has decided meanwhile: nothing is written
+    tab_b.run()
+    one_at_a_time_button(tab_a, "review_one_keep_").click().run()  # A keeps sample 2
+    before = len(store.decision_log(run_id))
+    tab_b.button(key="review_bulk").click().run()
+    assert len(store.decision_log(run_id)) == before
+    assert any("Sample #2 was changed in another tab" in w for w in texts(tab_b.warning))
+    tab_b.button(key="review_bulk").click().run()  # now showing the current decisions
+    assert len(store.current_decisions(run_id)) == 20
+
 def test_review_filters(store):
     reviewed_run(store)
     at = open_app("review")
@@ -648,7 +714,7 @@ def test_a_failing_action_is_a_message(store, monkeypatch):
     store.add_decision(run_id, 0, 0, 1, "relabel")
     at = open_app("review")
 
-    def broken(self, run_id, rows):
+    def broken(self, run_id, rows, **kwargs):
         raise ValueError("disk full")
 
     monkeypatch.setattr(Store, "add_decisions", broken)
