@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import state
+from studio.text import md
 
 APP_TITLE = state.APP_TITLE
 
@@ -46,7 +47,7 @@ def home() -> None:
         st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
     for run in runs:
         c1, c2, c3, c4 = st.columns([4, 3, 1, 1], vertical_alignment="center")
-        c1.markdown(f"**{run.get('name') or 'run ' + run['id'][:6]}** · {run['dataset_name']}")
+        c1.markdown(f"**{md(run.get('name') or 'run ' + run['id'][:6])}** · {md(run['dataset_name'])}")
         total = run.get("total_epochs") or run["config"].get("epochs")
         c2.markdown(
             f"{state.STATUS_ICONS.get(run['status'], '')} {run['status']} · epoch {run['epochs_done']}/{total} · "

@@ -13,6 +13,7 @@ from selfmix_core.data import MAX_UNPACKED_BYTES, DataValidationError, dataset_f
 from selfmix_core.demo import DEMO_SOURCE, DemoNotFetchedError, demo_cache_path, demo_preset, load_demo_frame
 from selfmix_core.noise import noisy_dataset
 from studio import charts, state, uploads
+from studio.text import md
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet", "pq", "gz", "bz2", "xz", "zip"]
 NONE = "(none)"
@@ -86,7 +87,7 @@ def _set_frame(frame: pd.DataFrame, name: str, origin: str, noise: dict | None =
 
 def _show_validation_error(exc: Exception, what: str = "The data") -> None:
     problems = getattr(exc, "problems", None) or [str(exc)]
-    lines = "\n".join(f"- {p}" for p in problems)
+    lines = "\n".join(f"- {md(p)}" for p in problems)
     note = ""
     if "Row numbers count data rows" in str(exc):
         note = "\n\nRow numbers count data rows from 1 (row 1 is the first row after the header)."
@@ -110,7 +111,7 @@ def render_sources() -> None:
             _handle_upload(up)
         upload_error = ss.get("data_upload_error")
         if up is not None and upload_error and upload_error[0] == up.file_id:
-            _show_validation_error(upload_error[1], f"`{up.name}`")
+            _show_validation_error(upload_error[1], md(up.name))
     with right:
         st.subheader("…or try the demo")
         st.markdown(
@@ -163,13 +164,13 @@ def render_pending_upload() -> bool:
     def poll() -> None:
         fut = uploads.parse_job(file_id, None, name)
         if not fut.done():
-            st.info(f"Reading `{name}` ({size / 1024**2:,.0f} MB) in the background… you can keep using the app.")
+            st.info(f"Reading {md(name)} ({size / 1024**2:,.0f} MB) in the background… you can keep using the app.")
             return
         ss.pop("data_pending_upload", None)
         try:
             frame = fut.result()
         except (DataValidationError, ValueError) as exc:
-            ss["data_load_error"] = f"`{name}` cannot be used: {exc}"
+            ss["data_load_error"] = f"{md(name)} cannot be used: {md(exc)}"
             ss.pop("data_frame", None)
         else:
             _set_frame(frame, Path(name).name.split(".")[0] or "dataset", "upload")
@@ -191,11 +192,11 @@ def _load_demo() -> None:
     except DemoNotFetchedError as exc:
         ss["data_load_error"] = (
             "The demo dataset is not downloaded yet. In a terminal, in the app's folder, run\n\n"
-            "`python -m selfmix_core.demo fetch`\n\nthen press **Load demo** again.\n\n" + str(exc)
+            "`python -m selfmix_core.demo fetch`\n\nthen press **Load demo** again.\n\n" + md(exc)
         )
         return
     except ValueError as exc:
-        ss["data_load_error"] = f"The demo dataset could not be read: {exc}"
+        ss["data_load_error"] = f"The demo dataset could not be read: {md(exc)}"
         return
     preset = demo_preset(frame, n=1000, noise="sym", rate=0.2, seed=0)
     _set_frame(preset["frame"], preset["name"], "demo", noise=preset["noise"])
@@ -234,7 +235,7 @@ def render_prepare(saved_msg: str | None = None) -> None:
     ss = st.session_state
     frame: pd.DataFrame = ss["data_frame"]
     st.divider()
-    st.subheader(f"Check `{ss.get('data_frame_name', 'dataset')}`")
+    st.subheader(f"Check {md(ss.get('data_frame_name', 'dataset'))}")
     wide = frame.shape[1] > PREVIEW_COLUMNS
     st.caption(f"{len(frame):,} rows × {frame.shape[1]:,} columns. Preview of the first rows"
                + (f" and the first {PREVIEW_COLUMNS} columns (every column is kept):" if wide else ":"))
@@ -273,11 +274,11 @@ def render_prepare(saved_msg: str | None = None) -> None:
         st.info(f"True labels known: {n_wrong:,} of {len(ds):,} given labels ({n_wrong / len(ds):.1%}) are wrong.")
     shown = list(given.items())[:20]
     more = f", … ({ds.num_classes - 20} more)" if ds.num_classes > 20 else ""
-    st.success(f"{len(ds):,} texts, {ds.num_classes} classes: " + ", ".join(f"{k} ({v:,})" for k, v in shown) + more)
+    st.success(f"{len(ds):,} texts, {ds.num_classes} classes: " + ", ".join(f"{md(k)} ({v:,})" for k, v in shown) + more)
     for w in ds.warnings:  # accepted, but to be seen before saving
-        st.warning(w)
+        st.warning(md(w))
     if ds.num_classes > 100 or ds.num_classes > len(ds) / 2:
-        st.warning(f"The label column `{label_col}` has {ds.num_classes:,} different values for {len(ds):,} texts. "
+        st.warning(f"The label column {md(label_col)} has {ds.num_classes:,} different values for {len(ds):,} texts. "
                    "Is it really the label column?")
     st.plotly_chart(charts.class_counts_figure(given, compare), key="data_counts_chart")
 
@@ -307,9 +308,9 @@ def render_prepare(saved_msg: str | None = None) -> None:
             test_frame = uploads.parse_inline(test_up.getvalue(), test_up.name)
             test_ds = dataset_from_frame(test_frame, text_column=text_col, label_column=label_col,
                                          label_names=list(ds.label_names), source=test_up.name)
-            st.success(f"Test set `{test_up.name}`: {len(test_ds):,} texts.")
+            st.success(f"Test set {md(test_up.name)}: {len(test_ds):,} texts.")
         except (DataValidationError, ValueError) as exc:
-            _show_validation_error(exc, f"The test file `{test_up.name}`")
+            _show_validation_error(exc, f"The test file {md(test_up.name)}")
             test_ds = None
 
     st.subheader("Save")
@@ -347,7 +348,7 @@ def _save(ds, name: str, noise_on: bool, kind: str, rate: float, seed: int, test
             with st.spinner("Flipping labels…"):
                 noisy, info = noisy_dataset(ds, kind, rate, np.random.default_rng(seed))
         except ValueError as exc:
-            st.error(f"The noise could not be simulated: {exc}")
+            st.error(f"The noise could not be simulated: {md(exc)}")
             return
         true_col = _free_column(frame, "true_label")
         frame[ds.label_column] = names[noisy.labels]
@@ -362,10 +363,10 @@ def _save(ds, name: str, noise_on: bool, kind: str, rate: float, seed: int, test
             meta["test_dataset_id"] = _add_frame(store, f"{name} (test)", test_ds.frame, test_meta)
         dataset_id = _add_frame(store, name, frame, meta)
     except ValueError as exc:
-        st.error(f"The dataset could not be saved: {exc}")
+        st.error(f"The dataset could not be saved: {md(exc)}")
         return
     state.select_dataset(dataset_id)
-    msg = f"Saved **{name}**: {len(frame):,} texts, {len(names)} classes"
+    msg = f"Saved **{md(name)}**: {len(frame):,} texts, {len(names)} classes"
     if meta["noise"]:
         msg += f", {meta['noise']['n_flipped']:,} labels flipped ({meta['noise']['realised_rate']:.1%} {kind} noise)"
     if test_ds is not None:

@@ -11,6 +11,7 @@ from selfmix_core.decision import recommended_epoch
 from selfmix_core.model import ModelLoadError, check_model_max_length, resolve_model_path
 from selfmix_core.store import ACTIVE_STATUSES
 from studio import charts, state, worker
+from studio.text import md
 
 POLL_S = 1.5
 MAX_HIST_CLASSES = 12
@@ -115,7 +116,7 @@ def render_settings(dataset: dict, expanded: bool) -> None:
             st.form_submit_button("Start training", type="primary", on_click=_start, args=(dataset["id"],))
         err = ss.get("train_form_error")
         if err:
-            st.error(f"Cannot start: {err}")
+            st.error(f"Cannot start: {md(err)}")
 
 
 # ---- one run ------------------------------------------------------------------------------------
@@ -178,9 +179,9 @@ def render_live(run_id: str, seen_status: str, seen_epoch: int) -> None:
     icon = state.STATUS_ICONS.get(status, "")
     message = (progress or {}).get("message") or ""
     show_message = message and status != "failed" and message != status
-    st.markdown(f"**Status:** {icon} {status}" + (f" — {message}" if show_message else ""))
+    st.markdown(f"**Status:** {icon} {status}" + (f" — {md(message)}" if show_message else ""))
     if status == "failed":
-        st.error(f"Training failed: {run.get('error') or 'unknown error'}")
+        st.error(f"Training failed: {md(run.get('error') or 'unknown error')}")
     phase = (progress or {}).get("phase") or (summaries[-1]["phase"] if summaries else "")
     if est["in_epoch"]:
         eta = est["epoch_eta_s"]
@@ -283,10 +284,11 @@ def render_charts(store, run: dict) -> None:
 def render_run(store, run: dict) -> None:
     total = run.get("total_epochs") or run["config"].get("epochs")
     cfg = run["config"]
-    st.subheader(run.get("name") or f"Run {run['id'][:6]}")
+    st.subheader(md(run.get("name") or f"Run {run['id'][:6]}"))
     st.caption(
         f"{cfg.get('method')} · {total} epochs ({cfg.get('warmup_epochs')} warm-up) · τ {cfg['selection']['tau']} · "
-        f"model {cfg['model'].get('model') or 'bundled MiniLM-L6'} · batch {cfg.get('batch_size')} · run id {run['id']}"
+        f"model {md(cfg['model'].get('model') or 'bundled MiniLM-L6')} · batch {cfg.get('batch_size')} · "
+        f"run id {run['id']}"
     )
     render_controls(store, run)
     active = run["status"] in ACTIVE_STATUSES and worker.is_alive(run["id"])
@@ -304,7 +306,7 @@ def main() -> None:
         st.page_link(state.PAGE_DATA, label="Go to Data", icon=state.PAGE_ICONS["data"])
         return
     run = state.selected_run(store)
-    st.caption(f"Dataset **{dataset['name']}** · {dataset['n_rows']:,} texts · "
+    st.caption(f"Dataset **{md(dataset['name'])}** · {dataset['n_rows']:,} texts · "
                f"{len(dataset['meta'].get('label_names') or [])} classes · device {state.device_text()}")
     if run is None:
         render_settings(dataset, expanded=True)

@@ -2,7 +2,12 @@
 epoch unless the person picks another), most likely wrong first. Per row: accept the
 suggestion, pick another label, keep or drop, in the table or one sample at a time
 (full text and buttons); bulk accept for the whole filter; undo. Every decision goes
-to the store at once."""
+to the store at once.
+
+Several tabs may review one run: each decision records this tab (state.session_token),
+Undo takes back this tab's own last action, and a decision is written against the
+decision the page showed for that sample (a sample another tab changed meanwhile is not
+overwritten: the page says so and shows the current decision)."""
 
 from __future__ import annotations
 
@@ -17,12 +22,16 @@ from selfmix_core.review import (
     bulk_accept_rows,
     choice_to_decision,
     decision_choices,
+    describe_conflicts,
+    describe_undo,
     filter_review,
     review_counts,
     review_frame,
     undo_last_action,
 )
+from selfmix_core.store import StaleDecisionError
 from studio import state
+from studio.text import md
 
 PAGE_SIZE = 25
 FILTER_KEYS = ("review_given", "review_suggested", "review_score", "review_query", "review_flagged_only",
@@ -44,9 +53,20 @@ def _editor_key(run_id: str, view: pd.DataFrame) -> str:
     return key
 
 
-def _remember_action(run_id: str, count: int) -> None:
-    """Sizes of this session's actions, so Undo takes back exactly the last one."""
-    st.session_state.setdefault(f"review_actions_{run_id}", []).append(int(count))
+def _shown_decision(decision_id) -> int | None:
+    """A review_frame decision_id as the `expected` of a write (-1: no decision)."""
+    return None if decision_id is None or int(decision_id) < 0 else int(decision_id)
+
+
+def _write(run_id: str, rows, expected: dict) -> int | None:
+    """Store one review action of this tab, made against the decisions it showed
+    (`expected`). Returns how many were written, or None when another tab changed one of
+    those samples meanwhile (nothing is written; the page says which and redraws)."""
+    try:
+        return state.get_store().add_decisions(run_id, rows, session=state.session_token(), expected=expected)
+    except StaleDecisionError as exc:
+        st.session_state["review_notes"] = [describe_conflicts(exc.conflicts)]
+        return None
 
 
 def _bump_editor() -> None:
@@ -76,8 +96,9 @@ def render_filters(names: list[str]) -> dict:
                 flagged_only=flagged_only, undecided_only=undecided)
 
 
-def _save_edits(store, run_id: str, view: pd.DataFrame, names: list[str], edits: dict) -> None:
-    """Turn data-editor edits of the page `view` into stored decisions (one batch)."""
+def _save_edits(run_id: str, view: pd.DataFrame, names: list[str], edits: dict, shown: dict) -> None:
+    """Turn data-editor edits of the page `view` into stored decisions (one batch), made
+    against `shown` ({sample: decision id the editor showed})."""
     rows, notes = [], []
     for pos, change in edits.items():
         if "decision" not in change:
@@ -94,7 +115,7 @@ def _save_edits(store, run_id: str, view: pd.DataFrame, names: list[str], edits:
         try:
             action, new = choice_to_decision(choice, int(row["given_id"]), int(row["suggested_id"]), names)
         except ValueError as exc:
-            notes.append(str(exc))
+            notes.append(md(exc))
             continue
         final = int(row["given_id"]) if action == "keep" else new
         if action == row["action"] and (action == "drop" or final == int(row["final_id"])):
@@ -102,28 +123,29 @@ def _save_edits(store, run_id: str, view: pd.DataFrame, names: list[str], edits:
         rows.append({"sample_index": int(row["sample_index"]), "old_label": int(row["given_id"]),
                      "new_label": new, "action": action})
     if rows:
-        store.add_decisions(run_id, rows)
-        _remember_action(run_id, len(rows))
-        st.session_state["review_toast"] = f"Saved {len(rows)} decision{'s' if len(rows) > 1 else ''}."
+        expected = {r["sample_index"]: shown.get(r["sample_index"]) for r in rows}
+        if _write(run_id, rows, expected) is not None:
+            st.session_state["review_toast"] = f"Saved {len(rows)} decision{'s' if len(rows) > 1 else ''}."
     if notes:
-        st.session_state["review_notes"] = notes
+        st.session_state["review_notes"] = notes + (st.session_state.get("review_notes") or [])
     _bump_editor()
     st.rerun()
 
 
 @state.safe_callback
 def _bulk_accept(run_id: str, rows: pd.DataFrame) -> None:
-    n = state.get_store().add_decisions(run_id, rows)
-    _remember_action(run_id, n)
-    st.session_state["review_toast"] = f"Accepted {n:,} suggestions. Undo takes them all back at once."
+    n = _write(run_id, rows, {int(i): None for i in rows["sample_index"]})  # shown undecided
+    if n is not None:
+        st.session_state["review_toast"] = f"Accepted {n:,} suggestions. Undo takes them all back at once."
     _bump_editor()
 
 
 @state.safe_callback
 def _decide_one(run_id: str, sample: int, given_id: int, action: str, new_label: int | None = None,
-                label_key: str | None = None) -> None:
-    """One decision from the one-at-a-time panel. With label_key, the new label is the
-    class name chosen in that selectbox (relabel, or keep when it is the given label)."""
+                label_key: str | None = None, shown: int | None = None) -> None:
+    """One decision from the one-at-a-time panel, made against the decision it showed
+    (`shown`: its id, None = undecided). With label_key, the new label is the class name
+    chosen in that selectbox (relabel, or keep when it is the given label)."""
     if label_key is not None:
         names = st.session_state.get("review_label_names") or []
         choice = st.session_state.get(label_key)
@@ -134,19 +156,53 @@ def _decide_one(run_id: str, sample: int, given_id: int, action: str, new_label:
         action = "keep" if new_label == given_id else "relabel"
     if action in ("keep", "drop"):
         new_label = None
-    state.get_store().add_decisions(run_id, [{"sample_index": int(sample), "old_label": int(given_id),
-                                              "new_label": new_label, "action": action}])
-    _remember_action(run_id, 1)
-    st.session_state["review_toast"] = "Saved 1 decision."
-    _bump_editor()
+    rows = [{"sample_index": int(sample), "old_label": int(given_id), "new_label": new_label, "action": action}]
+    if _write(run_id, rows, {int(sample): shown}) is not None:
+        st.session_state["review_toast"] = "Saved 1 decision."
+        _bump_editor()  # (refused: the panel stays on the sample, now showing its current decision)
 
 
 @state.safe_callback
-def _undo(run_id: str) -> None:
-    stack = st.session_state.get(f"review_actions_{run_id}") or []
-    n = undo_last_action(state.get_store(), run_id, count=stack.pop() if stack else None)
-    st.session_state["review_toast"] = (f"Undid {n:,} decision{'s' if n != 1 else ''}." if n else "Nothing to undo.")
+def _undo(run_id: str, pick_key: str | None = None) -> None:
+    """Undo this tab's last action; with pick_key, the action whose decision id is chosen
+    in that selectbox (any tab's)."""
+    if pick_key is None:
+        undone = undo_last_action(state.get_store(), run_id, session=state.session_token())
+    else:
+        pick = st.session_state.get(pick_key)
+        if not isinstance(pick, int):
+            st.session_state["review_notes"] = ["Pick the decision to undo."]
+            return
+        undone = state.get_store().undo_action(run_id, session=state.session_token(), decision_id=pick)
+    st.session_state["review_toast"] = describe_undo(undone)
     _bump_editor()
+
+
+def _action_text(action: dict, me: str) -> str:
+    """An undoable action in the "Undo another decision" list (the text never changes)."""
+    what = (f"sample #{action['sample_index']}" if action["n"] == 1
+            else f"{action['n']:,} samples from #{action['sample_index']}")
+    who = "this tab" if action["session"] == me else "another tab" if action["session"] else "no tab recorded"
+    return f"{action['action']} {what} · {action['time'][11:19]} UTC · {who}"
+
+
+def render_undo(store, run_id: str) -> None:
+    """Undo this tab's last action; or pick any recent one (after a reload, this tab has
+    made none; or to take back another tab's decision on purpose)."""
+    me = state.session_token()
+    mine = store.live_actions(run_id, session=me, limit=1)
+    st.button("Undo my last decision", key="review_undo", on_click=_undo, args=(run_id,), disabled=not mine,
+              help="Takes back the last decision made in this tab (a bulk accept as a whole)."
+              if mine else "This tab has made no decision to undo; pick one under 'Undo another…'.")
+    recent = store.live_actions(run_id, limit=15)
+    if recent:
+        with st.popover("Undo another…"):
+            texts = state.picker_labels(recent, lambda a: _action_text(a, me))
+            st.selectbox("Decision to undo", [a["id"] for a in recent], key="review_undo_pick",
+                         format_func=lambda i: texts.get(i, str(i)),
+                         help="The newest decisions not undone yet, newest first (a bulk accept is one).")
+            st.button("Undo it", key="review_undo_other", on_click=_undo, args=(run_id,),
+                      kwargs={"pick_key": "review_undo_pick"})
 
 
 def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -> None:
@@ -172,6 +228,10 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
         "decision": view["decision"].to_numpy(dtype=object),
     })
     key = _editor_key(run_id, view)
+    # The decisions this editor showed, kept until its next edit comes back: an edit is
+    # written against them, so a sample another tab decided meanwhile is not overwritten.
+    shown_before = (ss.get("_review_shown") or {}).get(key)
+    ss["_review_shown"] = {key: {int(i): _shown_decision(d) for i, d in zip(view["sample_index"], view["decision_id"])}}
     st.data_editor(
         table,
         key=key,
@@ -195,13 +255,14 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
     )
     edits = (ss.get(key) or {}).get("edited_rows") or {}
     if edits:
-        _save_edits(store, run_id, view, names, edits)
+        _save_edits(run_id, view, names, edits, shown_before or ss["_review_shown"][key])
     if num_pages > 1:
         st.pagination(num_pages, key="review_page")
     render_focus(run_id, view, names)
     with st.expander("Read the texts on this page in full"):
         for _, row in view.iterrows():
-            st.markdown(f"**#{row['sample_index']}** · given *{row['given_label']}* · suggested *{row['suggested_label']}*")
+            st.markdown(f"**#{row['sample_index']}** · given *{md(row['given_label'])}* · "
+                        f"suggested *{md(row['suggested_label'])}*")
             st.text(row["text"])
 
 
@@ -215,34 +276,40 @@ def render_focus(run_id: str, view: pd.DataFrame, names: list[str]) -> None:
     version = ss.get("review_version", 0)
     rows = zlib.crc32(view["sample_index"].to_numpy(dtype=np.int64).tobytes())
     suffix = f"{run_id}_{version}_{rows:08x}"
+    first = int(undecided[0]) if len(undecided) else 0
+    # The option texts must not change between a render and the browser's reply (it sends
+    # the text back): no decision in them, another tab may make one meanwhile.
     pos = st.selectbox(
-        "Sample", range(len(view)), index=int(undecided[0]) if len(undecided) else 0, key=f"review_focus_{suffix}",
+        "Sample", range(len(view)), index=first, key=f"review_focus_{suffix}",
         format_func=lambda i: (f"#{view['sample_index'].iloc[i]} · {view['given_label'].iloc[i]} → "
-                               f"{view['suggested_label'].iloc[i]} · clean prob. {view['clean_prob'].iloc[i]:.3f}"
-                               + ("" if view["action"].iloc[i] == "none" else f" · {view['decision'].iloc[i]}")),
+                               f"{view['suggested_label'].iloc[i]} · clean prob. {view['clean_prob'].iloc[i]:.3f}"),
         help="The samples of this table page, in the same order. After each decision the next undecided one opens.",
     )
+    if not isinstance(pos, int) or not 0 <= pos < len(view):  # a text from an older render of these rows
+        pos = first
     row = view.iloc[pos]
     sample, given_id, suggested_id = int(row["sample_index"]), int(row["given_id"]), int(row["suggested_id"])
+    shown = {"shown": _shown_decision(row["decision_id"])}  # what this panel shows: the decision it replaces
     with st.container(border=True):
-        st.markdown(f"**#{sample}** · given **{row['given_label']}** · suggested **{row['suggested_label']}** "
+        st.markdown(f"**#{sample}** · given **{md(row['given_label'])}** · suggested **{md(row['suggested_label'])}** "
                     f"({row['confidence']:.0%}) · clean prob. {row['clean_prob']:.3f}"
-                    + ("" if row["action"] == "none" else f" · your decision: *{row['decision']}*"))
+                    + ("" if row["action"] == "none" else f" · your decision: *{md(row['decision'])}*"))
         st.text(row["text"])
         b1, b2, b3, b4, b5 = st.columns([3, 3, 2, 3, 2], vertical_alignment="bottom")
-        b1.button(f"Accept: {row['suggested_label']}", key=f"review_one_accept_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "accept", suggested_id), disabled=suggested_id == given_id,
-                  help="Relabel the sample to the model's suggestion.")
-        b2.button(f"Keep: {row['given_label']}", key=f"review_one_keep_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "keep"), help="The given label is right.")
+        b1.button(f"Accept: {md(row['suggested_label'])}", key=f"review_one_accept_{suffix}", on_click=_decide_one,
+                  args=(run_id, sample, given_id, "accept", suggested_id), kwargs=shown,
+                  disabled=suggested_id == given_id, help="Relabel the sample to the model's suggestion.")
+        b2.button(f"Keep: {md(row['given_label'])}", key=f"review_one_keep_{suffix}", on_click=_decide_one,
+                  args=(run_id, sample, given_id, "keep"), kwargs=shown, help="The given label is right.")
         b3.button("Drop", key=f"review_one_drop_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "drop"), help="Leave the sample out of training and the export's labels.")
+                  args=(run_id, sample, given_id, "drop"), kwargs=shown,
+                  help="Leave the sample out of training and the export's labels.")
         others = [n for n in names if n != str(row["given_label"])]
         default = others.index(str(row["suggested_label"])) if str(row["suggested_label"]) in others else 0
         label_key = f"review_one_label_{suffix}_{sample}"
         b4.selectbox("Relabel to", others, index=default, key=label_key)
         b5.button("Relabel", key=f"review_one_relabel_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "relabel"), kwargs={"label_key": label_key},
+                  args=(run_id, sample, given_id, "relabel"), kwargs={"label_key": label_key, **shown},
                   help="Relabel the sample to the class chosen beside.")
 
 
@@ -280,7 +347,7 @@ def main() -> None:
     df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
 
     status = run["status"]
-    where = f"epoch {epoch} of run **{run.get('name') or run['id'][:6]}** ({status})"
+    where = f"epoch {epoch} of run **{md(run.get('name') or run['id'][:6])}** ({status})"
     if status == "running":
         st.info(f"Showing {where}. Training is still running: your decisions are fed into it from the next epoch. "
                 "Pause it on the Train page to review in peace.")
@@ -302,8 +369,7 @@ def main() -> None:
     c1.progress(frac, text=f"Reviewed {counts['reviewed']:,} / {counts['flagged']:,} flagged samples "
                            f"({counts['decisions']:,} decision{'' if counts['decisions'] == 1 else 's'} in all)")
     with c2:
-        st.button("Undo last action", key="review_undo", on_click=_undo, args=(run["id"],),
-                  disabled=counts["decisions"] == 0, help="Takes back the last decision (or the last bulk accept).")
+        render_undo(store, run["id"])
     if counts["flagged"] == 0:
         st.success("Nothing is flagged in this epoch. Turn off 'Only flagged' to browse every sample.")
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from selfmix_core.export import EXPORT_MIME, build_cleaned_frame, class_change_summary, export_bytes
 from studio import state
+from studio.text import md
 
 FORMAT_LABELS = {"csv": "CSV", "jsonl": "JSON Lines", "parquet": "Parquet"}
 
@@ -90,11 +91,11 @@ def main() -> None:
         cleaned, names = cleaned_frame(store, run, include_dropped=include_dropped, epoch=epoch)
         full = cleaned_frame(store, run, include_dropped=True, epoch=epoch)[0] if not include_dropped else cleaned
     except ValueError as exc:
-        st.error(f"The cleaned dataset cannot be built: {exc}")
+        st.error(f"The cleaned dataset cannot be built: {md(exc)}")
         return
     actions = full["action"].value_counts()
     st.markdown(
-        f"Run **{run.get('name') or run['id'][:6]}** on **{dataset['name']}**: {len(full):,} samples, "
+        f"Run **{md(run.get('name') or run['id'][:6])}** on **{md(dataset['name'])}**: {len(full):,} samples, "
         f"{int(actions.get('relabel', 0) + actions.get('accept', 0)):,} relabeled, "
         f"{int(actions.get('keep', 0)):,} kept, {int(actions.get('drop', 0)):,} dropped. "
         f"The file has {len(cleaned):,} rows: the original columns plus given_label, final_label, action, "

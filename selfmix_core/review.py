@@ -38,6 +38,8 @@ __all__ = [
     "choice_to_decision",
     "decision_choice",
     "decision_choices",
+    "describe_conflicts",
+    "describe_undo",
     "filter_review",
     "review_counts",
     "review_frame",
@@ -60,6 +62,7 @@ REVIEW_COLUMNS = (
     "suggested_id",
     "final_id",
     "in_review",
+    "decision_id",
 )
 
 # The choices of the per-row "decision" selectbox. Relabel choices are LABEL_PREFIX + name.
@@ -141,7 +144,8 @@ def review_frame(
     wrong; NaN for samples out of training), is_label_issue (bool), action ("none",
     "accept", "relabel", "keep", "drop"), decision (the selectbox choice or None),
     given_id / suggested_id / final_id (int64 ids; final_id -1 when dropped), in_review
-    (flagged or decided).
+    (flagged or decided), decision_id (int64: the id of the sample's effective decision,
+    -1 when undecided; a page passes what it showed as Store.add_decisions(expected=...)).
     """
     names = [str(n) for n in label_names]
     n = len(texts)
@@ -166,6 +170,7 @@ def review_frame(
 
     action = np.full(n, "none", dtype=object)
     final = given.copy()
+    decision_id = np.full(n, -1, dtype=np.int64)
     if decisions:
         idx = np.fromiter((int(i) for i in decisions), dtype=np.int64, count=len(decisions))
         if idx.size and (idx.min() < 0 or idx.max() >= n):
@@ -177,6 +182,7 @@ def review_frame(
             dtype=np.int64,
         )
         action[idx] = acts
+        decision_id[idx] = [-1 if d.get("decision_id") is None else int(d["decision_id"]) for d in decisions.values()]
         relabel = np.isin(acts, ("accept", "relabel"))
         final[idx[relabel]] = new[relabel]
         final[idx[acts == "drop"]] = -1
@@ -199,6 +205,7 @@ def review_frame(
             "suggested_id": suggested,
             "final_id": final,
             "in_review": flagged | decided,
+            "decision_id": decision_id,
         }
     )
     df["decision"] = _decision_column(action, final_cat, names)
@@ -307,33 +314,41 @@ def bulk_accept_rows(filtered: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def undo_last_action(store: Any, run_id: str, count: int | None = None) -> int:
-    """Undo the most recent review ACTION of a run by appending undo rows (the log
-    stays append-only). Returns how many decisions were undone (0 = nothing to undo).
+def undo_last_action(store: Any, run_id: str, session: str | None = None) -> list[dict[str, Any]]:
+    """Undo the most recent review ACTION -- one decision, or one bulk accept, whole --
+    made by `session` (a browser tab; None: by anyone) by appending undo rows (the log
+    stays append-only). Never touches another session's decisions. Returns the undone
+    decisions (dicts with sample_index, action, ...; [] = nothing to undo)."""
+    return store.undo_action(run_id, session=session)
 
-    count: how many decisions that action wrote (the page remembers it for the actions
-    of its session). None: the last decision together with every decision written in
-    the same store transaction (Store.add_decisions gives a batch, e.g. a bulk accept,
-    one timestamp; decisions written in the same millisecond count as one action).
-    """
-    if count is None:
-        log = store.decision_log(run_id)
-        if log.empty:
-            return 0
-        undone = set(log["undoes"].dropna().astype(int).tolist())
-        live = log[(log["action"] != "undo") & ~log["id"].isin(undone)]
-        if live.empty:
-            return 0
-        times = live["time"].tolist()
-        last = times[-1]
-        count = 0
-        for t in reversed(times):
-            if t != last:
-                break
-            count += 1
-    done = 0
-    for _ in range(max(int(count), 0)):
-        if store.undo_last(run_id) is None:
-            break
-        done += 1
-    return done
+
+def _samples(items: Sequence[int], most: int = 5) -> str:
+    shown = ", ".join(f"#{int(i)}" for i in items[:most])
+    return shown + (", …" if len(items) > most else "")
+
+
+def describe_undo(undone: Sequence[Mapping[str, Any]]) -> str:
+    """What an undo did, naming the samples: "Undid the drop on sample #41." /
+    "Undid 19 decisions (accept) on samples #3, #5, …"."""
+    if not undone:
+        return "Nothing to undo."
+    if len(undone) == 1:
+        d = undone[0]
+        return f"Undid the {d['action']} on sample #{int(d['sample_index'])}."
+    kinds = sorted({str(d["action"]) for d in undone})
+    return (f"Undid {len(undone):,} decisions ({', '.join(kinds)}) on samples "
+            f"{_samples([d['sample_index'] for d in undone])}.")
+
+
+def describe_conflicts(conflicts: Mapping[int, Mapping[str, Any] | None]) -> str:
+    """The message for a StaleDecisionError: which samples another tab changed since this
+    page showed them, and what they are now."""
+    items = list(conflicts.items())
+    if len(items) == 1:
+        i, now = items[0]
+        state = "it has no decision now" if now is None else f"it is now: {now['action']}"
+        return (f"Sample #{int(i)} was changed in another tab or session since this page showed it ({state}). "
+                "Your decision was not saved: the page now shows the current one; decide again to change it.")
+    return (f"{len(items):,} of these samples (#{', #'.join(str(int(i)) for i, _ in items[:5])}"
+            f"{', …' if len(items) > 5 else ''}) were changed in another tab or session since this page "
+            "showed them. Nothing was saved: the page now shows the current decisions; try again.")

@@ -18,7 +18,13 @@ have increasing integer ids (their order is the log's order). Timestamps are UTC
 8601 strings with milliseconds.
 
 The decision table is append-only (SQLite triggers refuse UPDATE and DELETE on it):
-undoing a decision appends an "undo" row that names the decision it cancels.
+undoing a decision appends an "undo" row that names the decision it cancels. Each row
+also records the `session` that wrote it (a browser tab of the app; NULL for the CLI and
+for rows from before schema 2) and its `batch` (one token per add_decision(s) call: the
+decisions of one review action, e.g. a bulk accept, share it), so that Undo takes back a
+tab's own last action, whole, and never another tab's. A write may name the decision it
+expects each sample to have (`expected`): if another tab changed it meanwhile, nothing is
+written and StaleDecisionError says which samples.
 """
 
 from __future__ import annotations
@@ -52,11 +58,12 @@ __all__ = [
     "PROGRESS_FIELDS",
     "NotFoundError",
     "SchemaVersionError",
+    "StaleDecisionError",
     "Store",
     "default_home",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_FILENAME = "studio.sqlite3"
 BUSY_TIMEOUT_MS = 5000
 
@@ -82,6 +89,24 @@ class NotFoundError(ValueError):
 
 class SchemaVersionError(ValueError):
     """The database was written by a newer SelfMix Studio than this one."""
+
+
+class StaleDecisionError(ValueError):
+    """A decision was written against a state of its sample that has changed since (another
+    tab or session decided or undid it meanwhile); nothing was written.
+
+    conflicts: {sample_index: the sample's current decision (a current_decisions() value)
+    or None when it has none now}.
+    """
+
+    def __init__(self, conflicts: Mapping[int, Mapping[str, Any] | None]) -> None:
+        self.conflicts = dict(conflicts)
+        shown = ", ".join(f"#{i}" for i in list(self.conflicts)[:10]) + (", …" if len(self.conflicts) > 10 else "")
+        n = len(self.conflicts)
+        super().__init__(
+            f"{n} sample{'s were' if n != 1 else ' was'} changed by another tab or session since the "
+            f"decision was shown ({shown}); nothing was written"
+        )
 
 
 def default_home() -> Path:
@@ -168,8 +193,24 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+# Schema 2 (issue #10): who wrote each decision, and which decisions were one action.
+_SCHEMA_V2 = """
+ALTER TABLE decisions ADD COLUMN session TEXT;
+ALTER TABLE decisions ADD COLUMN batch TEXT;
+"""
+# No index on them: a bulk accept of 100k decisions stays one fast insert, and the
+# queries that read them (Undo, the list of recent actions) walk decisions_by_run.
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Existing decisions keep session = batch = NULL (an undo groups those by timestamp,
+    as before)."""
+    for statement in _split_sql(_SCHEMA_V2):
+        conn.execute(statement)
+
+
 # MIGRATIONS[v] brings a database at version v - 1 to version v.
-MIGRATIONS = {1: _migrate_to_1}
+MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def _split_sql(script: str) -> list[str]:
@@ -197,6 +238,29 @@ def _now() -> str:
 
 def _new_id() -> str:
     return secrets.token_hex(6)
+
+
+def _new_batch() -> str:
+    """The token shared by the decisions of one write (one review action)."""
+    return secrets.token_hex(8)
+
+
+_UNCHECKED = object()  # add_decision(expected=...) not given: no staleness check
+
+
+def _check_session(session: Any) -> str | None:
+    if session is not None and (not isinstance(session, str) or not session):
+        raise ValueError(f"session must be a non-empty string or None, got {session!r}")
+    return session
+
+
+def _check_expected_map(expected: Any) -> dict[int, int | None]:
+    if not isinstance(expected, Mapping):
+        raise ValueError(
+            f"expected must be a dict {{sample_index: decision id or None}}, got {type(expected).__name__}"
+        )
+    return {_as_index(k, "expected sample_index"): (None if _is_missing(v) else _as_index(v, "expected decision id"))
+            for k, v in expected.items()}
 
 
 def _json_default(o: Any) -> Any:
@@ -784,29 +848,48 @@ class Store:
         old_label: int,
         new_label: int | None,
         action: str,
+        *,
+        session: str | None = None,
+        expected: Any = _UNCHECKED,
     ) -> int:
         """Append one decision about training sample `sample_index` (0..N-1) and commit it.
 
         action: "relabel" / "accept" (to new_label, a class index; "accept" = the model's
         suggestion), "keep" (new_label None or old_label; stored as old_label), "drop"
-        (new_label None). Returns the decision id.
+        (new_label None). session: who decides (a browser tab's token; None = nobody in
+        particular, e.g. the CLI). expected: the decision id the person saw for this
+        sample (None: it had no decision); when given and the sample's current decision is
+        another, nothing is written and StaleDecisionError is raised. Returns the decision id.
         """
         row = _normalise_decision(sample_index, old_label, new_label, action)
+        check = None if expected is _UNCHECKED else _check_expected_map({row[0]: expected})
         with self._tx() as conn:
             self._require_run(conn, run_id)
+            self._check_expected(conn, run_id, check)
             cur = conn.execute(
-                "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, _now(), *row),
+                "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action, session, batch)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, _now(), *row, _check_session(session), _new_batch()),
             )
             return int(cur.lastrowid)
 
-    def add_decisions(self, run_id: str, rows: Iterable[Any] | pd.DataFrame) -> int:
-        """Append many decisions in ONE transaction (all or none). Returns how many.
+    def add_decisions(
+        self,
+        run_id: str,
+        rows: Iterable[Any] | pd.DataFrame,
+        *,
+        session: str | None = None,
+        expected: Mapping[int, int | None] | None = None,
+    ) -> int:
+        """Append many decisions in ONE transaction (all or none): one review action (Undo
+        takes them back together). Returns how many.
 
         rows: a DataFrame with columns sample_index, old_label, new_label, action; or an
         iterable of dicts with those keys; or of tuples (sample_index, old_label,
         new_label, action). Each row is validated like add_decision().
+        session: as in add_decision(). expected: {sample_index: the decision id the person
+        saw (None: no decision)}; if any of those samples has another decision now, nothing
+        is written and StaleDecisionError names them.
         """
         keys = ("sample_index", "old_label", "new_label", "action")
         if isinstance(rows, pd.DataFrame):
@@ -837,60 +920,174 @@ class Store:
                 raise ValueError(f"decision row {i}: {e}") from None
         if not clean:
             return 0
-        now = _now()
+        session = _check_session(session)
+        check = None if expected is None else _check_expected_map(expected)
+        now, batch = _now(), _new_batch()
         with self._tx() as conn:
             self._require_run(conn, run_id)
+            self._check_expected(conn, run_id, check)
             conn.executemany(
-                "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                ((run_id, now, *r) for r in clean),
+                "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action, session, batch)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((run_id, now, *r, session, batch) for r in clean),
             )
         return len(clean)
 
     _UNDONE = "EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)"
+    _LIVE = f"d.run_id = ? AND d.action != 'undo' AND NOT {_UNDONE}"
+
+    def _current_ids(self, conn: sqlite3.Connection, run_id: str) -> dict[int, int]:
+        """{sample_index: its effective decision id} (samples without one are absent)."""
+        rows = conn.execute(
+            f"SELECT d.sample_index, MAX(d.id) FROM decisions d WHERE {self._LIVE} GROUP BY d.sample_index",
+            (run_id,),
+        ).fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def _check_expected(self, conn: sqlite3.Connection, run_id: str, expected: Mapping[int, int | None] | None) -> None:
+        """Inside a write transaction: raise StaleDecisionError if a sample's effective
+        decision is not the one expected."""
+        if not expected:
+            return
+        current = self._current_ids(conn, run_id)
+        stale = [i for i, want in expected.items() if current.get(i) != want]
+        if not stale:
+            return
+        conflicts: dict[int, dict[str, Any] | None] = {}
+        for i in stale:
+            r = conn.execute(
+                "SELECT id, time, sample_index, old_label, new_label, action, session FROM decisions WHERE id = ?",
+                (current[i],),
+            ).fetchone() if i in current else None
+            conflicts[i] = None if r is None else {
+                "action": r["action"], "new_label": r["new_label"], "old_label": r["old_label"],
+                "decision_id": int(r["id"]), "time": r["time"], "session": r["session"],
+            }
+        raise StaleDecisionError(conflicts)
 
     def undo_last(self, run_id: str) -> dict[str, Any] | None:
         """Cancel the most recent decision not yet undone by APPENDING an "undo" row.
 
         Repeated calls walk further back. Returns the cancelled decision as a dict (id,
         time, sample_index, old_label, new_label, action, undo_id) or None when there is
-        nothing left to undo.
+        nothing left to undo. (The app undoes whole actions, per tab: undo_action.)
         """
         with self._tx() as conn:
             self._require_run(conn, run_id)
             row = conn.execute(
                 "SELECT d.id, d.time, d.sample_index, d.old_label, d.new_label, d.action FROM decisions d"
-                f" WHERE d.run_id = ? AND d.action != 'undo' AND NOT {self._UNDONE}"
-                " ORDER BY d.id DESC LIMIT 1",
+                f" WHERE {self._LIVE} ORDER BY d.id DESC LIMIT 1",
                 (run_id,),
             ).fetchone()
             if row is None:
                 return None
             cur = conn.execute(
-                "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action, undoes)"
-                " VALUES (?, ?, ?, ?, ?, 'undo', ?)",
-                (run_id, _now(), row["sample_index"], row["old_label"], row["new_label"], row["id"]),
+                "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action, undoes, batch)"
+                " VALUES (?, ?, ?, ?, ?, 'undo', ?, ?)",
+                (run_id, _now(), row["sample_index"], row["old_label"], row["new_label"], row["id"], _new_batch()),
             )
             out = dict(row)
             out["undo_id"] = int(cur.lastrowid)
             return out
 
+    def undo_action(
+        self, run_id: str, *, session: str | None = None, decision_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Undo one review ACTION -- the decisions one add_decision(s) call wrote (a bulk
+        accept is one action) that are not undone yet -- by appending "undo" rows, in one
+        transaction.
+
+        Which action: the one holding decision `decision_id` when given; else the newest
+        one written by `session` (session None: by anyone). The undo rows record
+        `session`. Decisions from before schema 2 (no batch) count as one action when they
+        share their timestamp. Returns the undone decisions, oldest first, as dicts (id,
+        time, sample_index, old_label, new_label, action, session, undo_id); [] when there
+        is nothing (left) to undo.
+        """
+        session = _check_session(session)
+        cols = "d.id, d.time, d.sample_index, d.old_label, d.new_label, d.action, d.session, d.batch"
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            if decision_id is not None:
+                last = conn.execute(
+                    f"SELECT {cols} FROM decisions d WHERE d.id = ? AND {self._LIVE}",
+                    (_as_index(decision_id, "decision_id"), run_id),
+                ).fetchone()
+            elif session is not None:
+                last = conn.execute(
+                    f"SELECT {cols} FROM decisions d WHERE {self._LIVE} AND d.session = ? ORDER BY d.id DESC LIMIT 1",
+                    (run_id, session),
+                ).fetchone()
+            else:
+                last = conn.execute(
+                    f"SELECT {cols} FROM decisions d WHERE {self._LIVE} ORDER BY d.id DESC LIMIT 1", (run_id,)
+                ).fetchone()
+            if last is None:
+                return []
+            if last["batch"] is not None:
+                group = conn.execute(
+                    f"SELECT {cols} FROM decisions d WHERE {self._LIVE} AND d.batch = ? ORDER BY d.id",
+                    (run_id, last["batch"]),
+                ).fetchall()
+            else:
+                group = conn.execute(
+                    f"SELECT {cols} FROM decisions d WHERE {self._LIVE} AND d.batch IS NULL AND d.time = ?"
+                    " ORDER BY d.id",
+                    (run_id, last["time"]),
+                ).fetchall()
+            now, batch = _now(), _new_batch()
+            out = []
+            for r in group:
+                cur = conn.execute(
+                    "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action, undoes,"
+                    " session, batch) VALUES (?, ?, ?, ?, ?, 'undo', ?, ?, ?)",
+                    (run_id, now, r["sample_index"], r["old_label"], r["new_label"], r["id"], session, batch),
+                )
+                d = dict(r)
+                d.pop("batch")
+                d["undo_id"] = int(cur.lastrowid)
+                out.append(d)
+            return out
+
+    def live_actions(self, run_id: str, *, session: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest review actions not undone yet (of `session` only, when given), newest
+        first, at most `limit`: [{"id": the action's newest decision id (pass it to
+        undo_action), "time", "session", "action" (the decisions' action, or "mixed"),
+        "n" (decisions), "sample_index" (the first sample)}]."""
+        conn = self._conn()
+        self._require_run(conn, run_id)
+        where = self._LIVE + (" AND d.session = ?" if session is not None else "")
+        params: tuple[Any, ...] = (run_id, session) if session is not None else (run_id,)
+        rows = conn.execute(
+            "SELECT MAX(d.id) AS id, MAX(d.time) AS time, MAX(d.session) AS session, MIN(d.action) AS a0,"
+            " MAX(d.action) AS a1, COUNT(*) AS n, MIN(d.sample_index) AS sample_index FROM decisions d"
+            f" WHERE {where} GROUP BY COALESCE(d.batch, 'time:' || d.time) ORDER BY MAX(d.id) DESC LIMIT ?",
+            (*params, max(int(limit), 0)),
+        ).fetchall()
+        return [
+            {"id": int(r["id"]), "time": r["time"], "session": r["session"],
+             "action": r["a0"] if r["a0"] == r["a1"] else "mixed", "n": int(r["n"]),
+             "sample_index": int(r["sample_index"])}
+            for r in rows
+        ]
+
     def decision_log(self, run_id: str) -> pd.DataFrame:
         """The whole log in order: columns id, time, sample_index, old_label, new_label,
-        action, undoes (new_label / undoes are nullable Int64; undo rows repeat the
-        undone decision's sample_index and labels)."""
+        action, undoes, session (new_label / undoes are nullable Int64; undo rows repeat
+        the undone decision's sample_index and labels; session: the tab that wrote the
+        row, None for the CLI and for rows from before schema 2)."""
         conn = self._conn()
         self._require_run(conn, run_id)
         rows = conn.execute(
-            "SELECT id, time, sample_index, old_label, new_label, action, undoes FROM decisions"
+            "SELECT id, time, sample_index, old_label, new_label, action, undoes, session FROM decisions"
             " WHERE run_id = ? ORDER BY id",
             (run_id,),
         ).fetchall()
-        cols = ["id", "time", "sample_index", "old_label", "new_label", "action", "undoes"]
+        cols = ["id", "time", "sample_index", "old_label", "new_label", "action", "undoes", "session"]
         df = pd.DataFrame([tuple(r) for r in rows], columns=cols)
         df = df.astype(
             {"id": "int64", "sample_index": "int64", "old_label": "Int64", "new_label": "Int64",
-             "undoes": "Int64", "time": str, "action": str}
+             "undoes": "Int64", "time": str, "action": str, "session": object}
         )
         return df
 
@@ -898,17 +1095,18 @@ class Store:
         """The effective decision per sample after replaying the log: for each
         sample_index, its latest decision that has not been undone.
 
-        Returns {sample_index: {"action", "new_label", "old_label", "decision_id", "time"}};
-        samples without an effective decision are absent. new_label is the final label
-        index for relabel/accept/keep and None for drop.
+        Returns {sample_index: {"action", "new_label", "old_label", "decision_id", "time",
+        "session"}}; samples without an effective decision are absent. new_label is the
+        final label index for relabel/accept/keep and None for drop. decision_id is what a
+        later write passes as `expected` to make sure it replaces this very decision.
         """
         conn = self._conn()
         self._require_run(conn, run_id)
         rows = conn.execute(
-            "SELECT d.id, d.time, d.sample_index, d.old_label, d.new_label, d.action FROM decisions d"
+            "SELECT d.id, d.time, d.sample_index, d.old_label, d.new_label, d.action, d.session FROM decisions d"
             " WHERE d.id IN ("
             "   SELECT MAX(d.id) FROM decisions d"
-            f"  WHERE d.run_id = ? AND d.action != 'undo' AND NOT {self._UNDONE}"
+            f"  WHERE {self._LIVE}"
             "   GROUP BY d.sample_index)"
             " ORDER BY d.sample_index",
             (run_id,),
@@ -920,6 +1118,7 @@ class Store:
                 "old_label": r["old_label"],
                 "decision_id": int(r["id"]),
                 "time": r["time"],
+                "session": r["session"],
             }
             for r in rows
         }

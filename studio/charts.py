@@ -23,6 +23,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .text import plot
+
 CLEAN_COLOR = "#2a9d8f"
 NOISY_COLOR = "#e76f51"
 ALL_COLOR = "#6c8ebf"
@@ -142,7 +144,7 @@ def loss_histograms(
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[f"given {names[c]} (n={counts[c]:,})" for c in shown],
+        subplot_titles=[f"given {plot(names[c])} (n={counts[c]:,})" for c in shown],
         horizontal_spacing=0.06,
         vertical_spacing=0.12 if rows > 1 else 0.08,
     )
@@ -239,7 +241,7 @@ def transition_heatmap(
 ) -> go.Figure:
     """A (K, K) count matrix as a row-normalised heatmap (each row sums to 1), with the
     share written in each cell and the raw count on hover. One go.Heatmap trace."""
-    names = [str(n) for n in label_names]
+    names = [plot(n) for n in label_names]  # Plotly reads <a>, <b>, ... in labels: show them as text
     m = np.asarray(counts, dtype=np.float64)
     rows = m.sum(axis=1, keepdims=True)
     share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
@@ -432,10 +434,11 @@ def class_counts_figure(counts: Mapping[str, int], compare: Mapping[str, int] | 
     classes = list(counts)
     if compare:
         classes += [c for c in compare if c not in counts]
-    fig = go.Figure(go.Bar(x=classes, y=[int(counts.get(c, 0)) for c in classes], name=names[0],
+    shown = [plot(c) for c in classes]  # class names as text (Plotly reads <a>, <b>, ... in labels)
+    fig = go.Figure(go.Bar(x=shown, y=[int(counts.get(c, 0)) for c in classes], name=names[0],
                            marker_color=ALL_COLOR, text=[int(counts.get(c, 0)) for c in classes]))
     if compare:
-        fig.add_trace(go.Bar(x=classes, y=[int(compare.get(c, 0)) for c in classes], name=names[1],
+        fig.add_trace(go.Bar(x=shown, y=[int(compare.get(c, 0)) for c in classes], name=names[1],
                              marker_color=CLEAN_COLOR, text=[int(compare.get(c, 0)) for c in classes]))
     fig.update_layout(barmode="group", title="Samples per class", xaxis=dict(title="class", type="category"),
                       yaxis=dict(title="samples"), height=320, margin=dict(l=50, r=20, t=50, b=40),

@@ -20,6 +20,7 @@ import streamlit as st
 from selfmix_core.store import NotFoundError, Store, default_home
 
 from . import worker
+from .text import md
 
 SELECTED_DATASET = "selected_dataset_id"
 SELECTED_RUN = "selected_run_id"
@@ -63,7 +64,7 @@ def get_store() -> Store:
     try:
         return _store_for(home)
     except (ValueError, OSError) as exc:
-        st.error(f"Cannot open the studio folder {home}: {exc}")
+        st.error(f"Cannot open the studio folder {md(home)}: {md(exc)}")
         st.stop()
 
 
@@ -97,7 +98,7 @@ def sync_selection(store: Store) -> None:
                     ss[key] = from_url
                 else:
                     ss.setdefault("selection_notice", []).append(
-                        f"The {qkey} in the link ({from_url}) does not exist in this studio; showing another."
+                        f"The {qkey} in the link ({md(from_url)}) does not exist in this studio; showing another."
                     )
         elif ss[key] is not None and not _exists(getter, ss[key]):
             ss[key] = None
@@ -127,6 +128,17 @@ def _write_url() -> None:
                 qp[qkey] = value
         elif qkey in qp:
             del qp[qkey]
+
+
+def session_token() -> str:
+    """This browser tab's token (one Streamlit session: a tab, until it is reloaded). The
+    Review page records it with each decision, so Undo takes back this tab's own."""
+    ss = st.session_state
+    if "_session_token" not in ss:
+        import secrets
+
+        ss["_session_token"] = secrets.token_hex(8)
+    return ss["_session_token"]
 
 
 def select_dataset(dataset_id: str | None) -> None:
@@ -166,9 +178,31 @@ def selected_run(store: Store) -> dict | None:
 
 
 def run_label(run: dict) -> str:
+    """The run picker's text for a run: its name and short id. It does not change while
+    the run trains (see picker_labels)."""
+    name = run.get("name")
+    return f"{name} · {run['id'][:6]}" if name else f"run {run['id'][:6]}"
+
+
+def run_status(run: dict) -> str:
+    """The run's live state in a few words, e.g. "running · epoch 1/2" (Markdown: with
+    its status icon)."""
     total = run.get("total_epochs") or run["config"].get("epochs", "?")
-    name = run.get("name") or f"run {run['id'][:6]}"
-    return f"{name} · {run['status']} · epoch {run['epochs_done']}/{total}"
+    return f"{STATUS_ICONS.get(run['status'], '')} {run['status']} · epoch {run['epochs_done']}/{total}".strip()
+
+
+def picker_labels(items: list[dict], label: Callable[[dict], str]) -> dict[str, str]:
+    """{id: text} for a selectbox whose options are ids: label(item), with the full id
+    added where two items would read the same.
+
+    The browser sends back the TEXT of the option picked and Streamlit maps it to the
+    option (an unknown text comes through as the text itself), so each text must be
+    unique and must not change between a render and the reply: no live status in it."""
+    texts = {it["id"]: label(it) for it in items}
+    seen: dict[str, int] = {}
+    for t in texts.values():
+        seen[t] = seen.get(t, 0) + 1
+    return {i: (f"{t} · {i}" if seen[t] > 1 else t) for i, t in texts.items()}
 
 
 def render_sidebar(store: Store) -> None:
@@ -181,7 +215,7 @@ def render_sidebar(store: Store) -> None:
             st.caption("No dataset yet: start on the **Data** page.")
             return
         ids = [d["id"] for d in datasets]
-        names = {d["id"]: f"{d['name']} ({d['n_rows']:,} rows)" for d in datasets}
+        names = picker_labels(datasets, lambda d: f"{d['name']} ({d['n_rows']:,} rows)")
         current = ss.get(SELECTED_DATASET)
         if current not in ids:
             current = ids[0]
@@ -190,7 +224,8 @@ def render_sidebar(store: Store) -> None:
 
         @safe_callback
         def on_dataset() -> None:
-            select_dataset(ss["nav_dataset"])
+            if _exists(store.get_dataset, ss["nav_dataset"]):  # an id; anything else is not a choice
+                select_dataset(ss["nav_dataset"])
 
         st.selectbox("Dataset", ids, format_func=lambda i: names.get(i, i), key="nav_dataset", on_change=on_dataset)
         runs = store.list_runs(limit=50, dataset_id=ss.get(SELECTED_DATASET))
@@ -198,7 +233,7 @@ def render_sidebar(store: Store) -> None:
             st.caption("No run on this dataset yet: start one on the **Train** page.")
             return
         run_ids = [r["id"] for r in runs]
-        labels = {r["id"]: run_label(r) for r in runs}
+        labels = picker_labels(runs, run_label)
         cur_run = ss.get(SELECTED_RUN)
         if cur_run not in run_ids:
             cur_run = run_ids[0]
@@ -207,16 +242,18 @@ def render_sidebar(store: Store) -> None:
 
         @safe_callback
         def on_run() -> None:
-            select_run(ss["nav_run"])
+            if _exists(store.get_run, ss["nav_run"]):  # an id; anything else is not a choice
+                select_run(ss["nav_run"])
 
         st.selectbox("Run", run_ids, format_func=lambda i: labels.get(i, i), key="nav_run", on_change=on_run)
+        st.caption(run_status(next(r for r in runs if r["id"] == cur_run)))
 
 
 def show_notices() -> None:
     for msg in st.session_state.pop("selection_notice", []) or []:
         st.warning(msg)
     for msg in st.session_state.pop("_callback_errors", []) or []:
-        st.error(f"That did not work: {msg}. Nothing else was changed; your saved decisions are safe.")
+        st.error(f"That did not work: {md(msg)}. Nothing else was changed; your saved decisions are safe.")
 
 
 # Widget values kept when the person moves to another page and back (Streamlit drops the
@@ -410,6 +447,6 @@ def guard(main: Callable[[], None]) -> None:
 
         logging.getLogger("selfmix_studio").exception("page failed")
         st.error(
-            f"Something went wrong on this page: {type(exc).__name__}: {exc}. Your data and review "
+            f"Something went wrong on this page: {type(exc).__name__}: {md(exc)}. Your data and review "
             "decisions are saved; reload the page to continue. (Details are in the terminal running the app.)"
         )

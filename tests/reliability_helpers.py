@@ -1,6 +1,7 @@
 """Helpers shared by the reliability tests (test_bad_input, test_crash, test_resources,
 test_safety): environments for child processes, a stdout reader that waits for a line,
-SIGKILL, and a one-thread torch for the duration of a test module.
+SIGKILL, a one-thread torch for the duration of a test module, and two readers of the
+Markdown a page gave Streamlit (what it shows; which links and images it makes).
 
 Why one thread: on a busy machine (more runnable processes than cores) torch's OpenMP
 workers spin-wait for each other and a tiny model's backward pass takes 0.4 s instead
@@ -10,6 +11,7 @@ of 5 ms. The tests train tiny models only, so one thread loses nothing.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -89,3 +91,32 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# ---- Markdown given to Streamlit ---------------------------------------------------------------
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+# What GFM turns into a link inside plain text (Streamlit's renderer does, after escapes).
+_AUTOLINK = re.compile(r"(?i)(?:\b(?:https?|ftp)://|\bwww\.|[\w.+-]@[\w-]+\.[\w-])")
+
+
+def unescaped(source: str) -> str:
+    """The Markdown `source` with studio.text.md()'s escapes taken out (backslashes before
+    punctuation, zero-width spaces): the text as the person reads it, the page's own
+    **bold** etc. left in."""
+    return _ESCAPED.sub(r"\1", str(source)).replace("\u200b", "")
+
+
+def markup_from(source: str) -> list[str]:
+    """The links, images and HTML that `source` makes when rendered as Markdown the way
+    Streamlit does (CommonMark, raw HTML off, GFM autolinks in text); [] when none."""
+    from markdown_it import MarkdownIt
+
+    found = []
+    for block in MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).parse(str(source)):
+        for tok in [block, *(block.children or [])]:
+            if tok.type in ("link_open", "image", "html_inline", "html_block"):
+                found.append(f"{tok.type}: {tok.attrs or tok.content}")
+            elif tok.type == "text" and _AUTOLINK.search(tok.content):
+                found.append(f"autolink: {tok.content}")
+    return found

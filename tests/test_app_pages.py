@@ -19,6 +19,7 @@ from selfmix_core.reports import EpochReport, GMMParams
 from selfmix_core.store import Store
 from studio import worker
 from studio.state import QP_RUN, SELECTED_DATASET, SELECTED_RUN
+from tests.reliability_helpers import unescaped
 from tests.tiny_model import tiny_config, tiny_frame, tiny_model_dir
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -56,13 +57,14 @@ def open_app(page: str | None = None) -> AppTest:
 
 
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """The elements' Markdown as the person reads it (studio.text.md's escapes taken out)."""
+    return [unescaped(e.value) for e in elements]
 
 
 def joined(at: AppTest) -> str:
     parts = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error"):
-        parts += [str(e.value) for e in getattr(at, kind)]
+        parts += [unescaped(e.value) for e in getattr(at, kind)]
     return "\n".join(parts)
 
 
@@ -154,6 +156,47 @@ def test_url_selects_the_run_in_a_fresh_session(store):
     at.run()
     assert any("does not exist" in w for w in texts(at.warning))
     assert at.session_state[SELECTED_RUN] == second
+
+
+def test_run_picker_choice_survives_a_status_change(store):
+    """The browser sends back the TEXT of the option it shows, and keeps the text it had
+    when a rerun changes the options' texts; Streamlit maps the text to the option, and
+    an unknown text comes through as the text itself. A run's epoch ends between the
+    render the person sees and their pick: the pick selects the run and its id -- not a
+    text -- lands in ?run=, so a reload shows it. The live status is beside the picker."""
+    ds = add_tiny_dataset(store)
+    first = store.create_run(ds, {"epochs": 2, "selection": {"tau": 0.5}}, name="first")
+    second = store.create_run(ds, {"epochs": 2, "selection": {"tau": 0.5}}, name="second")
+    at = open_app()
+    assert at.session_state[SELECTED_RUN] == second  # the newest
+    seen = at.selectbox(key="nav_run")  # the picker as the browser shows it
+    shown = seen.format_func(first)
+    hand_report(store, first)  # meanwhile epoch 1 of 2 is saved and the run finishes...
+    at.run()  # ...and the page reruns (e.g. the Train page's poll)
+    seen.set_value(shown).run()  # the person picks the first run: the browser sends the text it shows
+    assert not at.exception and not at.error
+    assert at.session_state[SELECTED_RUN] == first and at.query_params[QP_RUN] == first
+    assert any("finished · epoch 1/2" in c for c in texts(at.sidebar.caption))
+    reload = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reload.query_params[QP_RUN] = at.query_params[QP_RUN]
+    reload.run()
+    assert reload.session_state[SELECTED_RUN] == first and not reload.warning
+
+
+def test_picker_texts_tell_runs_and_datasets_of_the_same_name_apart(store):
+    ds1 = add_tiny_dataset(store)
+    ds2 = add_tiny_dataset(store)  # also "tiny", 40 rows
+    a = store.create_run(ds2, {"epochs": 1}, name="same")
+    b = store.create_run(ds2, {"epochs": 1}, name="same")
+    at = open_app("train")
+    datasets = at.selectbox(key="nav_dataset")
+    assert len(set(datasets.options)) == 2 and all(o.startswith("tiny (40 rows)") for o in datasets.options)
+    runs = at.selectbox(key="nav_run")
+    assert len(set(runs.options)) == 2 and all(o.startswith("same · ") for o in runs.options)
+    runs.set_value(runs.format_func(a)).run()
+    assert at.session_state[SELECTED_RUN] == a != b
+    datasets.set_value(datasets.format_func(ds1)).run()
+    assert at.session_state[SELECTED_DATASET] == ds1
 
 
 # ---- data ---------------------------------------------------------------------------------------------
@@ -256,7 +299,7 @@ def test_data_test_set_is_saved_alongside(store):
     at.run()
     at.file_uploader(key="data_test_upload").upload("test.csv", tiny_frame(9, seed=1).to_csv(index=False).encode(), "text/csv")
     at.run()
-    assert any("Test set `test.csv`: 9 texts" in s for s in texts(at.success))
+    assert any("Test set test.csv: 9 texts" in s for s in texts(at.success))
     at.button(key="data_save").click().run()
     assert not at.exception and not at.error
     datasets = store.list_datasets()
@@ -503,6 +546,88 @@ def test_review_one_sample_at_a_time(store):
     assert any("Reviewed" in (p.proto.text or "") for p in at.get("progress"))
 
 
+def test_review_panel_pick_survives_another_tabs_decision(store):
+    """The one-at-a-time panel's sample picker: another tab decides sample 1 between this
+    tab's render and its pick of sample 1 (the browser sends the text it showed): the
+    panel opens sample 1, no error."""
+    run_id = reviewed_run(store)
+    at = open_app("review")
+    [seen] = [s for s in at.selectbox if (s.key or "").startswith("review_focus_")]
+    shown = seen.options[1]
+    assert shown.startswith("#1 ")
+    store.add_decision(run_id, 1, 0, None, "drop")  # another tab
+    at.run()
+    seen.set_value(shown).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.selectbox if (s.key or "").startswith("review_focus_")] == [1]
+    assert any(m.startswith("**#1** ") for m in texts(at.markdown))
+
+def focus_sample(at: AppTest) -> int:
+    [s] = [s for s in at.selectbox if (s.key or "").startswith("review_focus_")]
+    return int(at.dataframe[0].value["sample"].iloc[s.value])
+
+
+def test_undo_takes_back_this_tabs_decision_not_another_tabs(store):
+    """Two tabs on one run: A drops one sample, B drops another, A undoes: A's drop is
+    undone, B's stays, and A is told which sample. A has nothing more of its own to undo;
+    after a reload, "Undo another…" lists the decisions and takes back the one picked."""
+    run_id = reviewed_run(store)
+    tab_a, tab_b = open_app("review"), open_app("review")
+    a_sample = focus_sample(tab_a)
+    one_at_a_time_button(tab_a, "review_one_drop_").click().run()
+    [panel_b] = [s for s in tab_b.selectbox if (s.key or "").startswith("review_focus_")]
+    panel_b.set_value(1).run()  # B opens another sample
+    b_sample = focus_sample(tab_b)
+    assert b_sample != a_sample
+    one_at_a_time_button(tab_b, "review_one_drop_").click().run()
+    assert set(store.current_decisions(run_id)) == {a_sample, b_sample}
+    tab_a.button(key="review_undo").click().run()
+    assert not tab_a.exception
+    assert set(store.current_decisions(run_id)) == {b_sample}  # B's decision stays
+    assert f"Undid the drop on sample #{a_sample}." in texts(tab_a.success)
+    assert tab_a.button(key="review_undo").disabled  # nothing of A's left
+    # a reloaded tab has made no decision; it picks one to undo (here B's)
+    reloaded = open_app("review")
+    assert reloaded.button(key="review_undo").disabled
+    pick = reloaded.selectbox(key="review_undo_pick")
+    assert pick.value == store.current_decisions(run_id)[b_sample]["decision_id"]
+    assert f"drop sample #{b_sample}" in pick.format_func(pick.value) and "another tab" in pick.format_func(pick.value)
+    reloaded.button(key="review_undo_other").click().run()
+    assert store.current_decisions(run_id) == {}
+    assert f"Undid the drop on sample #{b_sample}." in texts(reloaded.success)
+
+
+def test_a_tab_showing_a_stale_decision_does_not_overwrite_it(store):
+    """Two tabs show sample 0 undecided; A keeps its label; B, not rerun since, drops it:
+    B is told the sample changed meanwhile and what it is now; A's decision stays. Now
+    showing it, B may replace it. The same for an edit in the table and a bulk accept."""
+    run_id = reviewed_run(store)
+    tab_a, tab_b = open_app("review"), open_app("review")
+    assert focus_sample(tab_a) == focus_sample(tab_b) == 0
+    one_at_a_time_button(tab_a, "review_one_keep_").click().run()
+    one_at_a_time_button(tab_b, "review_one_drop_").click().run()  # B still shows 0 undecided
+    assert not tab_b.exception and not tab_b.error
+    assert store.current_decisions(run_id)[0]["action"] == "keep"
+    assert any("Sample #0 was changed in another tab" in w and "it is now: keep" in w for w in texts(tab_b.warning))
+    assert focus_sample(tab_b) == 0  # the panel stays on the sample, showing A's decision now
+    assert any(m.startswith("**#0**") and "your decision: *keep given label*" in m for m in texts(tab_b.markdown))
+    one_at_a_time_button(tab_b, "review_one_drop_").click().run()
+    assert store.current_decisions(run_id)[0]["action"] == "drop" and not tab_b.warning
+    # the table: A relabels sample 1; B, still showing it undecided, edits it
+    set_decision(tab_a, 1, "drop sample")
+    set_decision(tab_b, 1, "keep given label")
+    assert store.current_decisions(run_id)[1]["action"] == "drop"
+    assert any("Sample #1 was changed in another tab" in w for w in texts(tab_b.warning))
+    # bulk accept over samples one of which A has decided meanwhile: nothing is written
+    tab_b.run()
+    one_at_a_time_button(tab_a, "review_one_keep_").click().run()  # A keeps sample 2
+    before = len(store.decision_log(run_id))
+    tab_b.button(key="review_bulk").click().run()
+    assert len(store.decision_log(run_id)) == before
+    assert any("Sample #2 was changed in another tab" in w for w in texts(tab_b.warning))
+    tab_b.button(key="review_bulk").click().run()  # now showing the current decisions
+    assert len(store.current_decisions(run_id)) == 20
+
 def test_review_filters(store):
     reviewed_run(store)
     at = open_app("review")
@@ -590,7 +715,7 @@ def test_a_failing_action_is_a_message(store, monkeypatch):
     store.add_decision(run_id, 0, 0, 1, "relabel")
     at = open_app("review")
 
-    def broken(self, run_id, rows):
+    def broken(self, run_id, rows, **kwargs):
         raise ValueError("disk full")
 
     monkeypatch.setattr(Store, "add_decisions", broken)

@@ -37,7 +37,7 @@ import pytest
 
 from selfmix_core.cli import main
 from selfmix_core.data import DataValidationError, load_dataset
-from tests.reliability_helpers import REPO, child_env, one_torch_thread
+from tests.reliability_helpers import REPO, child_env, one_torch_thread, unescaped
 from tests.tiny_model import tiny_model_dir
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
@@ -508,7 +508,7 @@ def test_app_data_page_shows_each_bad_file_as_a_message(tmp_path, monkeypatch):
         at.file_uploader(key="data_upload").upload(name, data, "application/octet-stream")
         at.run()
         assert not at.exception, (case, [e.value for e in at.exception])
-        shown = "\n".join(str(e.value) for e in at.error)
+        shown = "\n".join(unescaped(e.value) for e in at.error)
         assert "cannot be used as it is" in shown and "Traceback" not in shown, (case, shown)
         for part in expected:
             assert part in shown, (case, part, shown)
@@ -551,7 +551,7 @@ def test_app_train_page_says_what_is_wrong_with_a_model_folder(tmp_path, monkeyp
         at.text_input(key="train_model").input(str(folder))
         at.button(key="FormSubmitter:train_form-Start training").click().run()
         assert not at.exception
-        shown = "\n".join(str(e.value) for e in at.error)
+        shown = "\n".join(unescaped(e.value) for e in at.error)
         assert "Cannot start" in shown and all(p in shown for p in expected), (case, shown)
     assert store.list_runs() == []
     for case in ("truncated weights", "no tokenizer files"):
@@ -564,6 +564,6 @@ def test_app_train_page_says_what_is_wrong_with_a_model_folder(tmp_path, monkeyp
         assert not at.exception
         run = store.get_run(run_id)
         assert run["status"] == "failed" and all(p in run["error"] for p in expected), (case, run["error"])
-        shown = "\n".join(str(e.value) for e in at.error)
+        shown = "\n".join(unescaped(e.value) for e in at.error)
         assert "Training failed" in shown and expected[0] in shown and "Traceback" not in shown, (case, shown)
     store.close()

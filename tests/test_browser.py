@@ -6,13 +6,22 @@ Saves a screenshot of each page into $SELFMIX_SCREENSHOTS if set, else into the 
 temporary folder, so a test run leaves the tree unchanged (the README's pictures come
 from bench/screenshots.py, on the demo with the real model).
 
+A second app (its own studio home) gets class, column, dataset and run names, texts and
+a link parameter full of Markdown and HTML pointing at a local "beacon" server: no page
+makes a link or an image of them, and the browser never requests the beacon.
+
 Needs /usr/bin/chromium (or `chromium` on PATH), chromedriver and selenium; skipped
 with the reason otherwise. Every wait is bounded."""
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+import urllib.parse
 from pathlib import Path
+
+import numpy as np
 
 import pandas as pd
 import pytest
@@ -109,7 +118,16 @@ def test_upload_train_review_export(server, driver):
     WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located(
         (By.XPATH, "//*[contains(., 'Status:') and contains(., 'finished')]")))
     WebDriverWait(d, PAGE_WAIT).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 1)
-    assert f"run={run['id']}" in d.current_url  # the run is in the URL: a reload shows it again
+    # The run's id is in the URL, and a reload shows the run again. (The run picker's texts
+    # used to carry the live status: a text gone stale during training came back as the
+    # choice and landed in ?run=, and the reload said the run does not exist.)
+    WebDriverWait(d, PAGE_WAIT).until(lambda _: f"run={run['id']}" in d.current_url)
+    d.refresh()
+    WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located(
+        (By.XPATH, "//*[contains(., 'Status:') and contains(., 'finished')]")))
+    wait_for_text(d, f"Run {run['id'][:6]}")
+    assert f"run={run['id']}" in d.current_url and "does not exist" not in d.find_element(By.TAG_NAME, "body").text
+    WebDriverWait(d, PAGE_WAIT).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 1)
     settle(d, 2)
     shot(d, "train")
 
@@ -163,3 +181,109 @@ def test_upload_train_review_export(server, driver):
     settle(d)
     shot(d, "home")
     store.close()
+
+
+# ---- a person's strings are text: no link, no image, no request -------------------------------
+
+
+@pytest.fixture
+def beacon():
+    """A local HTTP server that records every path requested from it; yields (base URL, hits)."""
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", hits
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def made_from(d, base: str) -> list[str]:
+    """Links and images on the page (HTML or SVG, e.g. Plotly's) that point at `base`."""
+    return d.execute_script(
+        "const b = arguments[0]; const out = [];"
+        "document.querySelectorAll('a, img, image, [src], [href]').forEach(e => {"
+        "  for (const a of ['href', 'src', 'xlink:href']) {"
+        "    const v = e.getAttribute(a); if (v && v.includes(b)) out.push(e.tagName + ' ' + a + '=' + v); } });"
+        "return out;", base.split("//", 1)[1])
+
+
+def test_markdown_in_names_and_labels_is_shown_as_text(tmp_path, beacon, driver):
+    from selenium.webdriver.common.keys import Keys
+
+    from selfmix_core.config import TrainConfig
+    from selfmix_core.reports import EpochReport, GMMParams
+
+    base, hits = beacon
+    labels = [f"![b]({base}/label.png)", f"[click]({base}/link) <img src={base}/html.png>",
+              f"{base}/bare <{base}/angle> **bold**"]
+    dataset_name = f"set ![n]({base}/name.png)"
+    run_name = f"run ![r]({base}/run.png) [x]({base}/run)"
+    frame = pd.DataFrame({"text": [f"text {i} ![t]({base}/text.png) <img src={base}/t.png>" for i in range(24)],
+                          "label": [labels[i % 3] for i in range(24)]})
+    csv_path = tmp_path / "**strong** [x] `y`.csv"
+    frame.to_csv(csv_path, index=False)
+    home = tmp_path / "home"
+    with app_server(home, tmp_path / "server.log") as url:
+        d = driver
+        d.get(url)
+        go(d, "Data")
+        WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located((By.CSS_SELECTOR, 'input[type="file"]')))
+        d.find_elements(By.CSS_SELECTOR, 'input[type="file"]')[0].send_keys(str(csv_path))
+        wait_for_text(d, "24 texts, 3 classes")
+        box = WebDriverWait(d, PAGE_WAIT).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, 'input[aria-label="Dataset name"]')))
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus()", box)
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(dataset_name, Keys.TAB)
+        WebDriverWait(d, 30).until(lambda _: box.get_attribute("value") == dataset_name)
+        settle(d, 0.5)
+        click_button(d, "Save dataset")
+        wait_for_text(d, "Saved set")
+        assert not made_from(d, base), made_from(d, base)
+
+        store = Store(home)
+        [dataset] = store.list_datasets()
+        assert dataset["name"] == dataset_name
+        names = dataset["meta"]["label_names"]
+        given = np.array([names.index(v) for v in frame["label"]])
+        n, k = len(given), len(names)
+        run_id = store.create_run(dataset["id"], TrainConfig(epochs=2, warmup_epochs=1), name=run_name)
+        clean = np.arange(n) / n
+        store.save_epoch_report(run_id, EpochReport(
+            epoch=1, phase="warmup", seconds=1.0, train_seconds=0.5, score_seconds=0.5, samples_trained=n,
+            losses={"ce": 1.0}, given_label=given, loss=1 - clean, norm_loss=1 - clean, clean_prob=clean,
+            predicted_label=(given + 1) % k, predicted_prob=np.full(n, 0.8), in_training=np.ones(n, bool),
+            gmm=GMMParams((0.2, 0.8), (0.1, 0.1), (0.5, 0.5), 0, True, 3, 6.0), tau=0.5, n_clean=n // 2,
+            n_noisy=n - n // 2, given_vs_predicted=np.eye(k, dtype=np.int64)))
+        store.set_run_status(run_id, "finished")
+        store.add_decision(run_id, 1, int(given[1]), int((given[1] + 2) % k), "relabel")
+        store.close()
+
+        d.get(url)  # a new session: it shows the newest run, the one just made
+        for page, ready in (("Home", "finished"), ("Train", "Loss histograms"), ("Review", "One at a time"),
+                            ("Export", "Decision log")):
+            go(d, page, title="SelfMix Studio" if page == "Home" else None)
+            wait_for_text(d, ready)
+            settle(d, 1.0)
+            assert not made_from(d, base), (page, made_from(d, base))
+            if page == "Review":
+                body = d.find_element(By.TAG_NAME, "body").text
+                assert f"Keep: {labels[0]}" in body and "run ![r]" in body  # shown, as typed
+        d.get(url + "/?run=" + urllib.parse.quote(f"![u]({base}/url.png)"))
+        wait_for_text(d, "does not exist in this studio")
+        settle(d, 1.0)
+        assert not made_from(d, base), made_from(d, base)
+    assert hits == [], hits  # the browser never fetched anything from the beacon

@@ -1,9 +1,8 @@
 """selfmix_core.review: the review table, its filters and ordering, decision choices,
-bulk accept and undo of a whole batch. Correctness only (timing: bench/bench_review.py)."""
+bulk accept, undo of a tab's whole last action and the messages about them. Correctness
+only (timing: bench/bench_review.py)."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,8 @@ from selfmix_core.review import (
     choice_to_decision,
     decision_choice,
     decision_choices,
+    describe_conflicts,
+    describe_undo,
     filter_review,
     review_counts,
     review_frame,
@@ -105,6 +106,10 @@ def test_decisions_merge_and_stay_in_review():
     assert df["final_label"].astype(object).tolist()[:4] == ["neutral", "pos", np.nan, "pos"]
     assert df["decision"].tolist()[:4] == ["label: neutral", ACCEPT_CHOICE, DROP_CHOICE, KEEP_CHOICE]
     assert df["final_id"].tolist()[:4] == [2, 1, -1, 1]
+    assert df["decision_id"].tolist() == [-1] * 6  # these decisions carry no decision_id
+    with_ids = review_frame(TEXTS, make_report(GIVEN, CLEAN, PRED, PROB, TRAIN), NAMES,
+                            {2: {"action": "drop", "new_label": None, "decision_id": 7}})
+    assert with_ids["decision_id"].tolist() == [-1, -1, 7, -1, -1, -1]  # what the page shows, for `expected`
     assert list(filter_review(df)["sample_index"]) == [3, 1, 2, 5, 0]
     assert list(filter_review(df, undecided_only=True)["sample_index"]) == [5]
     assert review_counts(df) == {"flagged": 5, "reviewed": 4, "decisions": 4, "total": 6}
@@ -156,26 +161,33 @@ def test_bulk_accept_rows_only_undecided_and_changing(df):
     assert bulk_accept_rows(filter_review(df, query="zzz")).empty
 
 
-def test_undo_last_action_takes_back_a_whole_batch(tmp_path):
+def test_undo_last_action_takes_back_a_whole_action_of_its_own_session(tmp_path):
     store = Store(tmp_path / "home")
     ds = store.add_dataset("d", pd.DataFrame({"text": TEXTS, "label": GIVEN}))
     run = store.create_run(ds, {"epochs": 1})
-    assert undo_last_action(store, run) == 0
-    store.add_decision(run, 0, 1, 2, "relabel")
-    time.sleep(0.01)  # a separate action (timestamps have millisecond resolution)
-    store.add_decisions(run, [(1, 0, 1, "accept"), (2, 2, 0, "accept"), (3, 1, 0, "accept")])
-    assert undo_last_action(store, run) == 3
-    assert set(store.current_decisions(run)) == {0}
-    assert undo_last_action(store, run) == 1
-    assert store.current_decisions(run) == {}
-    assert undo_last_action(store, run) == 0
-    # with an explicit count (what the page remembers for its own actions)
-    store.add_decisions(run, [(4, 0, 1, "accept"), (5, 2, 0, "accept")])
-    store.add_decision(run, 1, 0, None, "drop")
-    assert undo_last_action(store, run, count=1) == 1
-    assert set(store.current_decisions(run)) == {4, 5}
-    assert undo_last_action(store, run, count=5) == 2  # stops when nothing is left
+    assert undo_last_action(store, run, session="a") == []
+    assert describe_undo([]) == "Nothing to undo."
+    store.add_decision(run, 0, 1, 2, "relabel", session="a")
+    store.add_decisions(run, [(1, 0, 1, "accept"), (2, 2, 0, "accept"), (3, 1, 0, "accept")], session="a")
+    store.add_decision(run, 4, 0, None, "drop", session="b")  # another tab, after
+    undone = undo_last_action(store, run, session="a")
+    assert [d["sample_index"] for d in undone] == [1, 2, 3]  # the bulk accept, whole (same millisecond or not)
+    assert describe_undo(undone) == "Undid 3 decisions (accept) on samples #1, #2, #3."
+    assert set(store.current_decisions(run)) == {0, 4}
+    undone = undo_last_action(store, run, session="a")
+    assert describe_undo(undone) == "Undid the relabel on sample #0."
+    assert undo_last_action(store, run, session="a") == []  # b's drop is not a's to undo
+    assert set(store.current_decisions(run)) == {4}
+    assert [d["sample_index"] for d in undo_last_action(store, run)] == [4]  # session None: anyone's
     store.close()
+
+
+def test_describe_conflicts_names_the_samples():
+    one = describe_conflicts({15: {"action": "drop"}})
+    assert "Sample #15" in one and "it is now: drop" in one and "not saved" in one
+    assert "no decision now" in describe_conflicts({15: None})
+    many = describe_conflicts({i: None for i in range(7)})
+    assert "7 of these samples (#0, #1, #2, #3, #4, …)" in many and "Nothing was saved" in many
 
 
 def test_filter_many_rows_vectorised():

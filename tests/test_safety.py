@@ -12,6 +12,8 @@
   whatever its name; its content is data, never run.
 * No network on the default path: a CLI training run with the bundled model, with every
   socket connection made to fail (and the hub's offline switches unset), succeeds.
+* (Issue #10) A person's strings are shown as text: class, column, file, dataset and run
+  names, texts and URL parameters full of Markdown/HTML make no link or image on any page.
 """
 
 from __future__ import annotations
@@ -277,6 +279,127 @@ def test_ui_code_writes_files_only_through_the_store():
             if name in writers or (owner, name) in owned or opened_for_writing:
                 writes.append(f"{path.relative_to(REPO)}:{name}")
     assert sorted(set(writes)) == ["studio/worker.py:write_text"], writes
+
+
+# ---- user strings are shown as text, never as Markdown ---------------------------------------------
+
+BEACON = "http://127.0.0.1:9999"
+HOSTILE_LABELS = [  # Markdown/HTML that would fetch a URL, link out, or be drawn
+    f"![b]({BEACON}/beacon.png)",
+    f"[click]({BEACON}/link) <img src={BEACON}/html.png> **bold**",
+    f"{BEACON}/bare www.example.com a@b.co <{BEACON}/angle> :red[red] $x^2$",
+]
+HOSTILE_SINGLE = f"<a href='{BEACON}/a'>one</a> # not a heading"  # a class with one sample: a warning names it
+HOSTILE_NAME = f"set ![n]({BEACON}/name.png) [here]({BEACON}/name)"
+HOSTILE_RUN = f"run ![r]({BEACON}/run.png) {BEACON}/run"
+HOSTILE_COLUMN = f"[lab]({BEACON}/column)"
+MARKDOWN_TYPES = {"markdown", "caption", "title", "header", "subheader", "success", "info", "warning", "error", "toast"}
+
+
+def hostile_frame() -> pd.DataFrame:
+    rows = [{"text": f"text {i} ![t]({BEACON}/text{i}.png) <b>{i}</b> [t]({BEACON}/t)",
+             HOSTILE_COLUMN: HOSTILE_LABELS[i % 3]} for i in range(24)]
+    rows.append({"text": "the lone one", HOSTILE_COLUMN: HOSTILE_SINGLE})
+    return pd.DataFrame(rows)
+
+
+def markdown_strings(at) -> list[str]:
+    """Every string of the page that Streamlit renders as Markdown: element bodies,
+    widget / expander / tab labels, radio options, progress texts."""
+    out: list[str] = []
+
+    def walk(node) -> None:
+        kind = getattr(node, "type", "")
+        if kind in MARKDOWN_TYPES:
+            out.append(str(node.value))
+        elif kind == "progress":
+            out.append(node.proto.text)
+        label = getattr(node, "label", None)
+        if isinstance(label, str):
+            out.append(label)
+        if kind == "radio":
+            out.extend(node.options)
+        for child in (getattr(node, "children", None) or {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return out
+
+
+def test_user_strings_are_shown_as_text_not_markdown(tmp_path, monkeypatch):
+    """Class, column, file, dataset and run names, texts and URL parameters full of
+    Markdown and HTML: on every page, no string given to Streamlit's Markdown renderer
+    makes a link or an image (or HTML) out of them -- and they are shown, as typed."""
+    from streamlit.testing.v1 import AppTest
+
+    from selfmix_core.config import TrainConfig
+    from selfmix_core.reports import EpochReport, GMMParams
+    from tests.reliability_helpers import markup_from, unescaped
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SELFMIX_HOME", str(home))
+    shown: list[str] = []
+
+    def check(at, where: str) -> None:
+        assert not at.exception, (where, [e.value for e in at.exception])
+        strings = markdown_strings(at)
+        bad = [(s, m) for s in strings for m in markup_from(s)]
+        assert not bad, (where, bad)
+        shown.extend(unescaped(s) for s in strings)
+        for chart in at.get("plotly_chart"):  # Plotly draws <a href> and <b> in its labels
+            spec = json.dumps(json.loads(chart.proto.spec), ensure_ascii=False)
+            assert "<a " not in spec and "<img" not in spec and "<b>" not in spec, (where, spec[:2000])
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/1_Data.py").run()
+    file_name = f"[f]({BEACON}/file) data.csv"
+    at.file_uploader(key="data_upload").upload(file_name, hostile_frame().to_csv(index=False).encode(), "text/csv")
+    at.run()
+    assert at.selectbox(key="data_label_col").value == HOSTILE_COLUMN
+    check(at, "data: checked")
+    # a test file with a class the data lacks: the error quotes it
+    test_frame = pd.DataFrame({"text": ["x", "y"], HOSTILE_COLUMN: [HOSTILE_LABELS[0], f"![new]({BEACON}/new.png)"]})
+    at.file_uploader(key="data_test_upload").upload(f"![tf]({BEACON}/tf.png).csv",
+                                                    test_frame.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    assert at.error
+    check(at, "data: test file refused")
+    at.text_input(key="data_name").input(HOSTILE_NAME).run()
+    at.button(key="data_save").click().run()
+    check(at, "data: saved")
+    assert any(f"Saved **{HOSTILE_NAME}**" in s for s in shown)
+
+    store = Store(home)
+    [dataset] = [d for d in store.list_datasets() if d["meta"].get("role") != "test"]
+    names = dataset["meta"]["label_names"]
+    frame = store.load_dataset_frame(dataset["id"])
+    given = np.array([names.index(v) for v in frame[HOSTILE_COLUMN]])
+    n, k = len(given), len(names)
+    run_id = store.create_run(dataset["id"], TrainConfig(epochs=2, warmup_epochs=1), name=HOSTILE_RUN)
+    clean = np.arange(n) / n
+    store.save_epoch_report(run_id, EpochReport(
+        epoch=1, phase="warmup", seconds=1.0, train_seconds=0.5, score_seconds=0.5, samples_trained=n,
+        losses={"ce": 1.0}, given_label=given, loss=1 - clean, norm_loss=1 - clean, clean_prob=clean,
+        predicted_label=(given + 1) % k, predicted_prob=np.full(n, 0.8), in_training=np.ones(n, bool),
+        gmm=GMMParams((0.2, 0.8), (0.1, 0.1), (0.5, 0.5), 0, True, 3, 6.0), tau=0.5, n_clean=n // 2,
+        n_noisy=n - n // 2, given_vs_predicted=np.eye(k, dtype=np.int64)))
+    store.set_run_status(run_id, "finished")
+    store.add_decision(run_id, 1, int(given[1]), int((given[1] + 2) % k), "relabel")  # "your decision: label: ..."
+
+    for page in ("app.py", "pages/2_Train.py", "pages/3_Review.py", "pages/4_Export.py"):
+        at.switch_page(page).run()
+        check(at, page)
+    for label in [*HOSTILE_LABELS, HOSTILE_SINGLE, HOSTILE_RUN, HOSTILE_NAME]:  # shown, as typed
+        assert any(label in s for s in shown), label
+    assert f"Keep: {HOSTILE_LABELS[0]}" in shown  # the Review panel's button: sample 0 is given class 0
+
+    # a link whose ?run= is Markdown: the notice quotes it, as text
+    fresh = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    fresh.query_params["run"] = f"![u]({BEACON}/url.png)"
+    fresh.run()
+    check(fresh, "url notice")
+    assert any(f"![u]({BEACON}/url.png)" in w for w in (unescaped(w.value) for w in fresh.warning))
+    store.close()
 
 
 # ---- no network ----------------------------------------------------------------------------------------

@@ -12,9 +12,11 @@ import pytest
 
 from selfmix_core.reports import DetectionMetrics, EpochReport, GMMParams
 from selfmix_core.store import (
+    _SCHEMA_V1,
     SCHEMA_VERSION,
     NotFoundError,
     SchemaVersionError,
+    StaleDecisionError,
     Store,
     default_home,
 )
@@ -255,7 +257,7 @@ def test_decisions_log_undo_replay(store, run_id):
     assert cur == {5: {**cur[5], "action": "relabel", "new_label": 2, "decision_id": d1}}
 
     log = store.decision_log(run_id)
-    assert list(log.columns) == ["id", "time", "sample_index", "old_label", "new_label", "action", "undoes"]
+    assert list(log.columns) == ["id", "time", "sample_index", "old_label", "new_label", "action", "undoes", "session"]
     assert list(log["action"]) == ["relabel", "drop", "keep", "accept", "undo", "undo", "undo"]
     assert log["undoes"].tolist()[4:] == [4, 3, 2]
     assert log["id"].is_monotonic_increasing
@@ -350,3 +352,96 @@ def test_store_shared_across_instances(tmp_path, run_id, store):
     store.add_decision(run_id, 1, 0, 2, "relabel")
     assert other.current_decisions(run_id)[1]["new_label"] == 2
     other.close()
+
+
+# ---- several tabs on one run (issue #10) ----------------------------------------------------------
+
+
+def test_undo_takes_back_the_sessions_own_last_action(store, run_id):
+    """Tab A drops sample 41, tab B drops sample 15, tab A undoes: A's decision goes, B's stays."""
+    a, b = "tab-a", "tab-b"
+    store.add_decision(run_id, 41, 0, None, "drop", session=a)
+    store.add_decision(run_id, 15, 0, None, "drop", session=b)
+    [undone] = store.undo_action(run_id, session=a)
+    assert undone["sample_index"] == 41 and undone["action"] == "drop" and undone["session"] == a
+    assert set(store.current_decisions(run_id)) == {15}
+    assert store.undo_action(run_id, session=a) == []  # A has nothing left; B's is not A's to undo
+    assert set(store.current_decisions(run_id)) == {15}
+    # a bulk action is one action: undone whole, and only it
+    store.add_decision(run_id, 1, 0, 1, "relabel", session=a)
+    store.add_decisions(run_id, [(2, 0, 1, "accept"), (3, 0, 2, "accept")], session=a)
+    store.add_decision(run_id, 4, 0, None, "keep", session=b)
+    assert [u["sample_index"] for u in store.undo_action(run_id, session=a)] == [2, 3]
+    assert set(store.current_decisions(run_id)) == {1, 4, 15}
+    # the undo rows say who undid
+    log = store.decision_log(run_id)
+    assert log[log["action"] == "undo"]["session"].tolist() == [a, a, a]
+    # newest actions, per session or of anyone; undo one of them by its id
+    actions = store.live_actions(run_id)
+    assert [(x["sample_index"], x["n"], x["session"]) for x in actions] == [(4, 1, b), (1, 1, a), (15, 1, b)]
+    assert [x["sample_index"] for x in store.live_actions(run_id, session=b)] == [4, 15]
+    assert [u["sample_index"] for u in store.undo_action(run_id, session=a, decision_id=actions[2]["id"])] == [15]
+    assert set(store.current_decisions(run_id)) == {1, 4}
+
+
+def test_a_decision_on_a_sample_changed_meanwhile_is_refused(store, run_id):
+    """Tab B shows sample 15 undecided; tab A drops it; B's keep, made against what it
+    showed, is refused with the current decision, and nothing is written."""
+    assert store.current_decisions(run_id) == {}
+    did = store.add_decision(run_id, 15, 0, None, "drop", session="tab-a", expected=None)
+    with pytest.raises(StaleDecisionError) as err:
+        store.add_decision(run_id, 15, 0, None, "keep", session="tab-b", expected=None)
+    assert err.value.conflicts[15]["decision_id"] == did and err.value.conflicts[15]["action"] == "drop"
+    assert "#15" in str(err.value)
+    assert store.current_decisions(run_id)[15]["action"] == "drop" and len(store.decision_log(run_id)) == 1
+    # B, now showing A's drop, may replace it
+    store.add_decision(run_id, 15, 0, None, "keep", session="tab-b", expected=did)
+    assert store.current_decisions(run_id)[15]["action"] == "keep"
+    # a batch is all or nothing: one stale sample refuses it whole
+    with pytest.raises(StaleDecisionError) as err:
+        store.add_decisions(run_id, [(15, 0, 1, "accept"), (16, 0, 1, "accept")], expected={15: did, 16: None})
+    assert list(err.value.conflicts) == [15]
+    assert 16 not in store.current_decisions(run_id)
+    # an undo changes the sample too
+    keep_id = store.current_decisions(run_id)[15]["decision_id"]
+    store.undo_action(run_id, session="tab-b")
+    with pytest.raises(StaleDecisionError) as err:
+        store.add_decision(run_id, 15, 0, None, "drop", expected=keep_id)
+    assert err.value.conflicts == {15: {**err.value.conflicts[15], "decision_id": did}}  # A's drop is back
+    with pytest.raises(ValueError, match="expected"):
+        store.add_decisions(run_id, [(16, 0, 1, "accept")], expected=[16])
+
+
+def test_schema_1_database_is_migrated_with_its_decisions(tmp_path):
+    """A studio folder written before schema 2: its decisions are kept (no session), still
+    append-only, and undone as before (one action = one timestamp)."""
+    home = tmp_path / "old"
+    home.mkdir()
+    conn = sqlite3.connect(home / "studio.sqlite3")
+    conn.executescript(_SCHEMA_V1)
+    t0 = "2024-01-01T00:00:00.000+00:00"
+    conn.execute("INSERT INTO datasets VALUES ('d1', 'old', 3, 'datasets/d1.parquet', '{}', ?)", (t0,))
+    conn.execute("INSERT INTO runs (id, dataset_id, config, status, created_at, updated_at)"
+                 " VALUES ('r1', 'd1', '{}', 'finished', ?, ?)", (t0, t0))
+    rows = [("r1", "2024-01-01T00:00:01.000+00:00", 0, 0, 1, "relabel"),
+            ("r1", "2024-01-01T00:00:02.000+00:00", 1, 0, 1, "accept"),
+            ("r1", "2024-01-01T00:00:02.000+00:00", 2, 1, 0, "accept")]
+    conn.executemany("INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action)"
+                     " VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    store = Store(home)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert set(store.current_decisions("r1")) == {0, 1, 2}
+    assert store.decision_log("r1")["session"].isna().all()
+    store.add_decision("r1", 5, 0, None, "drop", session="tab")
+    assert [u["sample_index"] for u in store.undo_action("r1")] == [5]
+    assert [u["sample_index"] for u in store.undo_action("r1")] == [1, 2]  # the old bulk accept, whole
+    assert set(store.current_decisions("r1")) == {0}
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with store._tx() as c:
+            c.execute("DELETE FROM decisions")
+    store.close()
+    assert Store(home).schema_version() == 2  # opening again changes nothing
