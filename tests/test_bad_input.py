@@ -524,7 +524,7 @@ def test_app_data_page_shows_the_data_warnings_before_saving(tmp_path, monkeypat
         at.file_uploader(key="data_upload").upload(name, content.encode("utf-8"), "text/csv")
         at.run()
         assert not at.exception and not at.error, (name, [e.value for e in at.exception], [e.value for e in at.error])
-        shown = "\n".join(str(w.value) for w in at.warning)
+        shown = "\n".join(unescaped(w.value) for w in at.warning)  # the text as the person reads it
         for part in expected:
             assert part in shown, (name, part, shown)
         assert at.button(key="data_save")  # the Save button is there, under the warning
