@@ -79,7 +79,8 @@ class BenchSettings:
 
     max_train_samples / max_test_samples: seeded random subsets (None = all rows).
     epochs, warmup_epochs: total epochs and warm-up (also the baselines' schedule knee:
-        Co-Teaching's T_k, NM-Net's mixture fit, CORES2's sieve start, CL's CV epochs).
+        Co-Teaching+'s init epoch, NM-Net's mixture fit, CORES2's sieve start, CL's CV
+        epochs; Co-Teaching's T_k is its own option, 4 as in the authors' script).
     cv_folds: Confident Learning's K. data_seed: draws the subsets.
     """
 

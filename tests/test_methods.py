@@ -6,7 +6,7 @@ import torch
 
 from selfmix_core.config import ModelConfig, TrainConfig
 from selfmix_core.methods import GROUPS, METHODS, get_method, ranked_clean_prob, run_method
-from selfmix_core.methods.coteaching import forget_rate, small_loss_keep
+from selfmix_core.methods.coteaching import GRADUAL_EPOCHS, CoTeachingTrainer, forget_rate, small_loss_keep
 from selfmix_core.methods.cores2 import cores_terms
 from selfmix_core.methods.sce import sce_loss
 from selfmix_core.reports import EpochReport
@@ -51,6 +51,12 @@ def test_method_yields_well_formed_reports(name, tiny_dataset, tiny_model_factor
     if name == "cl":
         assert {"cv_seconds", "n_issues", "quality_auroc", "flag_precision"} <= set(method.extras)
         assert reports[-1].n_noisy == method.extras["n_issues"]
+    if name in ("co-teaching", "co-teaching-plus"):
+        # T_k = 4 (the authors' num_gradual), not the config's warm-up (1 here): epoch 1
+        # forgets nothing, epoch 2 a third of the rate, whatever the warm-up
+        assert method.extras["gradual_epochs"] == 4
+        for r in reports:
+            assert r.n_noisy == round(forget_rate(r.epoch, 0.3, 4) * r.in_training.sum()), r.epoch
 
 
 def test_same_seed_same_result(tiny_dataset, tiny_model_factory, tokenizer):
@@ -83,11 +89,32 @@ def test_ranked_clean_prob_keeps_flags_and_order():
 
 def test_forget_rate_schedule_and_small_loss():
     assert [forget_rate(e, 0.4, 2) for e in (1, 2, 3)] == [0.0, 0.4, 0.4]
+    # the authors' schedule (num_gradual=4): the full rate from epoch 4 on, not from epoch 2
+    assert GRADUAL_EPOCHS == 4
+    assert [forget_rate(e, 0.4, GRADUAL_EPOCHS) for e in range(1, 7)] == pytest.approx(
+        [0.0, 0.4 / 3, 0.8 / 3, 0.4, 0.4, 0.4])
     assert forget_rate(1, 0.4, 0) == 0.4
     keep = small_loss_keep(torch.tensor([3.0, 1.0, 2.0, 0.5]), 0.5)
     assert sorted(keep.tolist()) == [1, 3]
     with pytest.raises(ValueError):
         forget_rate(1, 1.0, 2)
+
+
+def test_co_teaching_cross_update_uses_the_peers_choice():
+    # Each network's loss (and gradient) covers the small-loss samples chosen by the OTHER network.
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    l1 = torch.tensor([[3.0, 0, 0], [0, 3, 0], [0, 0, 3], [0, 3, 0], [0, 0, 3], [3, 0, 0]], requires_grad=True)
+    l2 = torch.tensor([[0.0, 3, 0], [0, 0, 3], [0, 0, 3], [3, 0, 0], [0, 3, 0], [3, 0, 0]], requires_grad=True)
+    ce1 = torch.nn.functional.cross_entropy(l1, y, reduction="none").detach()
+    ce2 = torch.nn.functional.cross_entropy(l2, y, reduction="none").detach()
+    keep1, keep2 = set(small_loss_keep(ce1, 0.5).tolist()), set(small_loss_keep(ce2, 0.5).tolist())
+    assert keep1 == {0, 1, 2} and keep2 == {2, 3, 4} and keep1 != keep2  # the two choices differ
+    total, comps = CoTeachingTrainer._cross_update(l1, l2, y, 0.5)
+    assert comps["ce1"] == pytest.approx(float(ce1[sorted(keep2)].mean()), rel=1e-6)
+    assert comps["ce2"] == pytest.approx(float(ce2[sorted(keep1)].mean()), rel=1e-6)
+    total.backward()
+    assert set(np.flatnonzero(l1.grad.abs().sum(1).numpy())) == keep2
+    assert set(np.flatnonzero(l2.grad.abs().sum(1).numpy())) == keep1
 
 
 def test_loss_formulas_by_hand():
