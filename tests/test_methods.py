@@ -51,6 +51,10 @@ def test_method_yields_well_formed_reports(name, tiny_dataset, tiny_model_factor
     if name == "cl":
         assert {"cv_seconds", "n_issues", "quality_auroc", "flag_precision"} <= set(method.extras)
         assert reports[-1].n_noisy == method.extras["n_issues"]
+    if name == "sce":  # the authors' script: 0.4 CE + 1.0 RCE (0.1 is the CIFAR-10 alpha)
+        assert method.extras == {"alpha": 0.4, "beta": 1.0}
+        for r in reports:  # the epoch means of the objective and its two terms
+            assert r.losses["loss"] == pytest.approx(0.4 * r.losses["ce"] + 1.0 * r.losses["rce"], rel=1e-4)
     if name in ("co-teaching", "co-teaching-plus"):
         # T_k = 4 (the authors' num_gradual), not the config's warm-up (1 here): epoch 1
         # forgets nothing, epoch 2 a third of the rate, whatever the warm-up
