@@ -104,6 +104,34 @@ def test_forget_rate_schedule_and_small_loss():
         forget_rate(1, 1.0, 2)
 
 
+def test_cl_defaults_are_the_authors(monkeypatch, tiny_dataset, tiny_model_factory, tokenizer):
+    # cleanlab's default 5 folds and the authors' 3 CV epochs, whatever the config's warm-up;
+    # the harness passes the same defaults and keeps both as settings.
+    import selfmix_core.methods.confident_learning as cl_module
+    from selfmix_core.bench import BenchSettings
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def fake_cv(train, config, model_factory, tokenizer, folds, epochs, control=None):
+        seen.update(folds=folds, epochs=epochs)
+        raise Stop  # before any training
+
+    monkeypatch.setattr(cl_module, "cross_val_pred_probs", fake_cv)
+    with pytest.raises(Stop):
+        list(get_method("cl").run(noisy(tiny_dataset), None, cfg(warmup_epochs=1), tiny_model_factory, tokenizer))
+    assert seen == {"folds": 5, "epochs": 3}
+    with pytest.raises(Stop):
+        list(get_method("cl", cv_folds=2, cv_epochs=1).run(noisy(tiny_dataset), None, cfg(), tiny_model_factory,
+                                                            tokenizer))
+    assert seen == {"folds": 2, "epochs": 1}
+    assert (BenchSettings().cv_folds, BenchSettings().cv_epochs) == (5, 3)
+    with pytest.raises(ValueError, match="cv_epochs"):
+        BenchSettings(cv_epochs=0)
+
+
 def test_co_teaching_cross_update_uses_the_peers_choice():
     # Each network's loss (and gradient) covers the small-loss samples chosen by the OTHER network.
     y = torch.tensor([0, 1, 2, 0, 1, 2])
