@@ -8,6 +8,7 @@ from selfmix_core.config import ModelConfig, TrainConfig
 from selfmix_core.methods import GROUPS, METHODS, get_method, ranked_clean_prob, run_method
 from selfmix_core.methods.coteaching import GRADUAL_EPOCHS, CoTeachingTrainer, forget_rate, small_loss_keep
 from selfmix_core.methods.cores2 import cores_terms
+from selfmix_core.methods.nmnet import TRANSITION_LR, NoiseModel, predicted_given_transition
 from selfmix_core.methods.sce import sce_loss
 from selfmix_core.reports import EpochReport
 
@@ -147,6 +148,79 @@ def test_co_teaching_cross_update_uses_the_peers_choice():
     total.backward()
     assert set(np.flatnonzero(l1.grad.abs().sum(1).numpy())) == keep2
     assert set(np.flatnonzero(l2.grad.abs().sum(1).numpy())) == keep1
+
+
+class OracleClassifier(torch.nn.Module):
+    """Logits = 8 x (count of each class's words in the text): p is (almost) the one-hot TRUE
+    class and stays so (one scalar weight, trained at a tiny lr), so what an NM-Net run
+    learns of its transition layer is the noise alone."""
+
+    def __init__(self, tokenizer, label_names):
+        super().__init__()
+        from tests.conftest import NAMES, WORDS
+
+        self.num_labels = len(label_names)
+        table = torch.zeros(tokenizer.vocab_size, self.num_labels)
+        for k, words in WORDS.items():
+            for w in words:
+                table[tokenizer(w, add_special_tokens=False)["input_ids"], list(label_names).index(NAMES[k])] = 1.0
+        self.register_buffer("table", table)
+        self.scale = torch.nn.Parameter(torch.tensor(8.0))
+
+    def forward(self, input_ids, attention_mask):
+        return self.scale * (self.table[input_ids] * attention_mask[..., None]).sum(1).clamp(max=1.0)
+
+
+def realised_transition(true, given, k):
+    t = np.zeros((k, k))
+    np.add.at(t, (true, given), 1)
+    return t / t.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("init", ["identity", "confusion"])
+def test_nm_net_transition_learns_a_known_noise(init, tokenizer):
+    # Asymmetric noise y -> y + 1 on 30% of 240 texts: T[true, noisy] is known. The encoder's
+    # lr is the benchmark's 5e-5, so a transition layer in the shared Adam group would stay
+    # at its 0.9-diagonal start (max error about 0.3); its own group (3e-2) learns T.
+    from selfmix_core.data import dataset_from_frame
+    from tests.conftest import make_frame
+
+    ds = dataset_from_frame(make_frame(240), source="tiny")
+    train = noisy(ds, rate=0.3)
+    known = realised_transition(ds.labels, train.labels, 3)
+    method = get_method("nm-net", transition_init=init)
+    config = cfg(epochs=6, lr=5e-5, extra_warmup_epochs=0)
+    start = None
+    for r in method.run(train, None, config, lambda k, seed=0: OracleClassifier(tokenizer, ds.label_names),
+                           tokenizer):
+        if r.epoch == 1:  # the start, as set at the end of warm-up
+            start = np.array(method.extras["transition"])
+    learned = np.array(method.extras["transition"])
+    assert method.extras["transition_lr"] == TRANSITION_LR
+    if init == "identity":
+        assert np.abs(start - known).max() > 0.25  # 0.9 on the diagonal
+    else:  # P(given | predicted) of the warm-up, predictions right: the known T already
+        assert np.abs(start - known).max() < 0.05
+    assert np.abs(learned - known).max() < 0.1, learned.round(3)
+
+
+def test_noise_model_pieces():
+    # the warm-up estimate: rows the predicted class, columns the given label
+    probs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    t = predicted_given_transition(probs, np.array([0, 1, 1, 0]), 2)
+    assert t == pytest.approx(np.array([[1.5 / 2.5, 1.0 / 2.5], [0.5 / 1.5, 1.0 / 1.5]]))
+    assert predicted_given_transition(probs[:2], np.array([0, 1]), 2) is None  # class 1 never predicted
+    nm = NoiseModel(2)
+    assert nm.transition().detach().numpy() == pytest.approx(np.array([[0.9, 0.1], [0.1, 0.9]]), rel=1e-5)
+    nm.set_transition(np.array([[0.7, 0.3], [0.0, 1.0]]))
+    assert nm.transition().detach().numpy() == pytest.approx(np.array([[0.7, 0.3], [1e-3 / 1.001, 1 / 1.001]]),
+                                                             rel=1e-5)
+    p = torch.tensor([[1.0, 0.0], [0.2, 0.8]])
+    y = torch.tensor([1, 1])
+    q = (p @ nm.transition()).detach()
+    assert float(nm.loss(p, y).detach()) == pytest.approx(float(-torch.log(q[[0, 1], [1, 1]]).mean()), rel=1e-6)
+    with pytest.raises(ValueError, match="transition_init"):
+        list(get_method("nm-net", transition_init="bogus").run(None, None, cfg(), None, None))
 
 
 def test_loss_formulas_by_hand():
