@@ -74,6 +74,7 @@ def test_same_seed_same_result(tiny_dataset, tiny_model_factory, tokenizer):
 
 def test_registry_and_errors(tiny_dataset, tiny_model_factory, tokenizer):
     assert set(GROUPS["paper"]) <= set(METHODS) and set(GROUPS["ablations"]) <= set(METHODS)
+    assert "WITHOUT the semi-supervised phase" in METHODS["cores2"].summary  # the tables say what is missing
     with pytest.raises(ValueError, match="unknown method"):
         get_method("bogus")
     with pytest.raises(ValueError, match="noise rate"):
