@@ -3,7 +3,7 @@ Streamlit, no store; each takes plain data and returns a `go.Figure`, so they ar
 tested on hand-built reports.
 
     loss_histograms(report, label_names, true_labels)  per-class loss histograms + GMM
-    transition_heatmap(counts, label_names, ...)        given x predicted / given x true
+    confusion_heatmap(counts, label_names, ...)         given x predicted / given x true
     accuracy_figure(summaries)                          test accuracy, detection metrics
     loss_components_figure(summaries)                   training loss components
     split_sizes_figure(summaries)                       |X| and |U| per epoch
@@ -227,10 +227,10 @@ def loss_histograms(
     return fig
 
 
-# ---- transition matrices ---------------------------------------------------------------------
+# ---- confusion matrices (rows: given labels) -------------------------------------------------
 
 
-def transition_heatmap(
+def confusion_heatmap(
     counts: np.ndarray,
     label_names: Sequence[str],
     title: str,
@@ -238,7 +238,10 @@ def transition_heatmap(
     y_title: str = "given label",
 ) -> go.Figure:
     """A (K, K) count matrix as a row-normalised heatmap (each row sums to 1), with the
-    share written in each cell and the raw count on hover. One go.Heatmap trace."""
+    share written in each cell and the raw count on hover. One go.Heatmap trace.
+
+    With rows the given label (given x predicted, given x true) a row reads P(column | given):
+    not the noise transition T[true, noisy], whose rows are the true labels."""
     names = [str(n) for n in label_names]
     m = np.asarray(counts, dtype=np.float64)
     rows = m.sum(axis=1, keepdims=True)
@@ -269,6 +272,10 @@ def transition_heatmap(
         margin=dict(l=60, r=20, t=60, b=60),
     )
     return fig
+
+
+# The former name, kept while pages/2_Train.py still calls it.
+transition_heatmap = confusion_heatmap
 
 
 # ---- curves over epochs -----------------------------------------------------------------------
