@@ -240,7 +240,7 @@ def render_charts(store, run: dict) -> None:
     if epoch != latest:  # the live area shows the newest epoch's; show the chosen one's here
         for note in ([summary["fallback"]] if summary.get("fallback") else []) + list(summary.get("warnings") or []):
             st.warning(f"Epoch {epoch}: {note}")
-    tabs = st.tabs(["Loss histograms", "Noise transition", "Accuracy", "Losses and |X|, |U|"])
+    tabs = st.tabs(["Loss histograms", "Given × predicted", "Accuracy", "Losses and |X|, |U|"])
     with tabs[0]:
         st.plotly_chart(charts.loss_histograms(report, names, true, max_classes=MAX_HIST_CLASSES),
                         key=f"chart_hist_{rid}")
@@ -257,10 +257,10 @@ def render_charts(store, run: dict) -> None:
     with tabs[1]:
         c1, c2 = st.columns(2)
         if report.given_vs_predicted is not None:
-            c1.plotly_chart(charts.transition_heatmap(report.given_vs_predicted, names, "Given label × predicted label"),
+            c1.plotly_chart(charts.confusion_heatmap(report.given_vs_predicted, names, "Given label × predicted label"),
                             key=f"chart_tp_{rid}")
         if report.given_vs_true is not None:
-            c2.plotly_chart(charts.transition_heatmap(report.given_vs_true, names, "Given label × true label",
+            c2.plotly_chart(charts.confusion_heatmap(report.given_vs_true, names, "Given label × true label",
                                                       x_title="true label"), key=f"chart_tt_{rid}")
         else:
             c2.caption("Given × true appears when the true labels are known (simulated noise or a true-label column).")

@@ -79,8 +79,10 @@ class BenchSettings:
 
     max_train_samples / max_test_samples: seeded random subsets (None = all rows).
     epochs, warmup_epochs: total epochs and warm-up (also the baselines' schedule knee:
-        Co-Teaching's T_k, NM-Net's mixture fit, CORES2's sieve start, CL's CV epochs).
-    cv_folds: Confident Learning's K. data_seed: draws the subsets.
+        Co-Teaching+'s init epoch, NM-Net's mixture fit, CORES2's sieve start;
+        Co-Teaching's T_k is its own option, 4 as in the authors' script).
+    cv_folds, cv_epochs: Confident Learning's K folds and epochs per fold (5 and 3, the
+        authors' script). data_seed: draws the subsets.
     """
 
     max_train_samples: int | None = None
@@ -91,7 +93,8 @@ class BenchSettings:
     lr: float = 5e-5
     batch_size: int = 32
     model: str | None = None
-    cv_folds: int = 3
+    cv_folds: int = 5
+    cv_epochs: int = 3
     data_seed: int = 0
     pooling: str = "cls"
 
@@ -102,6 +105,8 @@ class BenchSettings:
                 raise ValueError(f"{name} must be at least 2 (or unset), got {v}")
         if self.cv_folds < 2:
             raise ValueError(f"cv_folds must be >= 2, got {self.cv_folds}")
+        if self.cv_epochs < 1:
+            raise ValueError(f"cv_epochs must be >= 1, got {self.cv_epochs}")
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})")
 
@@ -265,6 +270,7 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
     options = dict(method_options or {})
     if cell.method == "cl":
         options.setdefault("cv_folds", settings.cv_folds)
+        options.setdefault("cv_epochs", settings.cv_epochs)
     method = get_method(cell.method, **options)
     config = cell_config(cell, settings, device)
     reset_ok = reset_peak_memory()
@@ -346,8 +352,12 @@ def check_settings(out: Path, settings: BenchSettings) -> None:
 
     path = Path(out) / "bench.json"
     if path.is_file():
-        # Settings added later take their default in a folder made before them.
-        saved = {**dataclasses.asdict(BenchSettings()), **json.loads(path.read_text())["settings"]}
+        # Settings added later take their default in a folder made before them, except
+        # cv_epochs: before it was a setting, CL's folds trained for warmup_epochs epochs.
+        stored = json.loads(path.read_text())["settings"]
+        saved = {**dataclasses.asdict(BenchSettings()), **stored}
+        if "cv_epochs" not in stored:
+            saved["cv_epochs"] = saved["warmup_epochs"]
         current = settings.to_dict()
         diff = [f"{k} was {saved.get(k)!r}, now {current.get(k)!r}" for k in sorted(set(saved) | set(current))
                 if saved.get(k) != current.get(k)]
@@ -717,7 +727,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=5e-5)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--model", default=None, help="encoder folder or hub id (default: the bundled MiniLM-L6)")
-    s.add_argument("--cv-folds", type=int, default=3, help="Confident Learning's K-fold cross-validation")
+    s.add_argument("--cv-folds", type=int, default=5, help="Confident Learning's K-fold cross-validation")
+    s.add_argument("--cv-epochs", type=int, default=3, help="Confident Learning's epochs per CV fold")
     s.add_argument("--data-seed", type=int, default=0, help="draws the train/test subsets")
     s.add_argument("--pooling", choices=["cls", "mean", "auto"], default="cls", help="sentence embedding (paper: cls)")
     r = b.add_argument_group("running and output")
@@ -736,8 +747,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def settings_from_args(a: argparse.Namespace) -> BenchSettings:
     return BenchSettings(max_train_samples=a.max_train_samples, max_test_samples=a.max_test_samples,
                          max_length=a.max_length, epochs=a.epochs, warmup_epochs=a.warmup_epochs, lr=a.lr,
-                         batch_size=a.batch_size, model=a.model, cv_folds=a.cv_folds, data_seed=a.data_seed,
-                         pooling=a.pooling)
+                         batch_size=a.batch_size, model=a.model, cv_folds=a.cv_folds, cv_epochs=a.cv_epochs,
+                         data_seed=a.data_seed, pooling=a.pooling)
 
 
 def cmd_bench(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Metrics: classification quality, detection quality, transition matrices.
+"""Metrics: classification quality, detection quality, confusion counts.
 
 Detection treats "the given label differs from the true label" as the positive class
 and `1 - clean_prob` as the score (clean_prob: lower = more likely mislabeled).

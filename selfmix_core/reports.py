@@ -116,9 +116,14 @@ class EpochReport:
     n_clean / n_noisy: |X| and |U| of that selection (dropped samples excluded).
     train_n_clean / train_n_noisy: |X| and |U| this epoch actually trained on
         (None in warm-up / CE epochs).
-    given_vs_predicted: (K, K) counts, rows given label, columns predicted label: the
-        estimated noise transition matrix (row-normalise to read it as probabilities).
+    given_vs_predicted: (K, K) counts, rows given label, columns predicted label (a
+        confusion matrix against the given labels). Row-normalised it is
+        P(predicted | given), NOT the noise transition T[true, noisy] (rows true label,
+        columns noisy label): its rows are the given labels, and it mixes the noise with
+        the model's own errors and with what it memorised.
     given_vs_true: (K, K) counts, rows given, columns true label; None without true labels.
+        Row-normalised it is P(true | given); the realised T[true, noisy] is its
+        transpose, row-normalised.
     in_validation: (N,) bool, the held-out slice (decision.py): never trained on,
         scored every epoch, flagged by the GMM fitted on the trained samples.
     val_accuracy / val_loss / n_val: accuracy and mean CE of the held-out slice against

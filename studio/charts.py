@@ -3,7 +3,7 @@ Streamlit, no store; each takes plain data and returns a `go.Figure`, so they ar
 tested on hand-built reports.
 
     loss_histograms(report, label_names, true_labels)  per-class loss histograms + GMM
-    transition_heatmap(counts, label_names, ...)        given x predicted / given x true
+    confusion_heatmap(counts, label_names, ...)         given x predicted / given x true
     accuracy_figure(summaries)                          test accuracy, detection metrics
     loss_components_figure(summaries)                   training loss components
     split_sizes_figure(summaries)                       |X| and |U| per epoch
@@ -229,10 +229,10 @@ def loss_histograms(
     return fig
 
 
-# ---- transition matrices ---------------------------------------------------------------------
+# ---- confusion matrices (rows: given labels) -------------------------------------------------
 
 
-def transition_heatmap(
+def confusion_heatmap(
     counts: np.ndarray,
     label_names: Sequence[str],
     title: str,
@@ -240,7 +240,10 @@ def transition_heatmap(
     y_title: str = "given label",
 ) -> go.Figure:
     """A (K, K) count matrix as a row-normalised heatmap (each row sums to 1), with the
-    share written in each cell and the raw count on hover. One go.Heatmap trace."""
+    share written in each cell and the raw count on hover. One go.Heatmap trace.
+
+    With rows the given label (given x predicted, given x true) a row reads P(column | given):
+    not the noise transition T[true, noisy], whose rows are the true labels."""
     names = [plot(n) for n in label_names]  # Plotly reads <a>, <b>, ... in labels: show them as text
     m = np.asarray(counts, dtype=np.float64)
     rows = m.sum(axis=1, keepdims=True)

@@ -27,7 +27,7 @@ def write_tiny_dataset(root, name="tiny", n_train=48, n_test=24):
 
 
 SETTINGS = BenchSettings(max_train_samples=36, max_test_samples=18, max_length=16, epochs=2, warmup_epochs=1,
-                         lr=1e-3, batch_size=8, cv_folds=2)
+                         lr=1e-3, batch_size=8, cv_folds=2, cv_epochs=1)
 
 
 class CountingFactory:
@@ -72,6 +72,8 @@ def test_harness_writes_cells_resumes_and_renders(tmp_path, tiny_model_factory, 
         assert doc["noise"]["rate_realised"] == pytest.approx(0.3, abs=0.02)
         assert doc["peak_rss_mb"] > 0 and doc["seconds_per_epoch"] > 0
         assert (doc["detection_last"] is None) == (c.method == "ce")
+        if c.method == "cl":  # the settings' folds and CV epochs reach the method
+            assert (doc["extras"]["cv_folds"], doc["extras"]["cv_epochs"]) == (2, 1)
     assert not list((out / "cells").glob(".*"))  # no temp files left behind
 
     # Same grid plus one seed: only the new cells run; finished cells are not touched.
@@ -104,6 +106,18 @@ def test_harness_writes_cells_resumes_and_renders(tmp_path, tiny_model_factory, 
     assert "Detection head-to-head" in md and "cleanlab, K-fold CV probabilities" in md
     assert "SelfMix per seed" in md and "Test accuracy and memorisation per epoch" in md
     assert "first" in md and "second" in md  # the commands that made the cells
+
+
+def test_folder_made_before_cv_epochs_ran_cl_for_the_warmup_epochs(tmp_path):
+    # A bench.json without cv_epochs: CL's folds trained warmup_epochs epochs then, so
+    # only that value extends the folder; the new default (3) is refused.
+    from selfmix_core.bench import check_settings
+
+    old = {k: v for k, v in SETTINGS.to_dict().items() if k != "cv_epochs"}
+    (tmp_path / "bench.json").write_text(json.dumps({"settings": old}))
+    check_settings(tmp_path, SETTINGS)  # cv_epochs=1 == warmup_epochs
+    with pytest.raises(ValueError, match="cv_epochs was 1, now 3"):
+        check_settings(tmp_path, BenchSettings(**{**SETTINGS.to_dict(), "cv_epochs": 3}))
 
 
 def test_failed_cell_is_not_written_and_budget_stops(tmp_path, tiny_model_factory, tokenizer):

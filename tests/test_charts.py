@@ -90,8 +90,8 @@ def test_loss_histograms_without_gmm_has_only_bars():
     assert names_of(fig) == ["samples", "samples"]
 
 
-def test_transition_heatmap_row_normalised_with_counts():
-    fig = charts.transition_heatmap(np.array([[3, 1], [0, 0]]), NAMES, "Given × predicted")
+def test_confusion_heatmap_row_normalised_with_counts():
+    fig = charts.confusion_heatmap(np.array([[3, 1], [0, 0]]), NAMES, "Given × predicted")
     assert len(fig.data) == 1 and isinstance(fig.data[0], go.Heatmap)
     z = np.asarray(fig.data[0].z)
     assert z[0].tolist() == [0.75, 0.25]

@@ -73,7 +73,8 @@ class CORES2Trainer(BaselineTrainer):
 
 class CORES2(Method):
     name = "cores2"
-    summary = "confidence-regularised loss with progressive sieving (no consistency-training phase)"
+    summary = ("confidence-regularised loss with progressive sieving; WITHOUT the semi-supervised phase of the "
+               "paper's CORES2* (UDA consistency training on the sieved-out samples, which needs back-translation)")
     paper = "Cheng et al. 2021 (CORES2)"
     flags = "sieve statistic l_y - mean_j l_j > 0"
 

@@ -8,7 +8,8 @@ Departures from the paper: init_epoch = the config's warmup_epochs (2); the auth
 code updates on the whole batch when nothing is disagreed on during its first 5,000
 steps (and skips the update after that): every benchmark run here is shorter than
 5,000 steps, so such a batch gets the plain cross-entropy update of both networks.
-Schedule, forget rate and flags as in `coteaching`.
+Schedule (forget rate reaching r after T_k = 4 epochs), forget rate and flags as in
+`coteaching`.
 """
 
 from __future__ import annotations
@@ -53,4 +54,5 @@ class CoTeachingPlus(CoTeaching):
         return super().run(train, test, config, model_factory, tokenizer, callbacks, control, noise_rate)
 
     def _trainer(self, klass, *args, **kw):
+        self.extras["init_epoch"] = int(self.options["init_epoch"])
         return super()._trainer(klass, *args, init_epoch=int(self.options["init_epoch"]), **kw)

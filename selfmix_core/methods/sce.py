@@ -2,8 +2,10 @@
 
 RCE (reverse cross-entropy) = -sum_k p_k log q_k with the one-hot label q clamped to
 [1e-4, 1] (so log 0 becomes log 1e-4, as in the authors' code; the paper writes A = -4)
-and p = softmax clamped to [1e-7, 1]. alpha = 0.1, beta = 1.0: the authors' CIFAR-10
-values, which the SelfMix paper does not restate. SCE flags nothing.
+and p = softmax clamped to [1e-7, 1]. alpha = 0.4, beta = 1.0 (options `alpha`,
+`beta`): the defaults of the SelfMix authors' baseline script (baselines/train_sce.py),
+which the SelfMix paper does not restate (the SCE paper's CIFAR-10 values are 0.1 and
+1.0). SCE flags nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from .base import BaselineTrainer, Method
+
+# The SelfMix authors' SCE defaults (baselines/train_sce.py): alpha * CE + beta * RCE.
+ALPHA, BETA = 0.4, 1.0
 
 
 def sce_loss(logits: torch.Tensor, y: torch.Tensor, alpha: float, beta: float) -> tuple[torch.Tensor, dict]:
@@ -46,8 +51,9 @@ class SCE(Method):
     paper = "Wang et al. 2019 (SCE)"
 
     def run(self, train, test, config, model_factory, tokenizer, callbacks=(), control=None, noise_rate=None):
-        alpha, beta = float(self.options.get("alpha", 0.1)), float(self.options.get("beta", 1.0))
+        alpha, beta = float(self.options.get("alpha", ALPHA)), float(self.options.get("beta", BETA))
         if alpha < 0 or beta < 0 or alpha + beta == 0:
             raise ValueError(f"SCE needs alpha, beta >= 0 and not both 0, got {alpha}, {beta}")
+        self.extras = {"alpha": alpha, "beta": beta}
         yield from self._trainer(SCETrainer, config, train, test, model_factory, tokenizer, callbacks, control,
                                  alpha=alpha, beta=beta).run()
