@@ -82,3 +82,15 @@ def tiny_model_dir(tmp_path_factory):
     from tests.tiny_model import build_tiny_model_dir
 
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A Store in a fresh studio home, which SELFMIX_HOME points to (so the app and the
+    worker use it too). Test modules with their own `store` fixture override this one."""
+    from selfmix_core.store import Store
+
+    monkeypatch.setenv("SELFMIX_HOME", str(tmp_path / "home"))
+    s = Store(tmp_path / "home")
+    yield s
+    s.close()

@@ -120,3 +120,28 @@ def markup_from(source: str) -> list[str]:
             elif tok.type == "text" and _AUTOLINK.search(tok.content):
                 found.append(f"autolink: {tok.content}")
     return found
+
+
+def add_finished_run(store, dataset: dict, given, name: str) -> str:
+    """A finished 2-epoch run of `dataset` with one stored epoch report (sample i's clean
+    probability i/n, every prediction the next class) and one relabel decision on sample
+    1: enough for every page to show the run's name, classes and a decision. Returns its id."""
+    import numpy as np
+
+    from selfmix_core.config import TrainConfig
+    from selfmix_core.reports import EpochReport, GMMParams
+
+    names = dataset["meta"]["label_names"]
+    given = np.asarray(given)
+    n, k = len(given), len(names)
+    run_id = store.create_run(dataset["id"], TrainConfig(epochs=2, warmup_epochs=1), name=name)
+    clean = np.arange(n) / n
+    store.save_epoch_report(run_id, EpochReport(
+        epoch=1, phase="warmup", seconds=1.0, train_seconds=0.5, score_seconds=0.5, samples_trained=n,
+        losses={"ce": 1.0}, given_label=given, loss=1 - clean, norm_loss=1 - clean, clean_prob=clean,
+        predicted_label=(given + 1) % k, predicted_prob=np.full(n, 0.8), in_training=np.ones(n, bool),
+        gmm=GMMParams((0.2, 0.8), (0.1, 0.1), (0.5, 0.5), 0, True, 3, 6.0), tau=0.5, n_clean=n // 2,
+        n_noisy=n - n // 2, given_vs_predicted=np.eye(k, dtype=np.int64)))
+    store.set_run_status(run_id, "finished")
+    store.add_decision(run_id, 1, int(given[1]), int((given[1] + 2) % k), "relabel")
+    return run_id

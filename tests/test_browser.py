@@ -223,8 +223,7 @@ def made_from(d, base: str) -> list[str]:
 def test_markdown_in_names_and_labels_is_shown_as_text(tmp_path, beacon, driver):
     from selenium.webdriver.common.keys import Keys
 
-    from selfmix_core.config import TrainConfig
-    from selfmix_core.reports import EpochReport, GMMParams
+    from tests.reliability_helpers import add_finished_run
 
     base, hits = beacon
     labels = [f"![b]({base}/label.png)", f"[click]({base}/link) <img src={base}/html.png>",
@@ -259,17 +258,7 @@ def test_markdown_in_names_and_labels_is_shown_as_text(tmp_path, beacon, driver)
         assert dataset["name"] == dataset_name
         names = dataset["meta"]["label_names"]
         given = np.array([names.index(v) for v in frame["label"]])
-        n, k = len(given), len(names)
-        run_id = store.create_run(dataset["id"], TrainConfig(epochs=2, warmup_epochs=1), name=run_name)
-        clean = np.arange(n) / n
-        store.save_epoch_report(run_id, EpochReport(
-            epoch=1, phase="warmup", seconds=1.0, train_seconds=0.5, score_seconds=0.5, samples_trained=n,
-            losses={"ce": 1.0}, given_label=given, loss=1 - clean, norm_loss=1 - clean, clean_prob=clean,
-            predicted_label=(given + 1) % k, predicted_prob=np.full(n, 0.8), in_training=np.ones(n, bool),
-            gmm=GMMParams((0.2, 0.8), (0.1, 0.1), (0.5, 0.5), 0, True, 3, 6.0), tau=0.5, n_clean=n // 2,
-            n_noisy=n - n // 2, given_vs_predicted=np.eye(k, dtype=np.int64)))
-        store.set_run_status(run_id, "finished")
-        store.add_decision(run_id, 1, int(given[1]), int((given[1] + 2) % k), "relabel")
+        add_finished_run(store, dataset, given, run_name)  # its decision shows "your decision: label: ..."
         store.close()
 
         d.get(url)  # a new session: it shows the newest run, the one just made

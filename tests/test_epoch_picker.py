@@ -20,14 +20,6 @@ N = 40
 VAL = {1: 0.60, 2: 0.80, 3: 0.70, 4: 0.90, 5: 0.95}  # held-out accuracy per epoch: epoch 2 beats 3
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("SELFMIX_HOME", str(tmp_path / "home"))
-    s = Store(tmp_path / "home")
-    yield s
-    s.close()
-
-
 def clean_prob(epoch: int) -> np.ndarray:
     """Epoch 1 suspects samples 0..19 (0 first), epoch 2 samples 39..20 (39 first), epoch 3
     samples 30..39 then 0..9 (30 first), epoch 4 samples 10..29 (10 first), epoch 5 samples

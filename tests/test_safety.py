@@ -332,9 +332,7 @@ def test_user_strings_are_shown_as_text_not_markdown(tmp_path, monkeypatch):
     makes a link or an image (or HTML) out of them -- and they are shown, as typed."""
     from streamlit.testing.v1 import AppTest
 
-    from selfmix_core.config import TrainConfig
-    from selfmix_core.reports import EpochReport, GMMParams
-    from tests.reliability_helpers import markup_from, unescaped
+    from tests.reliability_helpers import add_finished_run, markup_from, unescaped
 
     home = tmp_path / "home"
     monkeypatch.setenv("SELFMIX_HOME", str(home))
@@ -374,17 +372,7 @@ def test_user_strings_are_shown_as_text_not_markdown(tmp_path, monkeypatch):
     names = dataset["meta"]["label_names"]
     frame = store.load_dataset_frame(dataset["id"])
     given = np.array([names.index(v) for v in frame[HOSTILE_COLUMN]])
-    n, k = len(given), len(names)
-    run_id = store.create_run(dataset["id"], TrainConfig(epochs=2, warmup_epochs=1), name=HOSTILE_RUN)
-    clean = np.arange(n) / n
-    store.save_epoch_report(run_id, EpochReport(
-        epoch=1, phase="warmup", seconds=1.0, train_seconds=0.5, score_seconds=0.5, samples_trained=n,
-        losses={"ce": 1.0}, given_label=given, loss=1 - clean, norm_loss=1 - clean, clean_prob=clean,
-        predicted_label=(given + 1) % k, predicted_prob=np.full(n, 0.8), in_training=np.ones(n, bool),
-        gmm=GMMParams((0.2, 0.8), (0.1, 0.1), (0.5, 0.5), 0, True, 3, 6.0), tau=0.5, n_clean=n // 2,
-        n_noisy=n - n // 2, given_vs_predicted=np.eye(k, dtype=np.int64)))
-    store.set_run_status(run_id, "finished")
-    store.add_decision(run_id, 1, int(given[1]), int((given[1] + 2) % k), "relabel")  # "your decision: label: ..."
+    add_finished_run(store, dataset, given, HOSTILE_RUN)  # its decision shows "your decision: label: ..."
 
     for page in ("app.py", "pages/2_Train.py", "pages/3_Review.py", "pages/4_Export.py"):
         at.switch_page(page).run()

@@ -16,14 +16,6 @@ from tests.tiny_model import tiny_config, tiny_frame, tiny_model_dir
 TIMEOUT = 180
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("SELFMIX_HOME", str(tmp_path / "home"))
-    s = Store(tmp_path / "home")
-    yield s
-    s.close()
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tiny_model_dir(tmp_path_factory.mktemp("model"))
