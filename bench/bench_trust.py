@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import update_section  # noqa: E402
 from selfmix_core.bench import DISPLAY, load_cells  # noqa: E402
 
-SELFMIX = ("selfmix", "selfmix-paper", "selfmix-fast")
+SELFMIX = ("selfmix", "selfmix-v1", "selfmix-paper", "selfmix-fast")
 GOAL_STD = 5.0  # points
 GOAL_AUROC_GAP = 0.02
 GOAL_SHARE = 0.8
@@ -82,12 +83,33 @@ def warmup_epochs_used(cell: dict) -> int:
     return sum(1 for e in cell["epochs"] if e["phase"] == "warmup")
 
 
-def collect(folders: list[Path]) -> dict[str, dict[str, dict[int, dict]]]:
-    """{setting: {method: {seed: cell}}}"""
+def method_of(cell: dict) -> str:
+    """The cell's method; a `selfmix` cell made before FastChoices existed (its config has
+    no "fast") ran the earlier engine, i.e. what `selfmix-fast` runs now (seed 0 of TREC-1,000
+    reproduced such a cell to the last digit: the section says so)."""
+    m = cell["cell"]["method"]
+    if m == "selfmix" and "fast" not in cell["config"]:
+        return "selfmix-fast"
+    if m == "selfmix" and "use_loss" not in cell["config"].get("validation", {}):
+        return "selfmix-v1"  # the rule's first version: hand-over on held-out accuracy alone, plain maximum
+    return m
+
+
+def setting_key(cell: dict) -> str:
+    c = cell["cell"]
+    return f"{c['dataset']}-{cell['n_train']}-{c['noise']}-{float(c['rate']):g}"
+
+
+def collect(folders: list[Path], keys: set[str] | None = None) -> dict[str, dict[str, dict[int, dict]]]:
+    """{setting: {method: {seed: cell}}} for CE, cleanlab and the SelfMix variants; a later
+    folder's cell replaces an earlier one's for the same setting, method and seed."""
     out: dict[str, dict[str, dict[int, dict]]] = {}
     for folder in folders:
         for cell in load_cells(folder):
-            out.setdefault(setting_name(cell), {}).setdefault(cell["cell"]["method"], {})[cell["cell"]["seed"]] = cell
+            m = method_of(cell)
+            if m not in ("ce", "cl", *SELFMIX) or (keys and setting_key(cell) not in keys):
+                continue
+            out.setdefault(setting_name(cell), {}).setdefault(m, {})[cell["cell"]["seed"]] = cell
     return out
 
 
@@ -168,6 +190,42 @@ def goals(data) -> tuple[str, dict]:
     return "\n".join(lines), tally
 
 
+def rule_comparison(data) -> str:
+    """The recommended epoch under two rules, recomputed from each `selfmix` cell's per-epoch
+    held-out accuracies (decision.recommend_epoch without and with n_val): the plain
+    maximum, and the latest epoch within one standard error of it."""
+    from selfmix_core.decision import recommend_epoch
+
+    rows, tally = [], {"max": [0, 0, []], "1se": [0, 0, []]}
+    for setting, methods in data.items():
+        for m, seed, cell in [(m, seed, c) for m in ("selfmix-v1", "selfmix")
+                              for seed, c in sorted(methods.get(m, {}).items())]:
+            accs = {e["epoch"]: e.get("val_accuracy") for e in cell["epochs"]}
+            n_val = max((e.get("n_val") or 0) for e in cell["epochs"])
+            if not n_val:
+                continue
+            by_epoch = {e["epoch"]: e for e in cell["epochs"]}
+            best = best_epoch_auroc(cell)
+            parts = []
+            for rule, n in (("max", None), ("1se", n_val)):
+                ep, _ = recommend_epoch(accs, n)
+                auc = by_epoch[ep]["detection_auroc"]
+                close = auc is not None and best is not None and auc >= best - GOAL_AUROC_GAP
+                tally[rule][0] += close
+                tally[rule][1] += 1
+                tally[rule][2].append(auc)
+                parts.append(f"{ep} | {_pct(by_epoch[ep]['test_accuracy'])} | {_pct(auc)}")
+            rows.append(f"| {setting} | `{m}` | {seed} | {n_val} | " + " | ".join(parts) + f" | {_pct(best)} |")
+    if not rows:
+        return ""
+    foot = "; ".join(f"{name}: within {GOAL_AUROC_GAP} of the best epoch's AUROC in {t[0]} of {t[1]} runs, mean "
+                     f"AUROC {100 * float(np.mean(t[2])):.1f}" for name, t in (("maximum", tally["max"]),
+                                                                               ("one standard error", tally["1se"])))
+    return ("| Setting | method | seed | held out | max: epoch | test acc | AUROC | 1 SE: epoch | test acc | AUROC | "
+            "best epoch's AUROC |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+            + f"\n\n{foot}.")
+
+
 def summary(tally: dict) -> str:
     out = []
     for m in SELFMIX:
@@ -208,34 +266,43 @@ def machine(data) -> str:
     return "; ".join(named)
 
 
-def render(folders: list[Path]) -> str:
-    data = collect(folders)
+def render(folders: list[Path], keys: set[str] | None = None, command: str = "") -> str:
+    data = collect(folders, keys)
     table, tally = goals(data)
     threads = sorted({c.get("torch_threads") for ms in data.values() for cs in ms.values() for c in cs.values()})
     return "\n\n".join([
         "## Trustworthy flags (issue #9): the paper's SelfMix, the earlier engine and the label-free rule, seed by seed",
-        "Made by `python bench/bench_trust.py " + " ".join(str(f) for f in folders) + "` from the cells of these "
+        f"Made by `{command}` from the cells of these "
         "harness runs (bundled MiniLM-L6, [CLS] pooling, max length 32, 6 epochs of which 2 scheduled warm-up, "
         f"lr 5e-5, batch 32; torch threads per cell: {', '.join(str(t) for t in threads)}; two cells at a time). "
         f"Machine: {machine(data)}.\n\n" + commands(folders),
         "Methods: `selfmix` = the paper's method + the label-free rule (10% held out with its given labels, warm-up "
-        "extended while the held-out accuracy improves, up to 4 more epochs, recommended epoch = best held-out "
-        "accuracy); `selfmix-paper` = the paper's method and the authors' code, all samples trained on, fixed 2-epoch "
-        "warm-up, judged at its last epoch; `selfmix-fast` = the earlier engine's shortcuts (`FastChoices`); `ce` = "
+        "extended while the held-out accuracy improves or its loss falls, up to 4 more epochs, recommended epoch = the "
+        "latest within one standard error of the best held-out accuracy); `selfmix-v1` = the rule's first version "
+        "(hand-over on the held-out accuracy alone, recommended epoch = its maximum); `selfmix-paper` = the paper's method and the authors' code, all samples trained on, fixed 2-epoch "
+        "warm-up, judged at its last epoch; `selfmix-fast` = the earlier engine's shortcuts (`FastChoices`; its cells "
+        "are the `selfmix` cells of the earlier `bench-*` runs wherever no new one exists: the new code's "
+        "`selfmix-fast` reproduced TREC-1,000 seed 0's old cell to the last digit, and CE's test accuracies too); `ce` = "
         "plain fine-tuning; `cl` = cleanlab on 3-fold cross-validated probabilities, then CE on the rest. Test accuracy "
         "in %, AUROC of the flipped labels in %. The recommended epoch never reads a true or test label.",
         "### Goals, per setting\n\n" + table,
         "### In one line per variant (computed from the table above)\n\n" + summary(tally),
         "### Per seed\n\n" + per_seed_table(data),
+        "### Which epoch to recommend: the best held-out accuracy, or the latest within one standard error of it\n\n"
+        "Recomputed from the per-epoch held-out accuracies of every `selfmix` cell above (no true labels):\n\n"
+        + rule_comparison(data),
     ])
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+", type=Path, help="harness output folders (runs/NAME)")
+    p.add_argument("--settings", default=None,
+                   help="comma list of settings to show, as dataset-ntrain-noise-rate (e.g. trec-1000-asym-0.4)")
     p.add_argument("--no-doc", action="store_true", help="print instead of updating docs/BENCHMARKS.md")
     a = p.parse_args(argv)
-    text = render(a.folders)
+    command = "python bench/bench_trust.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    text = render(a.folders, set(a.settings.split(",")) if a.settings else None, command)
     if a.no_doc:
         print(text)
     else:

@@ -206,16 +206,22 @@ class ValidationConfig:
     min_gain: the warm-up continues while the held-out accuracy improved by more than
         this (and by at least one sample) over the best so far, for at most
         `TrainConfig.extra_warmup_epochs` more epochs.
+    use_loss: ... or while the held-out mean cross-entropy fell below every earlier
+        warm-up epoch's by more than `min_loss_drop` (relative). False is the first version
+        of the rule (accuracy alone), which the benchmark compares.
     """
 
     fraction: float = 0.1
     max_samples: int = 2000
     min_gain: float = 0.005
+    use_loss: bool = True
+    min_loss_drop: float = 0.01
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.fraction < 0.5, f"val_fraction must be a number from 0 up to 0.5, got {self.fraction}")
         _check(self.max_samples >= 1, "validation max_samples must be >= 1")
         _check(0.0 <= self.min_gain < 1.0, f"validation min_gain must be in [0, 1), got {self.min_gain}")
+        _check(0.0 <= self.min_loss_drop < 1.0, f"validation min_loss_drop must be in [0, 1), got {self.min_loss_drop}")
 
 
 @dataclass(frozen=True)

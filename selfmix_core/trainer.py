@@ -395,7 +395,7 @@ class SelfMixTrainer:
     def _after_epoch(self, report: EpochReport) -> None:
         st, cfg = self.state, self.config
         st.epochs_done = report.epoch
-        st.val_history.append([report.epoch, report.phase, report.val_accuracy])
+        st.val_history.append([report.epoch, report.phase, report.val_accuracy, report.val_loss])
         if report.phase == "warmup":
             st.warmup_epochs_done += 1
             scheduled_done = (
@@ -416,8 +416,8 @@ class SelfMixTrainer:
                     st.warmup_finished = True
         self.split.is_clean = report.clean_prob >= report.tau
         self.split.separation = report.gmm.separation if report.gmm else None
-        accs = {e: acc for e, _, acc in st.val_history}
-        report.recommended_epoch, report.recommendation = recommend_epoch(accs)
+        accs = {e: acc for e, _, acc, *_ in st.val_history}
+        report.recommended_epoch, report.recommendation = recommend_epoch(accs, report.n_val or None)
         warning = collapse_warning(accs)
         if warning:
             report.warnings.append(warning)
@@ -434,12 +434,14 @@ class SelfMixTrainer:
         """
         if report.val_accuracy is None:
             return None
-        history = [acc for _, phase, acc in self.state.val_history if phase == "warmup" and acc is not None]
-        baseline = majority_share(self.split.labels, self._val_mask())
-        if not warmup_should_continue(history, baseline, report.n_val, self.config.validation.min_gain):
-            return None
-        before = max(history[:-1], default=baseline)
-        return (f"the held-out agreement with the given labels still improves ({before:.1%} -> {history[-1]:.1%}): "
+        v = self.config.validation
+        warm = [entry for entry in self.state.val_history if entry[1] == "warmup" and entry[2] is not None]
+        losses = [entry[3] if len(entry) > 3 else None for entry in warm]  # (checkpoints before losses: none)
+        reason = warmup_should_continue([entry[2] for entry in warm], majority_share(self.split.labels, self._val_mask()),
+                                        report.n_val, v.min_gain, losses if v.use_loss and None not in losses else None,
+                                        v.min_loss_drop)
+        return f"{reason}: the model is still learning" if reason else None
+        return (f"the held-out loss on the given labels still falls ({min(losses[:-1]):.3f} -> {losses[-1]:.3f}): "
                 "the model is still learning")
 
     def _val_mask(self) -> np.ndarray:

@@ -213,16 +213,16 @@ def test_warmup_extends_while_held_out_accuracy_improves(tiny_dataset, tiny_mode
 
     calls = []
 
-    def still_improving(history, baseline, n_val, min_gain):
-        calls.append(list(history))
-        return True
+    def still_improving(history, baseline, n_val, min_gain, losses=None, min_loss_drop=0.0):
+        calls.append((list(history), list(losses)))
+        return "the held-out agreement with the given labels still improves (synthetic)"
 
     monkeypatch.setattr(trainer_mod, "warmup_should_continue", still_improving)
     t = SelfMixTrainer(cfg(epochs=2, extra_warmup_epochs=2, validation=ValidationConfig(fraction=0.3)),
                        noisy(tiny_dataset), model=tiny_model_factory(3), tokenizer=tokenizer)
     reports = list(t.run())
     assert [r.phase for r in reports] == ["warmup", "warmup", "warmup", "selfmix"]
-    assert [len(h) for h in calls] == [1, 2, 3]  # one held-out accuracy per warm-up epoch
+    assert [(len(h), len(l)) for h, l in calls] == [(1, 1), (2, 2), (3, 3)]  # accuracy and loss per warm-up epoch
     assert any("warm-up continues" in w for w in reports[0].warnings)
     held = reports[0].in_validation
     assert held.sum() == reports[0].n_val == 18
