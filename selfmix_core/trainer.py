@@ -19,9 +19,9 @@ One epoch is:
               prediction and its probability; GMM selection (selection.py), fitted on
               the trained samples. This is both what the report shows and the split the
               NEXT epoch trains on.
-  3. the held-out slice's accuracy against its given labels (decision.py): it extends
-     the warm-up while it still improves and picks the recommended epoch; evaluate
-     the test set (if any), compute metrics, write a checkpoint, yield.
+  3. the held-out slice's accuracy and loss against its given labels (decision.py): they
+     extend the warm-up while the model still learns and pick the recommended epoch;
+     evaluate the test set (if any), compute metrics, write a checkpoint, yield.
 
 Control: `TrainerControl.stop()` (thread-safe) is checked between batches; the run
 then ends cleanly without a report for the unfinished epoch, and can resume from the
@@ -127,7 +127,8 @@ class TrainerState:
     extra_warmup_used: int = 0
     warmup_finished: bool = False
     total_epochs: int = 0
-    # [[epoch, phase, held-out accuracy or None], ...]: what the decision rule reads.
+    # [[epoch, phase, held-out accuracy, held-out loss], ...] (None without a slice): what the
+    # decision rule reads.
     val_history: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
