@@ -79,6 +79,11 @@ def render_filters(names: list[str]) -> dict:
     ss.setdefault("review_flagged_only", True)
     ss.setdefault("review_undecided", False)
     ss.setdefault("review_query", "")
+    pair = ss.pop("review_pair", None)  # (given, predicted) sent from the Train page's confused pairs
+    if isinstance(pair, (tuple, list)) and len(pair) == 2 and all(p in names for p in pair):
+        ss["review_given"], ss["review_suggested"] = [pair[0]], [pair[1]]
+        ss["review_flagged_only"] = False  # every sample of the pair, flagged or not
+        ss["review_page"] = 1
     c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
     given = c1.multiselect("Given label", names, key="review_given", on_change=_reset_page,
                            placeholder="all classes")
