@@ -58,3 +58,29 @@ def test_train_page_lists_confused_pairs_and_sends_one_to_review(store):  # noqa
     assert at.session_state["review_suggested"] == [NAMES[7]]
     rows = at.dataframe[0].value
     assert set(rows["given"]) == {NAMES[5]} and set(rows["suggested"]) == {NAMES[7]} and len(rows) == 4
+
+
+def test_review_pager_without_the_session_state_warning(store, monkeypatch):  # noqa: F811
+    """The pager was keyed "review_page" and that key was also set through Session State
+    (the filter reset, the state kept across pages): Streamlit logged "The widget with key
+    "review_page" was created with a default value but also had its value set via the
+    Session State API". Its key now changes instead; the page shown survives a visit away."""
+    from streamlit.elements.lib import policies
+
+    logged = []
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    monkeypatch.setattr(policies._LOGGER, "warning", lambda msg, *a, **k: logged.append(msg % a))
+    many_class_run(store)
+    at = open_app("review")
+    at.toggle(key="review_flagged_only").set_value(False).run()  # 80 rows: 4 pages
+    [pager] = at.get("pagination")
+    assert pager.value == 1
+    pager.set_value(3).run()
+    assert at.session_state["review_page"] == 3 and at.dataframe[0].value["sample"].iloc[0] == 50
+    at.switch_page("pages/2_Train.py").run()
+    at.switch_page("pages/3_Review.py").run()
+    assert at.session_state["review_page"] == 3 and at.get("pagination")[0].value == 3
+    at.multiselect(key="review_given").set_value([NAMES[5]]).run()  # a filter change: back to page 1
+    assert at.session_state["review_page"] == 1
+    assert not at.exception
+    assert not [m for m in logged if "Session State" in m], logged
