@@ -84,3 +84,15 @@ def test_review_pager_without_the_session_state_warning(store, monkeypatch):  # 
     assert at.session_state["review_page"] == 1
     assert not at.exception
     assert not [m for m in logged if "Session State" in m], logged
+
+
+def test_without_true_labels_no_text_or_chart_talks_of_found_flips(store):  # noqa: F811
+    many_class_run(store)
+    at = open_app("train")
+    from tests.test_app_pages import joined
+
+    charts_json = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert charts_json and "flip" not in charts_json.lower()
+    text = joined(at).lower()
+    assert "flip detection" not in text and "how well the clean probability" not in text
+    assert "label wrong, known from the true labels" not in text
