@@ -377,8 +377,9 @@ def confusion_heatmap(
     order: the classes' order on both axes (a permutation of range(K)); True = by
     confusion_order (confused classes together); None = confusion_order above a dozen
     classes, else the class order. Size: each cell about 60 px up to 6 classes, down to
-    14 px for many (the figure has a fixed width and height that grow with K: draw it at
-    its own size in a scrolling container); the class names keep their full length."""
+    14 px for many; above a dozen classes the figure has a fixed width and height that
+    grow with K (draw it at its own size, width="content", in a scrolling container);
+    the class names keep their full length."""
     m = np.asarray(counts, dtype=np.float64)
     k = m.shape[0]
     if order is None:
@@ -418,7 +419,7 @@ def confusion_heatmap(
         yaxis=dict(title=y_title, type="category", autorange="reversed", tickfont=dict(size=font), automargin=True,
                    scaleanchor="x", scaleratio=1, constrain="domain"),
         height=max(320, cell * k + 60 + (label_px if k > 6 else 60)),
-        width=max(420, cell * k + label_px + 140),
+        width=max(420, cell * k + label_px + 140) if k > 12 else None,  # a few classes: the column's width
         margin=dict(l=60, r=20, t=60, b=60),
     )
     return fig
