@@ -579,20 +579,41 @@ def split_sizes_figure(summaries: Sequence[Mapping[str, Any]], recommended: int 
     return fig
 
 
+CLASS_BARS_HORIZONTAL_K = 20  # above this many classes the bars lie down, one row each
+
+
 def class_counts_figure(counts: Mapping[str, int], compare: Mapping[str, int] | None = None,
                         names: tuple[str, str] = ("given labels", "true labels")) -> go.Figure:
     """Samples per class (one bar trace named names[0]); with `compare`, a second trace
-    named names[1] side by side (e.g. noisy vs original labels)."""
+    named names[1] side by side (e.g. noisy vs original labels). Above
+    CLASS_BARS_HORIZONTAL_K classes the bars are horizontal, one row of about 18 px per
+    class (per pair with `compare`), so long class names stay readable; the legend
+    sits below the plot."""
     classes = list(counts)
     if compare:
         classes += [c for c in compare if c not in counts]
     shown = [plot(c) for c in classes]  # class names as text (Plotly reads <a>, <b>, ... in labels)
-    fig = go.Figure(go.Bar(x=shown, y=[int(counts.get(c, 0)) for c in classes], name=names[0],
-                           marker_color=ALL_COLOR, text=[int(counts.get(c, 0)) for c in classes]))
-    if compare:
-        fig.add_trace(go.Bar(x=shown, y=[int(compare.get(c, 0)) for c in classes], name=names[1],
-                             marker_color=CLEAN_COLOR, text=[int(compare.get(c, 0)) for c in classes]))
-    fig.update_layout(barmode="group", title="Samples per class", xaxis=dict(title="class", type="category"),
-                      yaxis=dict(title="samples"), height=320, margin=dict(l=50, r=20, t=50, b=40),
-                      showlegend=bool(compare))
+    many = len(classes) > CLASS_BARS_HORIZONTAL_K
+    traces = [(names[0], counts, ALL_COLOR)] + ([(names[1], compare, CLEAN_COLOR)] if compare else [])
+    fig = go.Figure()
+    for name, values, color in traces:
+        ys = [int(values.get(c, 0)) for c in classes]
+        if many:
+            fig.add_trace(go.Bar(y=shown, x=ys, orientation="h", name=name, marker_color=color,
+                                 hovertemplate="%{y}<br>%{x:,} samples<extra>" + name + "</extra>"))
+        else:
+            fig.add_trace(go.Bar(x=shown, y=ys, name=name, marker_color=color, text=ys))
+    if many:
+        row_px = 18 * len(traces)
+        fig.update_layout(barmode="group", title="Samples per class",
+                          yaxis=dict(title="class", type="category", autorange="reversed", automargin=True,
+                                     tickfont=dict(size=11)),
+                          xaxis=dict(title="samples", side="top"), height=row_px * len(classes) + 140,
+                          margin=dict(l=50, r=20, t=90, b=40), showlegend=bool(compare), legend=LEGEND_BELOW,
+                          bargap=0.15)
+        fig.update_layout(legend=dict(y=-(20 / max(1, row_px * len(classes)))))
+    else:
+        fig.update_layout(barmode="group", title="Samples per class", xaxis=dict(title="class", type="category"),
+                          yaxis=dict(title="samples"), height=320 + (60 if compare else 0),
+                          margin=dict(l=50, r=20, t=50, b=40), showlegend=bool(compare), legend=LEGEND_BELOW)
     return fig

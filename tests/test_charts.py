@@ -295,3 +295,18 @@ def test_curve_figures_keep_legends_below(k):
     report, names = k_report(k)
     df = charts.confused_pairs(report.given_vs_predicted, names, top=50)
     assert len(df) <= 50 and (df["given_id"] != df["predicted_id"]).all()
+
+
+@pytest.mark.parametrize("k", [2, 6, 77, 300])
+def test_class_counts_figure_scales_with_k(k):
+    _, names = k_report(k)
+    counts = {n: i + 1 for i, n in enumerate(names)}
+    fig = charts.class_counts_figure(counts, {n: 2 for n in names})
+    assert names_of(fig) == ["given labels", "true labels"]
+    bars = fig.data[0]
+    if k > charts.CLASS_BARS_HORIZONTAL_K:
+        assert bars.orientation == "h" and list(bars.y) == names and list(bars.x) == list(range(1, k + 1))
+        assert fig.layout.height >= 18 * 2 * k  # a row per class and trace
+    else:
+        assert list(bars.x) == names and list(bars.y) == list(range(1, k + 1))
+    legend_below(fig)
