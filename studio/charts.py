@@ -415,9 +415,9 @@ def confusion_heatmap(
     fig.update_layout(
         title=dict(text=title, y=1.0, yref="container", yanchor="top", pad=dict(t=12)),
         xaxis=dict(title=x_title, side="bottom", type="category", tickangle=-90 if k > 6 else 0,
-                   tickfont=dict(size=font), automargin=True, constrain="domain"),
-        yaxis=dict(title=y_title, type="category", autorange="reversed", tickfont=dict(size=font), automargin=True,
-                   scaleanchor="x", scaleratio=1, constrain="domain"),
+                   tickfont=dict(size=font), automargin=True),
+        # no square cells (scaleanchor): in a narrower column the plot would shrink in height too
+        yaxis=dict(title=y_title, type="category", autorange="reversed", tickfont=dict(size=font), automargin=True),
         height=max(320, cell * k + 60 + (label_px if k > 6 else 60)),
         width=max(420, cell * k + label_px + 140) if k > 12 else None,  # a few classes: the column's width
         margin=dict(l=60, r=20, t=60, b=60),
