@@ -18,7 +18,7 @@ from selfmix_core.reports import ARRAY_FIELDS, EpochReport, top_k
 NAMES = ["a", "b", "c", "d"]
 
 
-def report(n: int = 5) -> EpochReport:
+def report(n: int = 5) -> tuple[EpochReport, np.ndarray]:
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(4), size=n)
     labels, top = top_k(probs)
