@@ -280,7 +280,9 @@ def render_prepare(saved_msg: str | None = None) -> None:
     if ds.num_classes > 100 or ds.num_classes > len(ds) / 2:
         st.warning(f"The label column {md(label_col)} has {ds.num_classes:,} different values for {len(ds):,} texts. "
                    "Is it really the label column?")
-    st.plotly_chart(charts.class_counts_figure(given, compare), key="data_counts_chart")
+    counts_fig = charts.class_counts_figure(given, compare)
+    box = st.container(height=600) if counts_fig.layout.height > 600 else st.container()  # many classes: scroll
+    box.plotly_chart(counts_fig, key="data_counts_chart")
 
     st.subheader("Simulate label noise (optional)")
     st.caption("Flip a known share of the labels on purpose; the original labels are kept in an added "

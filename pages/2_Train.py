@@ -4,6 +4,7 @@ progress and the per-epoch charts. Training runs in a background worker
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from selfmix_core.config import LossWeights, ModelConfig, SelectionConfig, TrainConfig
@@ -242,10 +243,10 @@ def render_charts(store, run: dict) -> None:
             st.warning(f"Epoch {epoch}: {note}")
     tabs = st.tabs(["Loss histograms", "Given × predicted", "Accuracy", "Losses and |X|, |U|"])
     with tabs[0]:
-        st.plotly_chart(charts.loss_histograms(report, names, true, max_classes=MAX_HIST_CLASSES),
-                        key=f"chart_hist_{rid}")
+        classes = None
         if len(names) > MAX_HIST_CLASSES:
-            st.caption(f"Showing the {MAX_HIST_CLASSES} largest of {len(names)} classes.")
+            classes = render_class_picker(rid, report, names)
+        st.plotly_chart(charts.loss_histograms(report, names, true, classes=classes), key=f"chart_hist_{rid}")
         st.caption("Bars: samples of each given class by their normalised training loss"
                    + (" (green = label correct, orange = label wrong, known from the true labels)" if true is not None else "")
                    + ". Curves: the two Gaussian components fitted to all losses, each scaled to this class's share of it. "
@@ -255,15 +256,18 @@ def render_charts(store, run: dict) -> None:
             st.caption(f"GMM separation {g.separation:.2f} (above 2 = two clearly distinct groups), "
                        f"{'converged' if g.converged else 'NOT converged'} in {g.n_iter} iterations.")
     with tabs[1]:
-        c1, c2 = st.columns(2)
-        if report.given_vs_predicted is not None:
-            c1.plotly_chart(charts.confusion_heatmap(report.given_vs_predicted, names, "Given label × predicted label"),
-                            key=f"chart_tp_{rid}")
-        if report.given_vs_true is not None:
-            c2.plotly_chart(charts.confusion_heatmap(report.given_vs_true, names, "Given label × true label",
-                                                      x_title="true label"), key=f"chart_tt_{rid}")
+        if len(names) > MAX_HIST_CLASSES:
+            render_confusions_many(rid, report, names)
         else:
-            c2.caption("Given × true appears when the true labels are known (simulated noise or a true-label column).")
+            c1, c2 = st.columns(2)
+            if report.given_vs_predicted is not None:
+                c1.plotly_chart(charts.confusion_heatmap(report.given_vs_predicted, names,
+                                                         "Given label × predicted label"), key=f"chart_tp_{rid}")
+            if report.given_vs_true is not None:
+                c2.plotly_chart(charts.confusion_heatmap(report.given_vs_true, names, "Given label × true label",
+                                                          x_title="true label"), key=f"chart_tt_{rid}")
+            else:
+                c2.caption("Given × true appears when the true labels are known (simulated noise or a true-label column).")
     with tabs[2]:
         acc = charts.accuracy_figure(summaries, recommended=recommended)
         if acc.data:
@@ -279,6 +283,72 @@ def render_charts(store, run: dict) -> None:
         c1, c2 = st.columns(2)
         c1.plotly_chart(charts.loss_components_figure(summaries, recommended=recommended), key=f"chart_loss_{rid}")
         c2.plotly_chart(charts.split_sizes_figure(summaries, recommended=recommended), key=f"chart_split_{rid}")
+
+
+def render_class_picker(rid: str, report, names: list[str]) -> list[int]:
+    """Above a dozen classes, which classes' histograms to draw: a multiselect that starts
+    on the classes with the most flagged samples (up to MAX_HIST_CLASSES)."""
+    ss = st.session_state
+    key = f"train_hist_classes_{rid}"
+    if key not in ss or not all(isinstance(c, int) and 0 <= c < len(names) for c in ss[key]):
+        flagged = np.bincount(np.asarray(report.given_label)[report.is_label_issue], minlength=len(names))
+        order = sorted(range(len(names)), key=lambda c: (-int(flagged[c]), c))
+        ss[key] = sorted(c for c in order[:MAX_HIST_CLASSES] if flagged[c] > 0) or order[:1]
+    return st.multiselect("Classes shown", list(range(len(names))), key=key, format_func=lambda c: names[c],
+                          placeholder="pick classes to draw",
+                          help=f"It starts on the {MAX_HIST_CLASSES} classes with the most flagged samples.")
+
+
+def _review_pair_button(pairs, choice_key: str) -> None:
+    """The chosen (given, predicted) pair as the Review page's filter, then that page."""
+    pos = st.session_state.get(choice_key)
+    if isinstance(pos, int) and 0 <= pos < len(pairs):
+        st.session_state["review_pair"] = (str(pairs["given"].iloc[pos]), str(pairs["predicted"].iloc[pos]))
+        st.switch_page(state.PAGE_REVIEW)
+
+
+def render_confusions_many(rid: str, report, names: list[str]) -> None:
+    """Above a dozen classes: the most confused (given, predicted) pairs as a sortable
+    list, each one sendable to the Review page; the heatmaps below at a readable size,
+    confused classes side by side, in a scrolling box."""
+    if report.given_vs_predicted is None:
+        st.caption("This epoch has no given × predicted counts.")
+        return
+    pairs = charts.confused_pairs(report.given_vs_predicted, names, top=200)
+    st.markdown("**Most confused pairs** (given label → predicted label)")
+    if pairs.empty:
+        st.caption("The model predicts every sample's given label: no pair is confused.")
+    else:
+        st.dataframe(
+            pairs[["given", "predicted", "count", "share_of_given", "share_of_confusions"]].assign(
+                share_of_given=lambda d: d["share_of_given"] * 100, share_of_confusions=lambda d: d["share_of_confusions"] * 100),
+            key=f"train_pairs_{rid}", hide_index=True, height=min(420, 35 * (len(pairs) + 1) + 3),
+            column_config={
+                "given": st.column_config.TextColumn("Given label"),
+                "predicted": st.column_config.TextColumn("Predicted label"),
+                "count": st.column_config.NumberColumn("Samples", help="Samples of the given class predicted as the other."),
+                "share_of_given": st.column_config.NumberColumn("% of given class", format="%.1f%%",
+                                                                help="P(predicted | given): of the samples given this label."),
+                "share_of_confusions": st.column_config.NumberColumn("% of all confusions", format="%.1f%%"),
+            },
+        )
+        c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+        choice_key = f"train_pair_pick_{rid}"
+        c1.selectbox("Pair to review", list(range(len(pairs))), key=choice_key,
+                     format_func=lambda i: f"{pairs['given'].iloc[i]} → {pairs['predicted'].iloc[i]} "
+                                           f"({pairs['count'].iloc[i]:,})",
+                     help="The Review page opens filtered to samples given the first label and suggested the second.")
+        if c2.button("Review this pair", key=f"train_pair_go_{rid}", icon=state.PAGE_ICONS["review"]):
+            _review_pair_button(pairs, choice_key)
+    with st.expander("Heatmaps (confused classes side by side)", expanded=False):
+        box = st.container(height=720)
+        box.plotly_chart(charts.confusion_heatmap(report.given_vs_predicted, names, "Given label × predicted label"),
+                         key=f"chart_tp_{rid}", width="content")
+        if report.given_vs_true is not None:
+            box.plotly_chart(charts.confusion_heatmap(report.given_vs_true, names, "Given label × true label",
+                                                      x_title="true label"), key=f"chart_tt_{rid}", width="content")
+        st.caption("Rows and columns share one order that puts classes confused with each other next to each other; "
+                   "hover a cell for its names and counts. Scroll inside the box.")
 
 
 def render_run(store, run: dict) -> None:

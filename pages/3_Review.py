@@ -38,9 +38,22 @@ FILTER_KEYS = ("review_given", "review_suggested", "review_score", "review_query
                "review_undecided")
 
 
+def _first_page() -> None:
+    """Back to the table's first page. The pager widget's key changes instead of its value
+    being set: a widget set through Session State that also has a default makes Streamlit
+    warn (st.pagination always has one). review_page is plain state: the page shown."""
+    ss = st.session_state
+    ss["review_page"] = 1
+    ss["review_pager_v"] = ss.get("review_pager_v", 0) + 1
+
+
+def _pager_key() -> str:
+    return f"review_pager_{st.session_state.get('review_pager_v', 0)}"
+
+
 @state.safe_callback
 def _reset_page() -> None:
-    st.session_state["review_page"] = 1
+    _first_page()
 
 
 def _editor_key(run_id: str, view: pd.DataFrame) -> str:
@@ -79,6 +92,11 @@ def render_filters(names: list[str]) -> dict:
     ss.setdefault("review_flagged_only", True)
     ss.setdefault("review_undecided", False)
     ss.setdefault("review_query", "")
+    pair = ss.pop("review_pair", None)  # (given, predicted) sent from the Train page's confused pairs
+    if isinstance(pair, (tuple, list)) and len(pair) == 2 and all(p in names for p in pair):
+        ss["review_given"], ss["review_suggested"] = [pair[0]], [pair[1]]
+        ss["review_flagged_only"] = False  # every sample of the pair, flagged or not
+        _first_page()
     c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
     given = c1.multiselect("Given label", names, key="review_given", on_change=_reset_page,
                            placeholder="all classes")
@@ -209,9 +227,11 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
     ss = st.session_state
     n = len(filtered)
     num_pages = max(1, math.ceil(n / PAGE_SIZE))
-    if not isinstance(ss.get("review_page"), int) or not 1 <= ss["review_page"] <= num_pages:
-        ss["review_page"] = 1
-    page = ss["review_page"]
+    page = ss.get(_pager_key(), ss.get("review_page", 1))  # the pager's choice, else the page last shown
+    if not isinstance(page, int) or not 1 <= page <= num_pages:
+        _first_page()
+        page = 1
+    ss["review_page"] = page
     start = (page - 1) * PAGE_SIZE
     view = filtered.iloc[start:start + PAGE_SIZE]
     if n == 0:
@@ -257,7 +277,7 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
     if edits:
         _save_edits(run_id, view, names, edits, shown_before or ss["_review_shown"][key])
     if num_pages > 1:
-        st.pagination(num_pages, key="review_page")
+        st.pagination(num_pages, default=page, key=_pager_key())
     render_focus(run_id, view, names)
     with st.expander("Read the texts on this page in full"):
         for _, row in view.iterrows():

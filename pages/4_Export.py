@@ -23,20 +23,25 @@ def cleaned_frame(store, run: dict, include_dropped: bool = False,
     ds = state.load_dataset(store, run["dataset_id"])
     decisions = store.current_decisions(run["id"])
     clean_prob = predicted = None
+    scores: dict = {}
     tau = float(run["config"].get("selection", {}).get("tau", 0.5))
     if epoch is not None:
         report = store.load_epoch_report(run["id"], epoch)
         clean_prob, predicted, tau = report.clean_prob, report.predicted_label, float(report.tau)
+        scores = dict(predicted_prob=report.predicted_prob, top3_labels=report.top3_label,
+                      top3_probs=report.top3_prob)
     frame = store.load_dataset_frame(run["dataset_id"])
     out = build_cleaned_frame(frame, ds.labels, list(ds.label_names), decisions, clean_prob, tau,
-                              predicted_labels=predicted, include_dropped=include_dropped, flags_epoch=epoch)
+                              predicted_labels=predicted, include_dropped=include_dropped, flags_epoch=epoch,
+                              **scores)
     return out, list(ds.label_names)
 
 
 def label_columns(cleaned: pd.DataFrame, dataset: dict) -> list[str]:
     """The cleaned frame's label columns: the added ones and the dataset's own."""
     meta = dataset.get("meta") or {}
-    names = ["given_label", "final_label", "predicted_label", meta.get("label_column"), meta.get("true_label_column")]
+    names = ["given_label", "final_label", "predicted_label", "top1_label", "top2_label", "top3_label",
+             meta.get("label_column"), meta.get("true_label_column")]
     return [c for c in dict.fromkeys(names) if c is not None and c in cleaned.columns]
 
 

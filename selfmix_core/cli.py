@@ -270,7 +270,8 @@ def metrics_document(method: str, config, records: list[dict], flags_report, ext
     }
 
 
-LABEL_COLUMNS = ("given_label", "true_label", "predicted_label")  # samples.csv's label columns
+LABEL_COLUMNS = ("given_label", "true_label", "predicted_label", "top1_label", "top2_label",
+                 "top3_label")  # samples.csv's label columns
 
 
 def chosen_epoch(choice: str | int, records: list[dict]) -> int:
@@ -317,6 +318,11 @@ def samples_frame(train, r):
     df["label_score"] = r.label_score
     df["predicted_label"] = names[r.predicted_label]
     df["predicted_prob"] = r.predicted_prob
+    with_none = np.append(names, None)  # -1: unknown (a report saved before top-3 existed)
+    top_ids = np.asarray(r.top3_label, dtype=np.int64)
+    for j in range(top_ids.shape[1]):
+        df[f"top{j + 1}_label"] = with_none[top_ids[:, j]]
+        df[f"top{j + 1}_prob"] = np.where(top_ids[:, j] >= 0, np.asarray(r.top3_prob, dtype=np.float64)[:, j], np.nan)
     df["loss"] = r.loss
     df["is_label_issue"] = r.is_label_issue
     return df

@@ -68,6 +68,14 @@ ADDED_COLUMNS = (
     "clean_prob",
     "is_label_issue",
     "predicted_label",
+    "label_score",
+    "predicted_prob",
+    "top1_label",
+    "top1_prob",
+    "top2_label",
+    "top2_prob",
+    "top3_label",
+    "top3_prob",
     "flags_epoch",
 )
 _ACTIONS = ("relabel", "accept", "keep", "drop")
@@ -125,6 +133,9 @@ def build_cleaned_frame(
     predicted_labels: np.ndarray | None = None,
     include_dropped: bool = False,
     flags_epoch: int | None = None,
+    predicted_prob: np.ndarray | None = None,
+    top3_labels: np.ndarray | None = None,
+    top3_probs: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The original frame plus the audit columns, one row per sample (N rows in).
 
@@ -139,6 +150,13 @@ def build_cleaned_frame(
     include_dropped: keep dropped rows (action "drop") in the output; default removes them.
     flags_epoch: the epoch whose clean_prob / predictions these are, or None (then no
         flags_epoch column): the audit trail of which epoch's flags were used.
+    predicted_prob: (N,) the model's probability of its prediction, or None (no column).
+    top3_labels / top3_probs: (N, 3) the model's three most probable classes (ids, -1 =
+        unknown) and their probabilities (EpochReport.top3_*), or None (no columns).
+        Together they give the columns top1_label, top1_prob, ..., top3_label,
+        top3_prob (names; None / NaN where unknown), like the CLI's samples.csv.
+    label_score (= clean_prob, the name label-error tools use) comes with clean_prob
+    whenever clean_prob is given.
 
     Returns a frame with RangeIndex and the original columns followed by
     sample_index (position in the dataset), given_label (name), final_label (name
@@ -193,8 +211,21 @@ def build_cleaned_frame(
         action[key] = act
 
     out = frame.reset_index(drop=True).copy()
-    added = [c for c in ADDED_COLUMNS if (c != "predicted_label" or pred is not None)
-             and (c != "flags_epoch" or flags_epoch is not None)]
+    pprob = _optional_prob(predicted_prob, "predicted_prob", (n,))
+    if (top3_labels is None) != (top3_probs is None):
+        raise ValueError("top3_labels and top3_probs come together (both or neither)")
+    top_ids = top_p = None
+    if top3_labels is not None:
+        top_ids = np.asarray(top3_labels)
+        if top_ids.shape != (n, 3) or not np.issubdtype(top_ids.dtype, np.integer):
+            raise ValueError(f"top3_labels must be ({n}, 3) integer class ids, got {top_ids.shape} {top_ids.dtype}")
+        if top_ids.size and (top_ids.min() < -1 or top_ids.max() >= k):
+            raise ValueError(f"top3_labels must be class ids in [0, {k - 1}] (or -1 for unknown)")
+        top_p = _optional_prob(top3_probs, "top3_probs", (n, 3))
+    optional = {"predicted_label": pred is not None, "flags_epoch": flags_epoch is not None,
+                "label_score": clean_prob is not None, "predicted_prob": pprob is not None}
+    optional.update({f"top{j}_{w}": top_ids is not None for j in (1, 2, 3) for w in ("label", "prob")})
+    added = [c for c in ADDED_COLUMNS if optional.get(c, True)]
     taken = {str(c) for c in out.columns} | set(added)
     renames = {}
     for c in out.columns:
@@ -219,11 +250,33 @@ def build_cleaned_frame(
     out["is_label_issue"] = flag
     if pred is not None:
         out["predicted_label"] = names_arr[pred]
+    if clean_prob is not None:
+        out["label_score"] = prob
+    if pprob is not None:
+        out["predicted_prob"] = pprob
+    if top_ids is not None:
+        with_none = np.append(names_arr, None)  # id -1 = unknown
+        for j in range(3):
+            out[f"top{j + 1}_label"] = with_none[top_ids[:, j]]
+            out[f"top{j + 1}_prob"] = np.where(top_ids[:, j] >= 0, top_p[:, j], np.nan)
     if flags_epoch is not None:
         out["flags_epoch"] = np.full(n, int(flags_epoch), dtype=np.int64)
     if not include_dropped:
         out = out.loc[~dropped].reset_index(drop=True)
     return out
+
+
+def _optional_prob(values, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """`values` as float probabilities of `shape` (NaN allowed), or None when None."""
+    if values is None:
+        return None
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    finite = arr[np.isfinite(arr)]
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
+        raise ValueError(f"{name} must be probabilities in [0, 1] (NaN allowed for unknown)")
+    return arr
 
 
 def class_change_summary(cleaned: pd.DataFrame, label_names: Sequence[str] | None = None) -> pd.DataFrame:

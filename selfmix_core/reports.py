@@ -2,8 +2,8 @@
 the pages draw them and the tests check them.
 
 `EpochReport` is the one object everything passes around. Per-sample arrays are
-indexed by the sample's position in the training `TextDataset` (0..N-1) and all
-have shape (N,). Score direction: `clean_prob` is the posterior of the low-loss GMM
+indexed by the sample's position in the training `TextDataset` (0..N-1) and
+have shape (N,) (top3_label / top3_prob: (N, 3)). Score direction: `clean_prob` is the posterior of the low-loss GMM
 component, so LOWER = MORE LIKELY MISLABELED; `label_score` is the same number under
 the name users of label-error tools know.
 """
@@ -94,9 +94,29 @@ ARRAY_FIELDS: dict[str, str] = {
     "predicted_prob": "float32",
     "in_training": "bool",
     "in_validation": "bool",
+    "top3_label": "int32",
+    "top3_prob": "float32",
 }
-# Arrays that reports saved before they existed lack: filled with this value on load.
-_ARRAY_DEFAULTS = {"in_validation": False}
+# Arrays that reports saved before they existed lack: filled with this value on load
+# (top3_*: shape (N, 3); label -1 / probability NaN = unknown).
+_ARRAY_DEFAULTS = {"in_validation": False, "top3_label": -1, "top3_prob": np.nan}
+_ARRAY_WIDTH = {"top3_label": 3, "top3_prob": 3}
+TOP_K = 3
+
+
+def top_k(probs: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """The k most probable classes of each row of (N, K) class probabilities, most
+    probable first: ((N, k) int class ids, (N, k) their probabilities). With K < k the
+    missing places are -1 / NaN. Ties: the lower class id first."""
+    p = np.asarray(probs, dtype=np.float64)
+    n, kk = p.shape
+    order = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    labels = np.full((n, k), -1, dtype=np.int64)
+    top = np.full((n, k), np.nan, dtype=np.float64)
+    w = min(k, kk)
+    labels[:, :w] = order[:, :w]
+    top[:, :w] = np.take_along_axis(p, order[:, :w], axis=1)
+    return labels, top
 
 
 @dataclass
@@ -128,6 +148,9 @@ class EpochReport:
         scored every epoch, flagged by the GMM fitted on the trained samples.
     val_accuracy / val_loss / n_val: accuracy and mean CE of the held-out slice against
         its GIVEN labels (None without a slice): the label-free signal.
+    top3_label / top3_prob: (N, 3) the model's three most probable classes and their
+        probabilities, most probable first (column 0 = predicted_label / predicted_prob);
+        -1 / NaN in reports saved before they existed, or with fewer than 3 classes.
     recommended_epoch / recommendation: the epoch whose flags are recommended so far
         (this one or an earlier one) and why, in one sentence.
     fallback: set when X or U came out empty (or too small) and the epoch trained
@@ -168,10 +191,17 @@ class EpochReport:
     n_val: int = 0
     recommended_epoch: int | None = None
     recommendation: str | None = None
+    top3_label: np.ndarray | None = None
+    top3_prob: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.clean_prob)
         if self.in_validation is None:
-            self.in_validation = np.zeros(len(self.clean_prob), dtype=bool)
+            self.in_validation = np.zeros(n, dtype=bool)
+        if self.top3_label is None:
+            self.top3_label = np.full((n, TOP_K), -1, dtype=np.int64)
+        if self.top3_prob is None:
+            self.top3_prob = np.full((n, TOP_K), np.nan, dtype=np.float64)
 
     # ---- derived views ------------------------------------------------------------------
     @property
@@ -200,7 +230,7 @@ class EpochReport:
         return out
 
     def arrays_bytes(self) -> bytes:
-        """The per-sample arrays as one compressed .npz blob (about 15 bytes/sample)."""
+        """The per-sample arrays as one compressed .npz blob (about 30 bytes/sample, half of it the top-3)."""
         buf = io.BytesIO()
         np.savez_compressed(
             buf, **{k: np.asarray(getattr(self, k)).astype(dt) for k, dt in ARRAY_FIELDS.items()}
@@ -211,7 +241,9 @@ class EpochReport:
     def from_parts(cls, scalars: dict[str, Any], arrays: bytes) -> "EpochReport":
         with np.load(io.BytesIO(arrays), allow_pickle=False) as npz:
             n = len(npz["clean_prob"])
-            arr = {k: npz[k] if k in npz.files else np.full(n, _ARRAY_DEFAULTS[k]) for k in ARRAY_FIELDS}
+            arr = {k: npz[k] if k in npz.files
+                   else np.full((n, _ARRAY_WIDTH[k]) if k in _ARRAY_WIDTH else n, _ARRAY_DEFAULTS[k])
+                   for k in ARRAY_FIELDS}
         s = dict(scalars)
         s["gmm"] = GMMParams.from_dict(s["gmm"]) if s.get("gmm") else None
         s["detection"] = DetectionMetrics(**s["detection"]) if s.get("detection") else None

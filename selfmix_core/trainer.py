@@ -87,7 +87,7 @@ from .distributed import DistContext
 from .losses import embmix, per_sample_ce, pseudo_label_loss, rdrop_kl, sample_mix_lambda, sharpen, soft_cross_entropy
 from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
 from .model import TextClassifier, build_classifier
-from .reports import EpochReport, GMMParams, StepProgress
+from .reports import EpochReport, GMMParams, StepProgress, top_k
 from .selection import Selection, select
 
 CHECKPOINT_FORMAT = 1
@@ -696,6 +696,7 @@ class SelfMixTrainer:
         norm = np.full(n, np.nan, dtype=np.float64)
         norm[mask] = sel.norm_loss
         pred = probs.argmax(1)
+        top3_label, top3_prob = top_k(probs)
         report = EpochReport(
             epoch=epoch,
             phase=phase,
@@ -721,6 +722,8 @@ class SelfMixTrainer:
             warnings=list(sel.warnings) + self._notices,
             fallback=fallback,
             in_validation=self.split.in_validation.copy(),
+            top3_label=top3_label,
+            top3_prob=top3_prob,
         )
         held = held_out_metrics(pred, loss, labels, self._val_mask())
         if held is not None:

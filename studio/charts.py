@@ -4,6 +4,8 @@ tested on hand-built reports.
 
     loss_histograms(report, label_names, true_labels)  per-class loss histograms + GMM
     confusion_heatmap(counts, label_names, ...)         given x predicted / given x true
+    confused_pairs(counts, label_names)                 the most confused (given, predicted) pairs
+    confusion_order(counts)                             a class order that puts confused classes together
     accuracy_figure(summaries)                          test accuracy, detection metrics
     loss_components_figure(summaries)                   training loss components
     split_sizes_figure(summaries)                       |X| and |U| per epoch
@@ -16,10 +18,12 @@ Trace names are stable (tests look them up): see each function.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -32,6 +36,38 @@ CLEAN_CURVE = "#1d6f65"
 NOISY_CURVE = "#b5452a"
 TAU_COLOR = "#444444"
 _MAX_FACET_COLS = 3
+_FACET_TITLE_CHARS = 30  # a facet title wraps at about this many characters per line
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.22, x=0, xanchor="left")  # never over a title
+
+
+def wrap_label(text: str, width: int = _FACET_TITLE_CHARS, max_lines: int = 3) -> str:
+    """`text` broken into lines of at most about `width` characters (Plotly's "<br>"), at
+    spaces or underscores (intent names like direct_debit_payment_not_recognised); a
+    word longer than `width` is cut; more than `max_lines` lines end in "…". Already
+    escaped text (studio.text.plot) is expected: only the line breaks are added."""
+    text = str(text)
+    if len(text) <= width:
+        return text
+    parts = re.split(r"(?<=[ _])", text)  # keep the separator at the end of each part
+    lines, cur = [], ""
+    for part in parts:
+        while len(part) > width:  # one long word: cut it
+            if cur:
+                lines.append(cur)
+                cur = ""
+            lines.append(part[:width])
+            part = part[width:]
+        if len(cur) + len(part.rstrip()) > width and cur:
+            lines.append(cur)
+            cur = ""
+        cur += part
+    if cur:
+        lines.append(cur)
+    lines = [ln.rstrip() for ln in lines if ln.strip()]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: max(1, width - 1)] + "…"
+    return "<br>".join(lines)
 
 
 # ---- the GMM on the losses ------------------------------------------------------------------
@@ -98,6 +134,7 @@ def loss_histograms(
     bins: int = 30,
     title: str | None = None,
     max_classes: int | None = None,
+    classes: Sequence[int] | None = None,
 ) -> go.Figure:
     """Per given class, a histogram of the normalised per-sample loss (the value the
     GMM is fitted on), the two fitted Gaussian components over it and the tau boundary.
@@ -114,6 +151,12 @@ def loss_histograms(
     Trace names: "clean samples" / "noisy samples" (or "samples"), "clean component",
     "noisy component", "tau boundary" -- one of each per class subplot (legend shown once).
     max_classes: draw only this many classes, the largest ones (None = all).
+    classes: the class ids to draw, in this order (overrides max_classes; ids out of
+        range are ignored; an empty list draws the largest class).
+    Layout: at most 3 facets a row, each 300 px tall plus the lines of its title (long
+    class names wrap, see wrap_label; the full name is in the bars' hover); the gaps
+    between rows are fixed in pixels, so any number of classes fits; the legend sits
+    below the plot, never over the title.
     """
     names = [str(n) for n in label_names]
     k = len(names)
@@ -137,16 +180,24 @@ def loss_histograms(
 
     counts = np.bincount(given[ok], minlength=k)[:k].tolist() if ok.any() else [0] * k
     shown = list(range(k))
-    if max_classes is not None and k > max_classes:
+    if classes is not None:
+        shown = list(dict.fromkeys(int(c) for c in classes if 0 <= int(c) < k))
+        if not shown and k:
+            shown = [max(range(k), key=lambda c: counts[c])]
+    elif max_classes is not None and k > max_classes:
         shown = sorted(sorted(range(k), key=lambda c: -counts[c])[:max_classes])
-    cols = min(len(shown), _MAX_FACET_COLS)
-    rows = math.ceil(len(shown) / cols)
+    cols = max(1, min(len(shown), _MAX_FACET_COLS))
+    rows = max(1, math.ceil(len(shown) / cols))
+    titles = [wrap_label(f"given {plot(names[c])} (n={counts[c]:,})") for c in shown]
+    title_lines = max([t.count("<br>") + 1 for t in titles] + [1])
+    row_px, gap_px = 300, 50 + 16 * title_lines  # each row's title sits in the gap above it
+    plot_px = rows * row_px + (rows - 1) * gap_px
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[f"given {plot(names[c])} (n={counts[c]:,})" for c in shown],
+        subplot_titles=titles,
         horizontal_spacing=0.06,
-        vertical_spacing=0.12 if rows > 1 else 0.08,
+        vertical_spacing=gap_px / plot_px if rows > 1 else 0.0,
     )
     for pos, c in enumerate(shown):
         r, col = pos // cols + 1, pos % cols + 1
@@ -171,7 +222,7 @@ def loss_histograms(
                     showlegend=first,
                     marker=dict(color=color, line=dict(width=0)),
                     opacity=0.85,
-                    hovertemplate="loss %{x:.3f}<br>%{y} samples<extra>" + name + "</extra>",
+                    hovertemplate=f"given {plot(names[c])}<br>" + "loss %{x:.3f}<br>%{y} samples<extra>" + name + "</extra>",
                 ),
                 row=r,
                 col=col,
@@ -217,19 +268,95 @@ def loss_histograms(
                 row=r,
                 col=col,
             )
+    top_px, bottom_px = 70 + 16 * title_lines, 110  # the title, the first row's facet titles; x title and legend
     fig.update_layout(
         barmode="stack",
         bargap=0,
-        title=title or f"Epoch {report.epoch} ({report.phase}): normalised loss per given class",
-        height=300 * rows + 80,
-        margin=dict(l=40, r=20, t=80, b=40),
-        legend=dict(orientation="h", yanchor="bottom", y=1.06, x=0),
+        title=dict(text=title or f"Epoch {report.epoch} ({report.phase}): normalised loss per given class",
+                   y=1.0, yref="container", yanchor="top", pad=dict(t=12)),
+        height=plot_px + top_px + bottom_px,
+        margin=dict(l=40, r=20, t=top_px, b=bottom_px),
+        legend=dict(orientation="h", yanchor="top", y=-(60 / plot_px), x=0, xanchor="left"),
     )
-    fig.update_xaxes(title_text="normalised loss (low = fits its label)")
+    fig.update_annotations(font_size=12)  # the facet titles
+    fig.update_xaxes(title_text="normalised loss (low = fits its label)", title_standoff=4, row=rows)
     return fig
 
 
 # ---- confusion matrices (rows: given labels) -------------------------------------------------
+
+
+def confused_pairs(counts: np.ndarray, label_names: Sequence[str], top: int | None = None) -> pd.DataFrame:
+    """The off-diagonal cells of a (K, K) given x predicted count matrix as a list, most
+    confused first: one row per (given, predicted) pair with given != predicted and a
+    count above 0, sorted by count (then by share, then given, predicted id).
+
+    Columns: given, predicted (names), given_id, predicted_id (ints), count (int),
+    share_of_given (count / the given class's row total: P(predicted | given)),
+    share_of_confusions (count / all off-diagonal counts). `top`: keep the first `top`
+    rows (None = all). An all-diagonal or empty matrix gives an empty frame with these
+    columns."""
+    m = np.asarray(counts, dtype=np.int64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"counts must be a square (K, K) matrix, got shape {m.shape}")
+    k = m.shape[0]
+    names = [str(n) for n in label_names]
+    if len(names) != k:
+        raise ValueError(f"{len(names)} label names for a {k} x {k} matrix")
+    rows_total = m.sum(axis=1)
+    off = m.copy()
+    np.fill_diagonal(off, 0)
+    g, p = np.nonzero(off > 0)
+    c = off[g, p]
+    share = c / np.maximum(rows_total[g], 1)
+    total_off = int(off.sum())
+    order = np.lexsort((p, g, -share, -c))
+    g, p, c, share = g[order], p[order], c[order], share[order]
+    if top is not None:
+        g, p, c, share = g[:top], p[:top], c[:top], share[:top]
+    return pd.DataFrame({
+        "given": [names[i] for i in g],
+        "predicted": [names[j] for j in p],
+        "given_id": g.astype(np.int64),
+        "predicted_id": p.astype(np.int64),
+        "count": c.astype(np.int64),
+        "share_of_given": share.astype(np.float64),
+        "share_of_confusions": (c / total_off if total_off else c * 0.0).astype(np.float64),
+    })
+
+
+def confusion_order(counts: np.ndarray) -> list[int]:
+    """A permutation of the K classes that puts classes confused with each other next
+    to each other: a greedy chain on the symmetric confusion (C + C^T, diagonal 0). It
+    starts at the most confused pair and appends, each time, the class most confused
+    with the classes placed so far (the last placed counts double); classes confused
+    with nothing placed start a new chain at the next most confused class. Ties: the
+    lower class id. Deterministic; O(K^2)."""
+    m = np.asarray(counts, dtype=np.float64)
+    k = m.shape[0]
+    if k <= 2:
+        return list(range(k))
+    sym = m + m.T
+    np.fill_diagonal(sym, 0.0)
+    placed: list[int] = []
+    left = np.ones(k, dtype=bool)
+    pull = np.zeros(k)  # confusion of each class with the classes placed so far
+    involvement = sym.sum(axis=1)
+    while left.any():
+        score = pull + (sym[placed[-1]] if placed else 0.0)
+        score = np.where(left, score, -1.0)
+        if not placed or score.max() <= 0:
+            cand = np.where(left, involvement, -1.0)  # a new chain: the most confused class left
+            nxt = int(np.argmax(cand))
+        else:
+            nxt = int(np.argmax(score))
+        placed.append(nxt)
+        left[nxt] = False
+        pull += sym[nxt]
+    return placed
+
+
+HEATMAP_TEXT_MAX_K = 20  # above this many classes the cells are too small for their share
 
 
 def confusion_heatmap(
@@ -238,16 +365,34 @@ def confusion_heatmap(
     title: str,
     x_title: str = "predicted label",
     y_title: str = "given label",
+    order: Sequence[int] | bool | None = None,
 ) -> go.Figure:
     """A (K, K) count matrix as a row-normalised heatmap (each row sums to 1), with the
-    share written in each cell and the raw count on hover. One go.Heatmap trace.
+    share written in each cell (up to HEATMAP_TEXT_MAX_K classes) and the raw count on
+    hover. One go.Heatmap trace.
 
     With rows the given label (given x predicted, given x true) a row reads P(column | given):
-    not the noise transition T[true, noisy], whose rows are the true labels."""
-    names = [plot(n) for n in label_names]  # Plotly reads <a>, <b>, ... in labels: show them as text
+    not the noise transition T[true, noisy], whose rows are the true labels.
+
+    order: the classes' order on both axes (a permutation of range(K)); True = by
+    confusion_order (confused classes together); None = confusion_order above a dozen
+    classes, else the class order. Size: each cell about 60 px up to 6 classes, down to
+    14 px for many; above a dozen classes the figure has a fixed width and height that
+    grow with K (draw it at its own size, width="content", in a scrolling container);
+    the class names keep their full length."""
     m = np.asarray(counts, dtype=np.float64)
+    k = m.shape[0]
+    if order is None:
+        order = k > 12
+    perm = confusion_order(m) if order is True else list(range(k)) if order is False else [int(i) for i in order]
+    m = m[np.ix_(perm, perm)]
+    names = [plot(label_names[i]) for i in perm]  # Plotly reads <a>, <b>, ... in labels: show them as text
     rows = m.sum(axis=1, keepdims=True)
     share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    cell = 60 if k <= 6 else max(14, int(round(360 / k))) if k > 25 else 36
+    longest = max([len(n) for n in names] + [1])
+    label_px = min(320, 7 * longest + 20)  # room for the class names beside and below
+    text = k <= HEATMAP_TEXT_MAX_K
     fig = go.Figure(
         go.Heatmap(
             z=share,
@@ -257,20 +402,24 @@ def confusion_heatmap(
             zmax=1.0,
             colorscale="Blues",
             customdata=m.astype(np.int64),
-            texttemplate="%{z:.0%}",
+            texttemplate="%{z:.0%}" if text else None,
             hovertemplate=(
                 f"{y_title} %{{y}}<br>{x_title} %{{x}}<br>%{{z:.1%}} of the row"
                 "<br>%{customdata:,} samples<extra></extra>"
             ),
-            colorbar=dict(title="share of row", tickformat=".0%"),
+            colorbar=dict(title=dict(text="share of row", side="right"), tickformat=".0%", len=min(1.0, 400 / max(1, cell * k))),
             name=title,
         )
     )
+    font = 12 if k <= 25 else max(8, min(11, cell - 3))
     fig.update_layout(
-        title=title,
-        xaxis=dict(title=x_title, side="bottom"),
-        yaxis=dict(title=y_title, autorange="reversed"),
-        height=max(320, 60 * len(names) + 160),
+        title=dict(text=title, y=1.0, yref="container", yanchor="top", pad=dict(t=12)),
+        xaxis=dict(title=x_title, side="bottom", type="category", tickangle=-90 if k > 6 else 0,
+                   tickfont=dict(size=font), automargin=True),
+        # no square cells (scaleanchor): in a narrower column the plot would shrink in height too
+        yaxis=dict(title=y_title, type="category", autorange="reversed", tickfont=dict(size=font), automargin=True),
+        height=max(320, cell * k + 60 + (label_px if k > 6 else 60)),
+        width=max(420, cell * k + label_px + 140) if k > 12 else None,  # a few classes: the column's width
         margin=dict(l=60, r=20, t=60, b=60),
     )
     return fig
@@ -372,7 +521,7 @@ def accuracy_figure(summaries: Sequence[Mapping[str, Any]], recommended: int | N
         yaxis=dict(title="score", range=[0, 1.05], tickformat=".0%"),
         height=460,
         margin=dict(l=50, r=20, t=60, b=40),
-        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),  # below: the title may be long
+        legend=LEGEND_BELOW,  # below: the title may be long
     )
     _epoch_axis(fig, summaries)
     if fig.data:
@@ -403,8 +552,8 @@ def loss_components_figure(summaries: Sequence[Mapping[str, Any]], recommended: 
         if x:
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=LOSS_LABELS.get(key, key)))
     fig.update_layout(
-        title="Training loss components", yaxis=dict(title="mean loss"), height=380,
-        margin=dict(l=50, r=20, t=100, b=40), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        title="Training loss components", yaxis=dict(title="mean loss"), height=420,
+        margin=dict(l=50, r=20, t=60, b=40), legend=LEGEND_BELOW,  # below: over the title it hid it and the toolbar
     )
     _epoch_axis(fig, summaries)
     mark_recommended(fig, recommended)
@@ -423,27 +572,48 @@ def split_sizes_figure(summaries: Sequence[Mapping[str, Any]], recommended: int 
     )
     fig.update_layout(
         barmode="stack", title="Clean / noisy split per epoch (|X| and |U|)", yaxis=dict(title="samples"),
-        height=380, margin=dict(l=50, r=20, t=100, b=40), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        height=420, margin=dict(l=50, r=20, t=60, b=40), legend=LEGEND_BELOW,
     )
     _epoch_axis(fig, summaries)
     mark_recommended(fig, recommended)
     return fig
 
 
+CLASS_BARS_HORIZONTAL_K = 20  # above this many classes the bars lie down, one row each
+
+
 def class_counts_figure(counts: Mapping[str, int], compare: Mapping[str, int] | None = None,
                         names: tuple[str, str] = ("given labels", "true labels")) -> go.Figure:
     """Samples per class (one bar trace named names[0]); with `compare`, a second trace
-    named names[1] side by side (e.g. noisy vs original labels)."""
+    named names[1] side by side (e.g. noisy vs original labels). Above
+    CLASS_BARS_HORIZONTAL_K classes the bars are horizontal, one row of about 18 px per
+    class (per pair with `compare`), so long class names stay readable; the legend
+    sits below the plot."""
     classes = list(counts)
     if compare:
         classes += [c for c in compare if c not in counts]
     shown = [plot(c) for c in classes]  # class names as text (Plotly reads <a>, <b>, ... in labels)
-    fig = go.Figure(go.Bar(x=shown, y=[int(counts.get(c, 0)) for c in classes], name=names[0],
-                           marker_color=ALL_COLOR, text=[int(counts.get(c, 0)) for c in classes]))
-    if compare:
-        fig.add_trace(go.Bar(x=shown, y=[int(compare.get(c, 0)) for c in classes], name=names[1],
-                             marker_color=CLEAN_COLOR, text=[int(compare.get(c, 0)) for c in classes]))
-    fig.update_layout(barmode="group", title="Samples per class", xaxis=dict(title="class", type="category"),
-                      yaxis=dict(title="samples"), height=320, margin=dict(l=50, r=20, t=50, b=40),
-                      showlegend=bool(compare))
+    many = len(classes) > CLASS_BARS_HORIZONTAL_K
+    traces = [(names[0], counts, ALL_COLOR)] + ([(names[1], compare, CLEAN_COLOR)] if compare else [])
+    fig = go.Figure()
+    for name, values, color in traces:
+        ys = [int(values.get(c, 0)) for c in classes]
+        if many:
+            fig.add_trace(go.Bar(y=shown, x=ys, orientation="h", name=name, marker_color=color,
+                                 hovertemplate="%{y}<br>%{x:,} samples<extra>" + name + "</extra>"))
+        else:
+            fig.add_trace(go.Bar(x=shown, y=ys, name=name, marker_color=color, text=ys))
+    if many:
+        row_px = 18 * len(traces)
+        fig.update_layout(barmode="group", title="Samples per class",
+                          yaxis=dict(title="class", type="category", autorange="reversed", automargin=True,
+                                     tickfont=dict(size=11)),
+                          xaxis=dict(title="samples", side="top"), height=row_px * len(classes) + 140,
+                          margin=dict(l=50, r=20, t=90, b=40), showlegend=bool(compare), legend=LEGEND_BELOW,
+                          bargap=0.15)
+        fig.update_layout(legend=dict(y=-(20 / max(1, row_px * len(classes)))))
+    else:
+        fig.update_layout(barmode="group", title="Samples per class", xaxis=dict(title="class", type="category"),
+                          yaxis=dict(title="samples"), height=320 + (60 if compare else 0),
+                          margin=dict(l=50, r=20, t=50, b=40), showlegend=bool(compare), legend=LEGEND_BELOW)
     return fig

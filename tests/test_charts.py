@@ -169,3 +169,144 @@ def test_accuracy_figure_title_is_true_without_true_labels():
     assert title.startswith("Test accuracy") and "flip" not in title.lower()
     # nothing to draw: no line either (the page says there is nothing to plot)
     assert not charts.accuracy_figure([{"epoch": 1}], recommended=1).layout.shapes
+
+
+# ---- many classes (Banking77 has 77 intents with long names) -------------------------------
+
+LONG = "direct_debit_payment_not_recognised"
+
+
+def k_report(k: int, n_per: int = 4, seed: int = 0) -> tuple[EpochReport, list[str]]:
+    rng = np.random.default_rng(seed)
+    n = k * n_per
+    given = np.repeat(np.arange(k), n_per)
+    norm = rng.random(n)
+    pred = np.where(rng.random(n) < 0.7, given, rng.integers(0, k, n))
+    gmm = GMMParams(means=(0.8, 0.2), stds=(0.1, 0.1), weights=(0.3, 0.7), clean_component=1,
+                    converged=True, n_iter=5, separation=6.0)
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (given, pred), 1)
+    report = EpochReport(
+        epoch=1, phase="warmup", seconds=1.0, train_seconds=1.0, score_seconds=0.0, samples_trained=n,
+        losses={"ce": 1.0}, given_label=given, loss=norm, norm_loss=norm, clean_prob=1 - norm,
+        predicted_label=pred, predicted_prob=np.full(n, 0.5), in_training=np.ones(n, bool), gmm=gmm, tau=0.5,
+        n_clean=n // 2, n_noisy=n - n // 2, given_vs_predicted=counts,
+    )
+    names = [f"{LONG}_{i}" if i % 2 else f"c{i}" for i in range(k)]
+    return report, names
+
+
+def legend_below(fig: go.Figure) -> None:
+    leg = fig.layout.legend
+    assert leg.yanchor == "top" and leg.y is not None and leg.y < 0  # under the plot, never over the title
+
+
+@pytest.mark.parametrize("k", [2, 6, 77, 300])
+def test_loss_histograms_scale_with_k(k):
+    report, names = k_report(k)
+    picked = list(range(min(k, 12)))
+    fig = charts.loss_histograms(report, names, classes=picked)
+    titles = [a.text for a in fig.layout.annotations]
+    assert len(titles) == len(picked)
+    for t in titles:  # long names wrap: no line wider than a facet holds
+        assert max(len(line) for line in t.split("<br>")) <= 31
+    legend_below(fig)
+    rows = math.ceil(len(picked) / min(len(picked), 3))
+    assert fig.layout.height >= 300 * rows
+    # the first row's facet titles sit inside the top margin, below the figure title
+    top = max(a.y for a in fig.layout.annotations)
+    assert top == pytest.approx(1.0) and fig.layout.margin.t >= 70 + 16 * max(t.count("<br>") + 1 for t in titles)
+    # facet rows do not overlap: each row's title sits in the gap above it
+    ys = sorted({a.y for a in fig.layout.annotations}, reverse=True)
+    plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    for hi, lo in zip(ys, ys[1:]):
+        assert (hi - lo) * plot_px >= 300
+    all_fig = charts.loss_histograms(report, names)  # every class: the spacing still fits
+    assert len(all_fig.layout.annotations) == k
+
+
+def test_loss_histograms_class_picker_order_and_bad_ids():
+    report, names = k_report(6)
+    fig = charts.loss_histograms(report, names, classes=[4, 1, 99, 4])
+    assert [a.text.split(" (n=")[0].replace("<br>", "") for a in fig.layout.annotations] == [
+        f"given {names[4]}", f"given {names[1]}"]
+    assert len(charts.loss_histograms(report, names, classes=[]).layout.annotations) == 1
+
+
+def test_wrap_label():
+    assert charts.wrap_label("short") == "short"
+    w = charts.wrap_label("given " + LONG + " (n=1,234)")
+    assert w.replace("<br>", "") == "given " + LONG + " (n=1,234)"
+    assert all(len(line) <= 30 for line in w.split("<br>"))
+    long_word = charts.wrap_label("x" * 200, width=30, max_lines=2)
+    assert long_word.count("<br>") == 1 and long_word.endswith("…")
+
+
+def test_confused_pairs_sorted_with_shares():
+    counts = np.array([[5, 3, 0], [1, 4, 0], [0, 3, 2]])
+    df = charts.confused_pairs(counts, ["a", "b", "c"])
+    assert list(df.columns) == ["given", "predicted", "given_id", "predicted_id", "count", "share_of_given",
+                                "share_of_confusions"]
+    assert list(zip(df["given"], df["predicted"], df["count"])) == [("c", "b", 3), ("a", "b", 3), ("b", "a", 1)]
+    assert df["share_of_given"].tolist() == pytest.approx([3 / 5, 3 / 8, 1 / 5])
+    assert df["share_of_confusions"].sum() == pytest.approx(1.0)
+    assert len(charts.confused_pairs(counts, ["a", "b", "c"], top=1)) == 1
+    empty = charts.confused_pairs(np.eye(3, dtype=int), ["a", "b", "c"])
+    assert empty.empty and "count" in empty.columns
+    with pytest.raises(ValueError):
+        charts.confused_pairs(counts, ["a", "b"])
+
+
+def test_confusion_order_puts_confused_classes_together():
+    k = 8
+    counts = np.eye(k, dtype=int) * 10
+    counts[0, 5] = counts[5, 0] = 6  # 0 and 5 confused; 2 and 7 confused
+    counts[2, 7] = 4
+    order = charts.confusion_order(counts)
+    assert sorted(order) == list(range(k))
+    assert abs(order.index(0) - order.index(5)) == 1 and abs(order.index(2) - order.index(7)) == 1
+    assert charts.confusion_order(np.eye(2)) == [0, 1]
+
+
+@pytest.mark.parametrize("k", [2, 6, 77, 300])
+def test_confusion_heatmap_scales_with_k(k):
+    report, names = k_report(k)
+    fig = charts.confusion_heatmap(report.given_vs_predicted, names, "Given × predicted")
+    hm = fig.data[0]
+    assert np.asarray(hm.z).shape == (k, k)
+    assert list(hm.x) == list(hm.y) and sorted(hm.x) == sorted(names)  # full names, one order on both axes
+    cell = (fig.layout.height - 60) / k
+    assert cell >= 14 - 1e-9 or fig.layout.height == 320
+    assert (fig.layout.width >= 14 * k) if k > 12 else fig.layout.width is None
+    assert (hm.texttemplate is not None) == (k <= charts.HEATMAP_TEXT_MAX_K)
+    # reordered rows are the same counts: each row's customdata sums to its class's row total
+    totals = dict(zip(names, report.given_vs_predicted.sum(axis=1)))
+    assert [int(np.sum(r)) for r in np.asarray(hm.customdata)] == [totals[n] for n in hm.y]
+    assert fig.layout.title.yref == "container" and fig.layout.margin.t >= 50
+
+
+@pytest.mark.parametrize("k", [2, 6, 77, 300])
+def test_curve_figures_keep_legends_below(k):
+    s = summaries()
+    for make in (charts.loss_components_figure, charts.split_sizes_figure, charts.accuracy_figure):
+        fig = make(s, recommended=2)
+        legend_below(fig)
+        assert fig.layout.margin.t <= 60  # no room reserved above for a legend: nothing sits over the title
+    report, names = k_report(k)
+    df = charts.confused_pairs(report.given_vs_predicted, names, top=50)
+    assert len(df) <= 50 and (df["given_id"] != df["predicted_id"]).all()
+
+
+@pytest.mark.parametrize("k", [2, 6, 77, 300])
+def test_class_counts_figure_scales_with_k(k):
+    _, names = k_report(k)
+    counts = {n: i + 1 for i, n in enumerate(names)}
+    fig = charts.class_counts_figure(counts, {n: 2 for n in names})
+    assert names_of(fig) == ["given labels", "true labels"]
+    bars = fig.data[0]
+    if k > charts.CLASS_BARS_HORIZONTAL_K:
+        assert bars.orientation == "h" and list(bars.y) == names and list(bars.x) == list(range(1, k + 1))
+        assert fig.layout.height >= 18 * 2 * k  # a row per class and trace
+    else:
+        assert list(bars.x) == names and list(bars.y) == list(range(1, k + 1))
+    legend_below(fig)

@@ -56,6 +56,8 @@ def test_train_writes_metrics_and_samples(tmp_path, tiny_files, tiny_model_dir, 
     s = pd.read_csv(out / "samples.csv")
     assert {"index", "text", "given_label", "true_label", "clean_prob", "predicted_label", "is_label_issue"} <= set(s.columns)
     assert len(s) == 60
+    assert {"label_score", "predicted_prob", "top1_label", "top1_prob", "top3_label", "top3_prob"} <= set(s.columns)
+    assert (s["top1_label"] == s["predicted_label"]).all() and (s["top1_prob"] >= s["top2_prob"]).all()
     assert (s["given_label"] != s["true_label"]).sum() == 12  # the injected flips, names not ids
     assert set(s["given_label"]) <= {"fruit", "vehicle", "colour"}
     assert (out / "checkpoints" / "latest.json").is_file()
@@ -249,3 +251,4 @@ def test_plain_numeric_labels_in_samples_csv(tmp_path, tiny_model_dir):
         s = pd.read_csv(out / "samples.csv", dtype=str)
         assert s["given_label"][0] == expected and set(s["given_label"]) == {expected, "1"}
         assert set(s["predicted_label"]) <= {expected, "1"}
+        assert set(s["top2_label"]) <= {expected, "1"} and s["top3_label"].isna().all()  # 2 classes: no third

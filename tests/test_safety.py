@@ -70,6 +70,16 @@ def test_server_listens_on_localhost_only_and_sends_no_stats():
     assert config.get("client", {}).get("showErrorDetails") in ("none", "type", False)  # no tracebacks in the page
 
 
+def test_the_file_watcher_does_not_walk_the_virtual_environment():
+    """Streamlit's watcher followed every imported module under the app's folder, a .venv
+    there included: the config turns it off (an option the installed Streamlit knows)."""
+    from streamlit import config as st_config
+
+    server = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text()).get("server", {})
+    assert "server.fileWatcherType" in st_config.get_config_options()
+    assert server.get("fileWatcherType") == "none"
+
+
 # ---- no arbitrary pickle ----------------------------------------------------------------------------
 
 

@@ -69,6 +69,10 @@ def test_event_order_and_report_contents(tiny_dataset, tiny_model_factory, token
         assert r.detection is not None and r.given_vs_true is not None
         assert r.given_vs_predicted.sum() == n and r.given_vs_predicted.shape == (3, 3)
         assert np.all((r.clean_prob >= 0) & (r.clean_prob <= 1))
+        assert r.top3_label.shape == r.top3_prob.shape == (n, 3)  # the export's top-3 suggestions
+        assert (r.top3_label[:, 0] == r.predicted_label).all()
+        assert np.allclose(r.top3_prob[:, 0], r.predicted_prob) and (np.diff(r.top3_prob, axis=1) <= 1e-7).all()
+        assert (np.sort(r.top3_label, axis=1) == np.arange(3)).all()  # 3 classes: all three, once each
     assert set(reports[0].losses) == {"ce"}
     assert set(reports[1].losses) == {"mix", "pseudo", "rdrop", "total"}
     assert reports[1].train_n_clean + reports[1].train_n_noisy == n
