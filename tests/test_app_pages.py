@@ -634,11 +634,86 @@ def test_review_filters(store):
     at.multiselect(key="review_given").set_value(["fruit"]).run()
     rows = at.dataframe[0].value
     assert set(rows["given"]) == {"fruit"}
-    at.slider(key="review_score").set_value((0.0, 0.1)).run()
+    at.slider(key="review_score").set_value((0.0, 0.5)).run()  # on the label score
     rows = at.dataframe[0].value
-    assert (rows["clean prob"] <= 0.1).all() and len(rows) >= 1
+    assert (rows["label score"] <= 0.5).all() and len(rows) >= 1
     at.text_input(key="review_query").input("zzzz-no-match").run()
     assert any("No sample matches" in m for m in texts(at.info))
+
+
+def test_review_sorts_by_label_score_and_keeps_uncertain_apart(store, monkeypatch):
+    """The GMM posterior saturates at 0 for all flagged rows: the table is in label-score
+    order (exp(-loss)), shows it and clean prob.; flagged samples suggested their own label
+    are 'uncertain', with a filter of their own; the panel shows the top-3 labels."""
+    ds = add_tiny_dataset(store)
+    run_id = store.create_run(ds, {"epochs": 1}, name="sat")
+    report = hand_report(store, run_id)
+    n = 40
+    rng = np.random.default_rng(0)
+    report.clean_prob = np.where(np.arange(n) < 20, 0.0, 0.9)
+    report.loss = rng.uniform(0.1, 4.0, n)
+    report.predicted_label = np.where(np.arange(n) % 4 == 0, report.given_label, (report.given_label + 1) % 3)
+    report.top3_label = np.stack([report.predicted_label, (report.predicted_label + 1) % 3,
+                                  (report.predicted_label + 2) % 3], axis=1)
+    report.top3_prob = np.tile([0.6, 0.3, 0.1], (n, 1))
+    store.save_epoch_report(run_id, report)
+    load = Store.load_epoch_report
+
+    def with_top3(self, *args, **kwargs):  # a report with top-3 arrays (not stored in every version)
+        got = load(self, *args, **kwargs)
+        got.top3_label, got.top3_prob = report.top3_label, report.top3_prob
+        return got
+
+    monkeypatch.setattr(Store, "load_epoch_report", with_top3)
+    at = open_app("review")
+    assert not at.exception, [e.value for e in at.exception]
+    rows = at.dataframe[0].value
+    assert list(rows["label score"]) == sorted(rows["label score"]) and rows["label score"].nunique() == 20
+    assert (rows["clean prob"] == 0.0).all()
+    assert set(rows["status"]) == {"likely mislabeled", "uncertain"}
+    assert (rows["status"] == "uncertain").sum() == 5 and "5 uncertain" in joined(at)
+    at.radio(key="review_status").set_value("uncertain").run()
+    rows = at.dataframe[0].value
+    assert len(rows) == 5 and (rows["given"] == rows["suggested"]).all()
+    assert "The model's top labels:" in joined(at) and "60%" in joined(at) and "Uncertain:" in joined(at)
+    # the relabel picker opens on the model's second choice (its first is the given label)
+    [pick] = [s for s in at.selectbox if (s.key or "").startswith("review_one_label_")]
+    first = int(rows["sample"].iloc[0])
+    assert pick.value == NAMES[int(report.top3_label[first, 1])]
+    at.radio(key="review_status").set_value("likely mislabeled").run()
+    rows = at.dataframe[0].value
+    assert len(rows) == 15 and (rows["given"] != rows["suggested"]).all()
+
+
+def test_review_panel_full_names_shortcuts_and_next(store):
+    reviewed_run(store)
+    at = open_app("review")
+    accept = one_at_a_time_button(at, "review_one_accept_")
+    row = at.dataframe[0].value.iloc[0]
+    assert accept.label.endswith(row["suggested"]) and row["suggested"] in accept.help  # the full name
+    shortcuts = {p: one_at_a_time_button(at, p).proto.shortcut for p in
+                 ("review_one_accept_", "review_one_keep_", "review_one_drop_", "review_one_next_")}
+    assert all(shortcuts.values()), shortcuts
+    assert len(set(shortcuts.values())) == 4
+    one_at_a_time_button(at, "review_one_next_").click().run()
+    assert not at.exception and focus_sample(at) == 1
+    one_at_a_time_button(at, "review_one_next_").click().run()
+    assert focus_sample(at) == 2 and not at.warning
+
+
+def test_bulk_accept_of_more_than_20_asks_once(store):
+    ds = add_tiny_dataset(store, n=60)
+    run_id = store.create_run(ds, {"epochs": 1}, name="bulk")
+    hand_report(store, run_id, n=60)  # 30 flagged
+    at = open_app("review")
+    at.button(key="review_bulk").click().run()
+    assert store.current_decisions(run_id) == {}  # asked, nothing saved yet
+    assert any("Relabel 30 samples" in w for w in texts(at.warning))
+    at.button(key="review_bulk_no").click().run()
+    assert store.current_decisions(run_id) == {} and not at.warning
+    at.button(key="review_bulk").click().run()
+    at.button(key="review_bulk_yes").click().run()
+    assert len(store.current_decisions(run_id)) == 30 and not at.warning
 
 
 def test_review_before_the_first_epoch(store):
