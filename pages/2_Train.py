@@ -127,6 +127,9 @@ def _act(run_id: str, action: str) -> None:
     store = state.get_store()
     if action == "resume_checkpoint":
         worker.start_run(store, run_id, resume=True)
+    elif action == "stop_after_epoch":
+        if not worker.stop_after_epoch(run_id):
+            st.session_state["train_notice"] = "That run has already ended."
     elif not worker.request(store, run_id, action):
         st.session_state["train_notice"] = "That run has already ended."
 
@@ -138,11 +141,19 @@ def render_controls(store, run: dict) -> None:
     cols = st.columns([2, 1, 1, 4])
     if alive and status == "running":
         pausing = run.get("control") == "pause"
+        ending = worker.stopping_after_epoch(rid)
         cols[0].button("Pause after this epoch", key="train_pause", on_click=_act, args=(rid, "pause"),
-                       disabled=pausing, help="Finish the current epoch, then wait so you can review.")
-        cols[1].button("Stop", key="train_stop", on_click=_act, args=(rid, "stop"),
-                       help="Stop now (the unfinished epoch is dropped; the last checkpoint is kept).")
-        if pausing:
+                       disabled=pausing or ending, help="Finish the current epoch, then wait so you can review.")
+        with cols[1].popover("Stop…"):
+            st.markdown("Stop **now** or **after this epoch**?")
+            st.button("Stop now", key="train_stop", on_click=_act, args=(rid, "stop"), width="stretch",
+                      help="This epoch's progress is lost: the run can resume from the last finished epoch.")
+            st.button("Stop after this epoch", key="train_stop_after", on_click=_act, args=(rid, "stop_after_epoch"),
+                      width="stretch", disabled=ending,
+                      help="Finish and store the current epoch, then stop (it can be resumed from there).")
+        if ending:
+            cols[3].info("Stopping when this epoch ends…")
+        elif pausing:
             cols[3].info("Pausing when this epoch ends…")
     elif alive and status == "paused":
         cols[0].button("Resume", key="train_resume", type="primary", on_click=_act, args=(rid, "resume"),

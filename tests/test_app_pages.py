@@ -448,6 +448,25 @@ def test_train_page_pause_resume_and_stop(store, model_dir):
     assert store.get_run(run2)["epochs_done"] == 3
 
 
+def test_train_page_stop_asks_now_or_after_this_epoch(store, model_dir):
+    ds = add_tiny_dataset(store)
+    run_id = store.create_run(ds, tiny_config(model_dir, epochs=4, warmup=1))
+    worker.start_run(store, run_id)
+    end = time.monotonic() + 120
+    while store.get_run(run_id)["status"] != "running" and time.monotonic() < end:
+        time.sleep(0.02)
+    at = open_app("train")
+    assert at.button(key="train_stop").label == "Stop now" and "lost" in at.button(key="train_stop").help
+    at.button(key="train_stop_after").click().run()
+    assert not at.exception
+    said = any("Stopping when this epoch ends" in m for m in texts(at.info))
+    assert said or store.get_run(run_id)["status"] != "running"  # (unless the epoch ended meanwhile)
+    wait_done(run_id)
+    run = store.get_run(run_id)
+    assert run["status"] == "stopped" and 1 <= run["epochs_done"] < 4
+    assert len(store.list_epoch_summaries(run_id)) == run["epochs_done"]  # the epoch it was in was kept
+
+
 def test_train_page_shows_a_failed_run_with_its_message(store, tmp_path):
     ds = add_tiny_dataset(store)
     run_id = store.create_run(ds, tiny_config(tmp_path / "missing-model"))
