@@ -382,6 +382,35 @@ def test_train_page_starts_a_run_with_the_tiny_model_and_draws_charts(store, mod
     assert not at.exception and len(at.get("plotly_chart")) == 6
 
 
+def test_train_page_estimates_time_suggests_max_length_and_trains_on_a_sample(store, model_dir):
+    ds = add_tiny_dataset(store, n=60)
+    at = open_app("train")
+    assert any("Suggested max length: **8** tokens" in c for c in texts(at.caption))  # "the" + 4 words + 2 specials
+    at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_warmup").set_value(1)
+    at.number_input(key="train_batch").set_value(8)
+    at.number_input(key="train_max_length").set_value(16)
+    at.selectbox(key="train_device").set_value("cpu")
+    at.checkbox(key="train_sample_on").check()
+    at.number_input(key="train_sample_n").set_value(30)
+    at.button(key="FormSubmitter:train_form-Estimate time").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [estimate] = [m for m in texts(at.info) if m.startswith("Estimated:")]
+    assert "for the 2 epochs on 30 texts" in estimate and "3 timed steps of batch 8" in estimate
+    assert store.list_runs() == []  # estimating starts nothing
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not at.exception and not at.error
+    run = store.get_run(at.session_state[SELECTED_RUN])
+    sub = store.get_dataset(run["dataset_id"])
+    assert sub["id"] != ds and sub["n_rows"] == 30 and sub["meta"]["sample_of"] == ds
+    assert sub["name"] == "tiny (sample of 30)"
+    assert store.load_dataset_frame(sub["id"])["label"].value_counts().to_dict() == \
+        store.load_dataset_frame(ds)["label"].value_counts().floordiv(2).to_dict()  # the proportions kept
+    wait_done(run["id"])
+    assert store.get_run(run["id"])["status"] == "finished"
+    assert store.load_epoch_report(run["id"], 1).clean_prob.shape == (30,)
+
+
 def test_settings_survive_a_visit_to_another_page(home):
     at = open_app("data")
     at.file_uploader(key="data_upload").upload("tiny.csv", tiny_frame(40).to_csv(index=False).encode(), "text/csv")
