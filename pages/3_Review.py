@@ -290,8 +290,8 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str], r
             "sample": st.column_config.NumberColumn("#", help="Row number in the dataset (0-based).", width=60),
             "text": st.column_config.TextColumn("Text", width=320),
             # wide enough for long intent names (Banking77's direct_debit_payment_not_recognised)
-            "given": st.column_config.TextColumn("Given label", width=250),
-            "suggested": st.column_config.TextColumn("Suggested", width=250, help="The model's prediction."),
+            "given": st.column_config.TextColumn("Given label", width=260),
+            "suggested": st.column_config.TextColumn("Suggested", width=260, help="The model's prediction."),
             "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=100.0, format="%.0f%%", width=100,
                                                           help="The model's probability for its suggestion."),
             "label score": st.column_config.NumberColumn(
@@ -369,11 +369,11 @@ def render_focus(run_id: str, view: pd.DataFrame, names: list[str], report=None)
         st.text(row["text"])
         b1, b2 = st.columns(2)
         b1.button(f"Accept: {md(suggested)}", key=f"review_one_accept_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "accept", suggested_id), kwargs=shown, width="stretch",
+                  args=(run_id, sample, given_id, "accept", suggested_id), kwargs=shown, width="stretch", wrap=True,
                   disabled=suggested_id == given_id, shortcut=SHORTCUTS["accept"],
                   help=f"Relabel the sample to the model's suggestion, {md(suggested)} (key A).")
         b2.button(f"Keep: {md(given)}", key=f"review_one_keep_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "keep"), kwargs=shown, width="stretch",
+                  args=(run_id, sample, given_id, "keep"), kwargs=shown, width="stretch", wrap=True,
                   shortcut=SHORTCUTS["keep"], help=f"The given label, {md(given)}, is right (key K).")
         b3, b4, b5, b6 = st.columns([2, 4, 2, 2], vertical_alignment="bottom")
         b3.button("Drop", key=f"review_one_drop_{suffix}", on_click=_decide_one,

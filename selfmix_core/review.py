@@ -156,8 +156,9 @@ def review_frame(
     Columns: sample_index, text, given_label / suggested_label / final_label (categorical
     class names; final_label is NaN for a dropped sample), confidence (the model's
     probability of its suggestion), label_score (the model's probability of the label
-    the report scored, exp(-report.loss); clean_prob when the report has no finite
-    losses), clean_prob (GMM posterior; NaN for samples out of training), both lower =
+    the report scored, exp(-report.loss): the given label, or for a sample whose
+    decision was already fed back into training its new label; clean_prob when the
+    report has no finite losses), clean_prob (GMM posterior; NaN for samples out of training), both lower =
     more likely wrong, is_label_issue (bool), status (STATUS_MISLABELED for a flagged
     sample whose suggestion differs from its given label, STATUS_UNCERTAIN when it is
     the given label, "" when not flagged), action ("none",
