@@ -26,9 +26,12 @@ __all__ = [
     "token_lengths",
 ]
 
-# A SelfMix epoch costs more than a warm-up (cross-entropy) epoch of the same samples:
-# two dropout passes on U (R-Drop) plus the mixup pass. A rough factor for the estimate.
-SELFMIX_EPOCH_FACTOR = 2.0
+# A SelfMix epoch costs more than a warm-up (cross-entropy) epoch of the same samples.
+# The trainer's loop makes one pass over X in half-batches (|X|/(B/2) steps; X is ~80% of
+# the data, so ~1.6 N/B steps), and each step trains on B/2 of X plus U twice (R-Drop:
+# 1.5 B samples forward+backward) after an eval forward pass on U (~1/6 B): about
+# 1.6 * 1.67 = 2.7 warm-up epochs. A rough factor for the estimate.
+SELFMIX_EPOCH_FACTOR = 2.7
 # The scoring pass after each epoch: one forward pass (no backward) over every sample,
 # about a third of a training step per sample.
 SCORE_FACTOR = 1.0 / 3.0
@@ -99,9 +102,9 @@ def suggest_max_length(texts: Sequence[str], tokenizer: Any, q: float = 95.0, ca
 
 def time_training_steps(config: Any, texts: Sequence[str], labels: Sequence[int], num_labels: int,
                         steps: int = 3, seed: int = 0, use_cache: bool = True, bundle: Any = None) -> float:
-    """Seconds per training sample, measured: `steps` forward + backward + optimiser
-    steps of the configured model (config: a TrainConfig) on batches of the data (after
-    one untimed warm-up step). Cached per (model, max_length, device, batch size).
+    """Seconds per training sample, measured: the median of `steps` forward + backward +
+    optimiser steps of the configured model (config: a TrainConfig) on random batches of
+    the data, padded as the trainer pads them (after two untimed warm-up steps). Cached per (model, max_length, device, batch size).
     bundle: a ready model.Bundle (tests); otherwise the model is loaded."""
     import torch
 
@@ -123,7 +126,7 @@ def time_training_steps(config: Any, texts: Sequence[str], labels: Sequence[int]
 
     def one_step() -> None:
         idx = rng.choice(len(texts), size=min(batch, len(texts)), replace=len(texts) < batch)
-        enc = tok([str(texts[i]) for i in idx], padding="max_length", truncation=True,
+        enc = tok([str(texts[i]) for i in idx], padding=True, truncation=True,  # as the trainer pads
                   max_length=int(config.model.max_length), return_tensors="pt")
         y = torch.as_tensor(labels[idx] % int(num_labels), device=device)
         with torch.autocast(device_type=device.type, enabled=amp):
@@ -133,15 +136,19 @@ def time_training_steps(config: Any, texts: Sequence[str], labels: Sequence[int]
         loss.backward()
         opt.step()
 
-    one_step()  # warm-up: allocations, kernels
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(max(1, int(steps))):
+    for _ in range(2):  # warm-up: allocations, kernels, the first (slow) autograd passes
         one_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    per_sample = (time.perf_counter() - start) / (max(1, int(steps)) * min(batch, max(1, len(texts))))
+    times = []
+    for _ in range(max(1, int(steps))):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        one_step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    # the median step: one step slowed by another process does not skew the estimate
+    per_sample = float(np.median(times)) / min(batch, max(1, len(texts)))
     _STEP_CACHE[key] = per_sample
     return per_sample
 
