@@ -9,12 +9,15 @@ import streamlit as st
 
 from selfmix_core.config import LossWeights, ModelConfig, SelectionConfig, TrainConfig
 from selfmix_core.decision import recommended_epoch
-from selfmix_core.model import ModelLoadError, check_model_max_length, resolve_model_path
+from selfmix_core.model import ModelLoadError, check_model_max_length, load_tokenizer, resolve_model_path
+from selfmix_core.preflight import estimate_run_seconds, stratified_sample, suggest_max_length, time_training_steps
 from selfmix_core.store import ACTIVE_STATUSES
 from studio import charts, state, worker
 from studio.text import md
 
 POLL_S = 1.5
+SAMPLE_DEFAULT = 2000  # "train on a sample" proposes this many texts
+TIMED_STEPS = 3  # training steps timed for the estimate
 MAX_HIST_CLASSES = 12
 DEFAULTS = TrainConfig()
 
@@ -44,6 +47,81 @@ def _init_defaults(dataset: dict) -> None:
     ss.setdefault("train_method", DEFAULTS.method)
     ss.setdefault("train_device", "auto")
     ss.setdefault("train_name", "")
+    ss.setdefault("train_sample_on", False)
+    ss.setdefault("train_sample_n", min(SAMPLE_DEFAULT, max(10, int(dataset.get("n_rows") or SAMPLE_DEFAULT))))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _suggested_max_length(home: str, dataset_id: str, model: str, cap: int | None) -> int | None:
+    """The 95th percentile of the dataset's token lengths (None when the tokenizer does
+    not load). Cached per dataset and model."""
+    try:
+        tokenizer = load_tokenizer(model or None)
+    except (ModelLoadError, ValueError, OSError):
+        return None
+    ds = state.load_dataset(state.get_store(), dataset_id)
+    return suggest_max_length(ds.texts, tokenizer, q=95.0, cap=cap)
+
+
+def _max_length_hint(dataset_id: str) -> str | None:
+    model = (st.session_state.get("train_model") or "").strip()
+    try:
+        cap = _model_cap(model)
+        value = _suggested_max_length(str(state.get_store().home), dataset_id, model, cap)
+    except Exception:  # a hint only: never block the form
+        return None
+    if value is None:
+        return None
+    return f"Suggested max length: **{value}** tokens (95% of the texts fit; the longest 5% are truncated)."
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _model_cap(model: str) -> int | None:
+    try:
+        from selfmix_core.model import max_positions
+        from transformers import AutoConfig
+
+        return max_positions(AutoConfig.from_pretrained(resolve_model_path(model or None)))
+    except Exception:
+        return None
+
+
+def _sample_indices(dataset_id: str) -> np.ndarray | None:
+    """The stratified sample the form asks for (None: train on every text)."""
+    ss = st.session_state
+    ds = state.load_dataset(state.get_store(), dataset_id)
+    n = int(ss.get("train_sample_n") or 0)
+    if not ss.get("train_sample_on") or n <= 0 or n >= len(ds):
+        return None
+    return stratified_sample(ds.labels, n, seed=int(ss.get("train_seed") or 0))
+
+
+@state.safe_callback
+def _estimate(dataset_id: str) -> None:
+    """Time a few training steps of the form's model on this data; estimate the run."""
+    ss = st.session_state
+    ss["train_estimate"] = None
+    try:
+        config = _config_from_state()
+        resolve_model_path(config.model.model)
+        check_model_max_length(config.model.max_length, config.model.model)
+    except (ValueError, ModelLoadError) as exc:
+        ss["train_form_error"] = str(exc)
+        return
+    ds = state.load_dataset(state.get_store(), dataset_id)
+    idx = _sample_indices(dataset_id)
+    n = len(ds) if idx is None else len(idx)
+    probe = stratified_sample(ds.labels, min(len(ds), 256), seed=0)
+    per_sample = time_training_steps(config, [ds.texts[i] for i in probe], ds.labels[probe],
+                                     len(ds.label_names), steps=TIMED_STEPS)
+    est = estimate_run_seconds(per_sample, n, config.epochs, config.warmup_epochs, config.method)
+    f = state.format_seconds
+    kinds = (f"{f(est['warmup_epoch_s'])} a warm-up epoch, {f(est['selfmix_epoch_s'])} a SelfMix epoch"
+             if config.method == "selfmix" and config.epochs > config.warmup_epochs else f"{f(est['epoch_s'])} an epoch")
+    ss["train_estimate"] = (f"Estimated: about {kinds}; **{f(est['run_s'])}** for the {config.epochs} epochs on "
+                            f"{n:,} texts ({TIMED_STEPS} timed steps of batch {config.batch_size}, max length "
+                            f"{config.model.max_length}, on {config.device}; rough, the first epoch also loads the model).")
+    ss["train_form_error"] = None
 
 
 def _config_from_state() -> TrainConfig:
@@ -78,6 +156,12 @@ def _start(dataset_id: str) -> None:
         return
     store = state.get_store()
     name = (ss.get("train_name") or "").strip() or None
+    idx = _sample_indices(dataset_id)
+    if idx is not None:  # the run trains on a stored stratified sample: Review and Export show it
+        info = store.get_dataset(dataset_id)
+        frame = store.load_dataset_frame(dataset_id).iloc[idx].reset_index(drop=True)
+        meta = {**info["meta"], "sample_of": dataset_id, "sample_rows": [int(i) for i in idx]}
+        dataset_id = store.add_dataset(f"{info['name']} (sample of {len(idx):,})", frame, meta)
     run_id = store.create_run(dataset_id, config, name=name)
     worker.start_run(store, run_id)
     state.select_run(run_id, dataset_id)
@@ -113,8 +197,22 @@ def render_settings(dataset: dict, expanded: bool) -> None:
                          help="auto = the GPU when there is one, else the CPU.")
             if noise.get("kind") == "idn" and not ss.get("train_class_reg"):
                 st.info("This dataset has instance-dependent (idn) noise: the class-regularised loss is recommended.")
+            hint = _max_length_hint(dataset["id"])
+            if hint:
+                st.caption(hint)
+            s1, s2 = st.columns([2, 1], vertical_alignment="bottom")
+            s1.checkbox("Train on a sample of the texts (stratified) for a quick first look", key="train_sample_on",
+                        help="The run trains on this many texts drawn with the classes in their proportions "
+                             "(stored as a dataset of its own: Review and Export show it).")
+            s2.number_input("Sample size (texts)", min_value=10, step=100, key="train_sample_n")
             st.text_input("Run name (optional)", key="train_name", max_chars=80)
-            st.form_submit_button("Start training", type="primary", on_click=_start, args=(dataset["id"],))
+            b1, b2 = st.columns([1, 3])
+            b1.form_submit_button("Start training", type="primary", on_click=_start, args=(dataset["id"],))
+            b2.form_submit_button("Estimate time", on_click=_estimate, args=(dataset["id"],),
+                                  help=f"Times {TIMED_STEPS} training steps of this model on this data "
+                                       "(loads the model: a few seconds).")
+        if ss.get("train_estimate"):
+            st.info(ss["train_estimate"])
         err = ss.get("train_form_error")
         if err:
             st.error(f"Cannot start: {md(err)}")
@@ -128,6 +226,9 @@ def _act(run_id: str, action: str) -> None:
     store = state.get_store()
     if action == "resume_checkpoint":
         worker.start_run(store, run_id, resume=True)
+    elif action == "stop_after_epoch":
+        if not worker.stop_after_epoch(run_id):
+            st.session_state["train_notice"] = "That run has already ended."
     elif not worker.request(store, run_id, action):
         st.session_state["train_notice"] = "That run has already ended."
 
@@ -139,11 +240,19 @@ def render_controls(store, run: dict) -> None:
     cols = st.columns([2, 1, 1, 4])
     if alive and status == "running":
         pausing = run.get("control") == "pause"
+        ending = worker.stopping_after_epoch(rid)
         cols[0].button("Pause after this epoch", key="train_pause", on_click=_act, args=(rid, "pause"),
-                       disabled=pausing, help="Finish the current epoch, then wait so you can review.")
-        cols[1].button("Stop", key="train_stop", on_click=_act, args=(rid, "stop"),
-                       help="Stop now (the unfinished epoch is dropped; the last checkpoint is kept).")
-        if pausing:
+                       disabled=pausing or ending, help="Finish the current epoch, then wait so you can review.")
+        with cols[1].popover("Stop…"):
+            st.markdown("Stop **now** or **after this epoch**?")
+            st.button("Stop now", key="train_stop", on_click=_act, args=(rid, "stop"), width="stretch",
+                      help="This epoch's progress is lost: the run can resume from the last finished epoch.")
+            st.button("Stop after this epoch", key="train_stop_after", on_click=_act, args=(rid, "stop_after_epoch"),
+                      width="stretch", disabled=ending,
+                      help="Finish and store the current epoch, then stop (it can be resumed from there).")
+        if ending:
+            cols[3].info("Stopping when this epoch ends…")
+        elif pausing:
             cols[3].info("Pausing when this epoch ends…")
     elif alive and status == "paused":
         cols[0].button("Resume", key="train_resume", type="primary", on_click=_act, args=(rid, "resume"),

@@ -19,6 +19,8 @@ import pandas as pd
 import streamlit as st
 
 from selfmix_core.review import (
+    STATUS_MISLABELED,
+    STATUS_UNCERTAIN,
     bulk_accept_rows,
     choice_to_decision,
     decision_choices,
@@ -27,6 +29,7 @@ from selfmix_core.review import (
     filter_review,
     review_counts,
     review_frame,
+    top_suggestions,
     undo_last_action,
 )
 from selfmix_core.store import StaleDecisionError
@@ -34,8 +37,12 @@ from studio import state
 from studio.text import md
 
 PAGE_SIZE = 25
+BULK_CONFIRM_ABOVE = 20  # a bulk accept of more samples asks once before it is saved
 FILTER_KEYS = ("review_given", "review_suggested", "review_score", "review_query", "review_flagged_only",
-               "review_undecided")
+               "review_undecided", "review_status")
+STATUS_ALL = "all flagged"
+# Keyboard shortcuts of the one-at-a-time panel (Streamlit's st.button(shortcut=...)).
+SHORTCUTS = {"accept": "A", "keep": "K", "drop": "D", "next": "N"}
 
 
 def _first_page() -> None:
@@ -102,16 +109,22 @@ def render_filters(names: list[str]) -> dict:
                            placeholder="all classes")
     suggested = c2.multiselect("Suggested label", names, key="review_suggested", on_change=_reset_page,
                                placeholder="all classes")
-    score = c3.slider("Clean probability", 0.0, 1.0, step=0.01, key="review_score", on_change=_reset_page,
-                      help="Lower = more likely mislabeled. Flagged samples are below τ.")
+    score = c3.slider("Label score", 0.0, 1.0, step=0.01, key="review_score", on_change=_reset_page,
+                      help="The model's probability of the given label: lower = more likely mislabeled.")
     query = c4.text_input("Search the text", key="review_query", on_change=_reset_page,
                           placeholder="a word or phrase (case-insensitive)")
-    t1, t2 = st.columns(2)
-    flagged_only = t1.toggle("Only flagged (and already decided) samples", key="review_flagged_only",
+    ss.setdefault("review_status", STATUS_ALL)
+    t1, t2, t3 = st.columns([3, 2, 2])
+    status = t1.radio("Show", [STATUS_ALL, STATUS_MISLABELED, STATUS_UNCERTAIN], key="review_status",
+                      horizontal=True, on_change=_reset_page,
+                      help="Likely mislabeled: flagged, and the model suggests another label. Uncertain: flagged, "
+                           "but the model's suggestion is the given label (it is unsure of it).")
+    flagged_only = t2.toggle("Only flagged (and already decided) samples", key="review_flagged_only",
                              on_change=_reset_page)
-    undecided = t2.toggle("Only samples without a decision", key="review_undecided", on_change=_reset_page)
+    undecided = t3.toggle("Only samples without a decision", key="review_undecided", on_change=_reset_page)
     return dict(given=given, suggested=suggested, score_range=tuple(score), query=query,
-                flagged_only=flagged_only, undecided_only=undecided)
+                flagged_only=flagged_only, undecided_only=undecided,
+                status=None if status == STATUS_ALL else status)
 
 
 def _save_edits(run_id: str, view: pd.DataFrame, names: list[str], edits: dict, shown: dict) -> None:
@@ -151,7 +164,18 @@ def _save_edits(run_id: str, view: pd.DataFrame, names: list[str], edits: dict, 
 
 
 @state.safe_callback
+def _ask_bulk(token: int) -> None:
+    st.session_state["review_bulk_ask"] = token
+
+
+@state.safe_callback
+def _cancel_bulk() -> None:
+    st.session_state.pop("review_bulk_ask", None)
+
+
+@state.safe_callback
 def _bulk_accept(run_id: str, rows: pd.DataFrame) -> None:
+    st.session_state.pop("review_bulk_ask", None)
     n = _write(run_id, rows, {int(i): None for i in rows["sample_index"]})  # shown undecided
     if n is not None:
         st.session_state["review_toast"] = f"Accepted {n:,} suggestions. Undo takes them all back at once."
@@ -223,7 +247,28 @@ def render_undo(store, run_id: str) -> None:
                       kwargs={"pick_key": "review_undo_pick"})
 
 
-def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -> None:
+def render_bulk(run_id: str, bulk: pd.DataFrame) -> None:
+    """Bulk accept of the filter's undecided samples; above BULK_CONFIRM_ABOVE samples it
+    asks once (for exactly these samples) before saving."""
+    n = len(bulk)
+    label = f"Accept the suggestion for all {n:,} undecided samples in this filter"
+    why = "Every matching sample (not only this page) whose suggested label differs from its given label."
+    if n <= BULK_CONFIRM_ABOVE:
+        st.button(label, key="review_bulk", on_click=_bulk_accept, args=(run_id, bulk), disabled=n == 0, help=why)
+        return
+    token = zlib.crc32(bulk["sample_index"].to_numpy(dtype=np.int64).tobytes())
+    st.button(label, key="review_bulk", on_click=_ask_bulk, args=(token,), help=why)
+    if st.session_state.get("review_bulk_ask") == token:
+        with st.container(border=True):
+            st.warning(f"Relabel {n:,} samples to the model's suggestion at once? "
+                       "**Undo my last decision** takes them all back.")
+            c1, c2 = st.columns(2)
+            c1.button(f"Yes, accept all {n:,}", key="review_bulk_yes", type="primary", on_click=_bulk_accept,
+                      args=(run_id, bulk))
+            c2.button("Cancel", key="review_bulk_no", on_click=_cancel_bulk)
+
+
+def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str], report=None) -> None:
     ss = st.session_state
     n = len(filtered)
     num_pages = max(1, math.ceil(n / PAGE_SIZE))
@@ -244,7 +289,9 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
         "given": view["given_label"].astype(str).to_numpy(),
         "suggested": view["suggested_label"].astype(str).to_numpy(),
         "confidence": view["confidence"].to_numpy() * 100.0,
+        "label score": view["label_score"].to_numpy(),
         "clean prob": view["clean_prob"].to_numpy(),
+        "status": view["status"].astype(str).to_numpy(),
         "decision": view["decision"].to_numpy(dtype=object),
     })
     key = _editor_key(run_id, view)
@@ -258,16 +305,26 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
         hide_index=True,
         height=35 * (len(table) + 1) + 3,  # the whole page of rows, no inner scrolling
         placeholder="choose…",
-        disabled=["sample", "text", "given", "suggested", "confidence", "clean prob"],
+        disabled=["sample", "text", "given", "suggested", "confidence", "label score", "clean prob", "status"],
         column_config={
             "sample": st.column_config.NumberColumn("#", help="Row number in the dataset (0-based).", width=60),
-            "text": st.column_config.TextColumn("Text", width=360),
-            "given": st.column_config.TextColumn("Given label", width=90),
-            "suggested": st.column_config.TextColumn("Suggested", width=90, help="The model's prediction."),
+            "text": st.column_config.TextColumn("Text", width=320),
+            # wide enough for long intent names (Banking77's direct_debit_payment_not_recognised)
+            "given": st.column_config.TextColumn("Given label", width=260),
+            "suggested": st.column_config.TextColumn("Suggested", width=260, help="The model's prediction."),
             "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=100.0, format="%.0f%%", width=100,
                                                           help="The model's probability for its suggestion."),
+            "label score": st.column_config.NumberColumn(
+                "Label score", format="%.3f", width=90,
+                help="The model's probability of the given label. Lower = more likely mislabeled; the table "
+                     "is sorted by it."),
             "clean prob": st.column_config.NumberColumn("Clean prob.", format="%.3f", width=80,
-                                                        help="Lower = more likely mislabeled."),
+                                                        help="The GMM's probability that the sample is clean "
+                                                             "(flagged below τ). Lower = more likely mislabeled."),
+            "status": st.column_config.TextColumn(
+                "Status", width=120,
+                help="likely mislabeled: the model suggests another label; uncertain: it suggests the given "
+                     "label but is unsure of it."),
             "decision": st.column_config.SelectboxColumn(
                 "Your decision", options=decision_choices(names), width=160, required=False,
                 help="accept the suggestion, keep the given label, drop the sample, or pick a label. Saved at once."),
@@ -278,7 +335,7 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
         _save_edits(run_id, view, names, edits, shown_before or ss["_review_shown"][key])
     if num_pages > 1:
         st.pagination(num_pages, default=page, key=_pager_key())
-    render_focus(run_id, view, names)
+    render_focus(run_id, view, names, report)
     with st.expander("Read the texts on this page in full"):
         for _, row in view.iterrows():
             st.markdown(f"**#{row['sample_index']}** · given *{md(row['given_label'])}* · "
@@ -286,9 +343,15 @@ def render_table(store, run_id: str, filtered: pd.DataFrame, names: list[str]) -
             st.text(row["text"])
 
 
-def render_focus(run_id: str, view: pd.DataFrame, names: list[str]) -> None:
-    """One sample of this page at a time: its full text and one button per decision. It
-    starts on the page's first undecided sample and moves on after each decision."""
+@state.safe_callback
+def _next_sample(focus_key: str, pos: int, n: int) -> None:
+    st.session_state[focus_key] = (int(pos) + 1) % max(1, int(n))
+
+
+def render_focus(run_id: str, view: pd.DataFrame, names: list[str], report=None) -> None:
+    """One sample of this page at a time: its full text, the model's top labels and one
+    button per decision (full label names; keyboard shortcuts A/K/D/N). It starts on the
+    page's first undecided sample and moves on after each decision."""
     ss = st.session_state
     ss["review_label_names"] = names
     st.subheader("One at a time")
@@ -297,40 +360,57 @@ def render_focus(run_id: str, view: pd.DataFrame, names: list[str]) -> None:
     rows = zlib.crc32(view["sample_index"].to_numpy(dtype=np.int64).tobytes())
     suffix = f"{run_id}_{version}_{rows:08x}"
     first = int(undecided[0]) if len(undecided) else 0
+    focus_key = f"review_focus_{suffix}"
     # The option texts must not change between a render and the browser's reply (it sends
     # the text back): no decision in them, another tab may make one meanwhile.
     pos = st.selectbox(
-        "Sample", range(len(view)), index=first, key=f"review_focus_{suffix}",
+        "Sample", range(len(view)), key=focus_key, **({} if focus_key in ss else {"index": first}),
         format_func=lambda i: (f"#{view['sample_index'].iloc[i]} · {view['given_label'].iloc[i]} → "
-                               f"{view['suggested_label'].iloc[i]} · clean prob. {view['clean_prob'].iloc[i]:.3f}"),
+                               f"{view['suggested_label'].iloc[i]} · label score {view['label_score'].iloc[i]:.3f}"),
         help="The samples of this table page, in the same order. After each decision the next undecided one opens.",
     )
     if not isinstance(pos, int) or not 0 <= pos < len(view):  # a text from an older render of these rows
         pos = first
     row = view.iloc[pos]
     sample, given_id, suggested_id = int(row["sample_index"]), int(row["given_id"]), int(row["suggested_id"])
+    given, suggested = str(row["given_label"]), str(row["suggested_label"])
     shown = {"shown": _shown_decision(row["decision_id"])}  # what this panel shows: the decision it replaces
+    top = (top_suggestions(report, sample, names) if report is not None
+           else [(suggested, float(row["confidence"]))])
     with st.container(border=True):
-        st.markdown(f"**#{sample}** · given **{md(row['given_label'])}** · suggested **{md(row['suggested_label'])}** "
-                    f"({row['confidence']:.0%}) · clean prob. {row['clean_prob']:.3f}"
+        st.markdown(f"**#{sample}** · given **{md(given)}** · suggested **{md(suggested)}** "
+                    f"({row['confidence']:.0%}) · label score {row['label_score']:.3f} · "
+                    f"clean prob. {row['clean_prob']:.3f}"
                     + ("" if row["action"] == "none" else f" · your decision: *{md(row['decision'])}*"))
+        st.caption("The model's top labels: " + " · ".join(f"**{md(n)}** {p:.0%}" for n, p in top))
+        if row["status"] == STATUS_UNCERTAIN:
+            st.info("Uncertain: the model's suggestion is the given label, but it is unsure of it. "
+                    "Keep it, or relabel it to another of its top labels.")
         st.text(row["text"])
-        b1, b2, b3, b4, b5 = st.columns([3, 3, 2, 3, 2], vertical_alignment="bottom")
-        b1.button(f"Accept: {md(row['suggested_label'])}", key=f"review_one_accept_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "accept", suggested_id), kwargs=shown,
-                  disabled=suggested_id == given_id, help="Relabel the sample to the model's suggestion.")
-        b2.button(f"Keep: {md(row['given_label'])}", key=f"review_one_keep_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "keep"), kwargs=shown, help="The given label is right.")
+        b1, b2 = st.columns(2)
+        b1.button(f"Accept: {md(suggested)}", key=f"review_one_accept_{suffix}", on_click=_decide_one,
+                  args=(run_id, sample, given_id, "accept", suggested_id), kwargs=shown, width="stretch", wrap=True,
+                  disabled=suggested_id == given_id, shortcut=SHORTCUTS["accept"],
+                  help=f"Relabel the sample to the model's suggestion, {md(suggested)} (key A).")
+        b2.button(f"Keep: {md(given)}", key=f"review_one_keep_{suffix}", on_click=_decide_one,
+                  args=(run_id, sample, given_id, "keep"), kwargs=shown, width="stretch", wrap=True,
+                  shortcut=SHORTCUTS["keep"], help=f"The given label, {md(given)}, is right (key K).")
+        b3, b4, b5, b6 = st.columns([2, 4, 2, 2], vertical_alignment="bottom")
         b3.button("Drop", key=f"review_one_drop_{suffix}", on_click=_decide_one,
-                  args=(run_id, sample, given_id, "drop"), kwargs=shown,
-                  help="Leave the sample out of training and the export's labels.")
-        others = [n for n in names if n != str(row["given_label"])]
-        default = others.index(str(row["suggested_label"])) if str(row["suggested_label"]) in others else 0
+                  args=(run_id, sample, given_id, "drop"), kwargs=shown, shortcut=SHORTCUTS["drop"],
+                  help="Leave the sample out of training and the export's labels (key D).")
+        others = [n for n in names if n != given]
+        # default: the model's most likely label other than the given one (uncertain: its second choice)
+        pick = next((n for n, _ in top if n in others), suggested)
+        default = others.index(pick) if pick in others else 0
         label_key = f"review_one_label_{suffix}_{sample}"
         b4.selectbox("Relabel to", others, index=default, key=label_key)
         b5.button("Relabel", key=f"review_one_relabel_{suffix}", on_click=_decide_one,
                   args=(run_id, sample, given_id, "relabel"), kwargs={"label_key": label_key, **shown},
                   help="Relabel the sample to the class chosen beside.")
+        b6.button("Next", key=f"review_one_next_{suffix}", on_click=_next_sample, args=(focus_key, pos, len(view)),
+                  shortcut=SHORTCUTS["next"], help="The next sample of this page, no decision (key N).")
+        st.caption("Keys: **A** accept · **K** keep · **D** drop · **N** next.")
 
 
 def main() -> None:
@@ -388,6 +468,8 @@ def main() -> None:
     frac = counts["reviewed"] / counts["flagged"] if counts["flagged"] else 1.0
     c1.progress(frac, text=f"Reviewed {counts['reviewed']:,} / {counts['flagged']:,} flagged samples "
                            f"({counts['decisions']:,} decision{'' if counts['decisions'] == 1 else 's'} in all)")
+    c1.caption(f"Flagged: {counts['mislabeled']:,} likely mislabeled (the model suggests another label) · "
+               f"{counts['uncertain']:,} uncertain (it suggests the given label, unsure of it).")
     with c2:
         render_undo(store, run["id"])
     if counts["flagged"] == 0:
@@ -395,11 +477,8 @@ def main() -> None:
 
     filters = render_filters(names)
     filtered = filter_review(df, **filters)
-    bulk = bulk_accept_rows(filtered)
-    st.button(f"Accept the suggestion for all {len(bulk):,} undecided samples in this filter", key="review_bulk",
-              on_click=_bulk_accept, args=(run["id"], bulk), disabled=len(bulk) == 0,
-              help="Every matching sample (not only this page) whose suggested label differs from its given label.")
-    render_table(store, run["id"], filtered, names)
+    render_bulk(run["id"], bulk_accept_rows(filtered))
+    render_table(store, run["id"], filtered, names, report)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def cleaned_frame(store, run: dict, include_dropped: bool = False,
         report = store.load_epoch_report(run["id"], epoch)
         clean_prob, predicted, tau = report.clean_prob, report.predicted_label, float(report.tau)
         scores = dict(predicted_prob=report.predicted_prob, top3_labels=report.top3_label,
-                      top3_probs=report.top3_prob)
+                      top3_probs=report.top3_prob, label_score=report.label_score)
     frame = store.load_dataset_frame(run["dataset_id"])
     out = build_cleaned_frame(frame, ds.labels, list(ds.label_names), decisions, clean_prob, tau,
                               predicted_labels=predicted, include_dropped=include_dropped, flags_epoch=epoch,

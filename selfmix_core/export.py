@@ -136,6 +136,7 @@ def build_cleaned_frame(
     predicted_prob: np.ndarray | None = None,
     top3_labels: np.ndarray | None = None,
     top3_probs: np.ndarray | None = None,
+    label_score: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The original frame plus the audit columns, one row per sample (N rows in).
 
@@ -155,8 +156,8 @@ def build_cleaned_frame(
         unknown) and their probabilities (EpochReport.top3_*), or None (no columns).
         Together they give the columns top1_label, top1_prob, ..., top3_label,
         top3_prob (names; None / NaN where unknown), like the CLI's samples.csv.
-    label_score (= clean_prob, the name label-error tools use) comes with clean_prob
-    whenever clean_prob is given.
+    label_score: (N,) the model's probability of the given label (EpochReport.label_score,
+        lower = more likely mislabeled; NaN = unknown), or None (no column).
 
     Returns a frame with RangeIndex and the original columns followed by
     sample_index (position in the dataset), given_label (name), final_label (name
@@ -212,6 +213,7 @@ def build_cleaned_frame(
 
     out = frame.reset_index(drop=True).copy()
     pprob = _optional_prob(predicted_prob, "predicted_prob", (n,))
+    lscore = _optional_prob(label_score, "label_score", (n,))
     if (top3_labels is None) != (top3_probs is None):
         raise ValueError("top3_labels and top3_probs come together (both or neither)")
     top_ids = top_p = None
@@ -223,7 +225,7 @@ def build_cleaned_frame(
             raise ValueError(f"top3_labels must be class ids in [0, {k - 1}] (or -1 for unknown)")
         top_p = _optional_prob(top3_probs, "top3_probs", (n, 3))
     optional = {"predicted_label": pred is not None, "flags_epoch": flags_epoch is not None,
-                "label_score": clean_prob is not None, "predicted_prob": pprob is not None}
+                "label_score": lscore is not None, "predicted_prob": pprob is not None}
     optional.update({f"top{j}_{w}": top_ids is not None for j in (1, 2, 3) for w in ("label", "prob")})
     added = [c for c in ADDED_COLUMNS if optional.get(c, True)]
     taken = {str(c) for c in out.columns} | set(added)
@@ -250,8 +252,8 @@ def build_cleaned_frame(
     out["is_label_issue"] = flag
     if pred is not None:
         out["predicted_label"] = names_arr[pred]
-    if clean_prob is not None:
-        out["label_score"] = prob
+    if lscore is not None:
+        out["label_score"] = lscore
     if pprob is not None:
         out["predicted_prob"] = pprob
     if top_ids is not None:

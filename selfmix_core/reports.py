@@ -4,8 +4,9 @@ the pages draw them and the tests check them.
 `EpochReport` is the one object everything passes around. Per-sample arrays are
 indexed by the sample's position in the training `TextDataset` (0..N-1) and
 have shape (N,) (top3_label / top3_prob: (N, 3)). Score direction: `clean_prob` is the posterior of the low-loss GMM
-component, so LOWER = MORE LIKELY MISLABELED; `label_score` is the same number under
-the name users of label-error tools know.
+component, so LOWER = MORE LIKELY MISLABELED; `label_score` (the name users of
+label-error tools know) is the model's probability of the given label, lower = more
+likely mislabeled too, with a spread the saturating posterior lacks.
 """
 
 from __future__ import annotations
@@ -211,8 +212,13 @@ class EpochReport:
 
     @property
     def label_score(self) -> np.ndarray:
-        """(N,) float in [0, 1]: lower = more likely mislabeled (same as clean_prob)."""
-        return self.clean_prob
+        """(N,) float in [0, 1]: the model's probability of the given label, exp(-loss);
+        lower = more likely mislabeled. Unlike clean_prob (a GMM posterior, which saturates
+        at 0 for most flagged samples) it keeps its spread, so it orders a review. NaN for
+        dropped samples, as clean_prob."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            score = np.exp(-np.clip(np.asarray(self.loss, dtype=np.float64), 0.0, None))
+        return np.where(self.in_training, score, np.nan)
 
     # ---- serialisation ----------------------------------------------------------------
     def scalars_dict(self) -> dict[str, Any]:

@@ -6,8 +6,15 @@ review decisions, filtered and sorted for a person to go through. Pure pandas/nu
                       given_labels=dataset.labels)
     page = filter_review(df, given=["fruit"], score_range=(0, 0.3), query="apple")
 
-Score direction: `clean_prob` (= `label_score`) is the GMM posterior of the clean
-component, so LOWER = MORE LIKELY MISLABELED and the review order is ascending.
+Score direction: `label_score` is the model's probability of the given label
+(exp(-loss), the report's per-sample cross-entropy of its label), with a real spread
+where the GMM posterior `clean_prob` saturates at 0 for every top row; both are LOWER =
+MORE LIKELY MISLABELED and the review order is label_score ascending (ties: clean_prob).
+A report without losses falls back to label_score = clean_prob.
+
+A flagged sample whose suggestion IS its given label is "uncertain" (the model agrees but
+is unsure of it), not "likely mislabeled": the `status` column keeps them apart and
+filter_review(status=...) picks either.
 
 The review set (`flagged_only=True`) is the samples flagged in the report
 (clean_prob < tau, still in training) PLUS every sample that already has a decision:
@@ -34,6 +41,8 @@ __all__ = [
     "DROP_CHOICE",
     "KEEP_CHOICE",
     "REVIEW_COLUMNS",
+    "STATUS_MISLABELED",
+    "STATUS_UNCERTAIN",
     "bulk_accept_rows",
     "choice_to_decision",
     "decision_choice",
@@ -43,6 +52,7 @@ __all__ = [
     "filter_review",
     "review_counts",
     "review_frame",
+    "top_suggestions",
     "undo_last_action",
 ]
 
@@ -55,6 +65,7 @@ REVIEW_COLUMNS = (
     "clean_prob",
     "label_score",
     "is_label_issue",
+    "status",
     "action",
     "decision",
     "final_label",
@@ -64,6 +75,10 @@ REVIEW_COLUMNS = (
     "in_review",
     "decision_id",
 )
+
+# The status of a flagged sample ("" for a sample that is not flagged).
+STATUS_MISLABELED = "likely mislabeled"
+STATUS_UNCERTAIN = "uncertain"
 
 # The choices of the per-row "decision" selectbox. Relabel choices are LABEL_PREFIX + name.
 ACCEPT_CHOICE = "accept suggestion"
@@ -140,8 +155,13 @@ def review_frame(
 
     Columns: sample_index, text, given_label / suggested_label / final_label (categorical
     class names; final_label is NaN for a dropped sample), confidence (the model's
-    probability of its suggestion), clean_prob and label_score (lower = more likely
-    wrong; NaN for samples out of training), is_label_issue (bool), action ("none",
+    probability of its suggestion), label_score (the model's probability of the label
+    the report scored, exp(-report.loss): the given label, or for a sample whose
+    decision was already fed back into training its new label; clean_prob when the
+    report has no finite losses), clean_prob (GMM posterior; NaN for samples out of training), both lower =
+    more likely wrong, is_label_issue (bool), status (STATUS_MISLABELED for a flagged
+    sample whose suggestion differs from its given label, STATUS_UNCERTAIN when it is
+    the given label, "" when not flagged), action ("none",
     "accept", "relabel", "keep", "drop"), decision (the selectbox choice or None),
     given_id / suggested_id / final_id (int64 ids; final_id -1 when dropped), in_review
     (flagged or decided), decision_id (int64: the id of the sample's effective decision,
@@ -167,6 +187,10 @@ def review_frame(
     clean = arrays["clean_prob"]
     suggested = arrays["predicted_label"]
     flagged = (clean < float(report.tau)) & arrays["in_training"]  # NaN < tau is False
+    score = _label_score(report, clean, n)
+    status = np.full(n, "", dtype=object)
+    status[flagged & (suggested != given)] = STATUS_MISLABELED
+    status[flagged & (suggested == given)] = STATUS_UNCERTAIN
 
     action = np.full(n, "none", dtype=object)
     final = given.copy()
@@ -197,8 +221,9 @@ def review_frame(
             "suggested_label": _codes_to_categorical(suggested, names),
             "confidence": arrays["predicted_prob"],
             "clean_prob": clean,
-            "label_score": clean.copy(),
+            "label_score": score,
             "is_label_issue": flagged,
+            "status": status,
             "action": action,
             "final_label": final_cat,
             "given_id": given,
@@ -210,6 +235,35 @@ def review_frame(
     )
     df["decision"] = _decision_column(action, final_cat, names)
     return df[list(REVIEW_COLUMNS)]
+
+
+def _label_score(report: Any, clean: np.ndarray, n: int) -> np.ndarray:
+    """EpochReport.label_score (exp(-loss): the model's probability of the label the report
+    scored); clean_prob when the report has no (finite) per-sample losses of the right shape."""
+    loss = getattr(report, "loss", None)
+    if loss is None or np.shape(loss) != (n,) or not np.isfinite(np.asarray(loss, dtype=np.float64)).any():
+        return clean.copy()
+    return np.asarray(report.label_score, dtype=np.float64)
+
+
+def top_suggestions(report: Any, sample: int, label_names: Sequence[str], k: int = 3) -> list[tuple[str, float]]:
+    """The model's top-k labels for one sample, [(name, probability), ...] most likely
+    first, from the report's top3_label / top3_prob arrays ((N, k)) when it has them;
+    otherwise the top-1 (predicted_label, predicted_prob) alone."""
+    names = [str(x) for x in label_names]
+    labels, probs = getattr(report, "top3_label", None), getattr(report, "top3_prob", None)
+    out: list[tuple[str, float]] = []
+    if labels is not None and probs is not None:
+        labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
+        if labels.ndim == 2 and labels.shape == probs.shape and 0 <= sample < labels.shape[0]:
+            for lab, p in zip(labels[sample][:k], probs[sample][:k]):
+                if 0 <= int(lab) < len(names) and np.isfinite(p):
+                    out.append((names[int(lab)], float(p)))
+    if not out:
+        lab = int(np.asarray(report.predicted_label)[sample])
+        name = names[lab] if 0 <= lab < len(names) else str(lab)
+        out = [(name, float(np.asarray(report.predicted_prob)[sample]))]
+    return out
 
 
 def _decision_column(action: np.ndarray, final: pd.Categorical, names: list[str]) -> np.ndarray:
@@ -240,22 +294,29 @@ def filter_review(
     query: str = "",
     flagged_only: bool = True,
     undecided_only: bool = False,
+    status: str | None = None,
 ) -> pd.DataFrame:
     """The rows of a review_frame() that pass every filter, most likely wrong first.
 
     given / suggested: class names (one, or a list; None or empty = all classes).
-    score_range: (lo, hi) inclusive bounds on clean_prob. Samples without a score
+    score_range: (lo, hi) inclusive bounds on label_score. Samples without a score
         (dropped from training) pass only while the range is the full [0, 1].
     query: case-insensitive substring of the text (plain text, not a regex).
     flagged_only: keep the review set only (flagged, or already decided).
     undecided_only: keep rows without a decision only.
-    Sorted by clean_prob ascending (NaN last), ties by sample_index.
+    status: STATUS_MISLABELED or STATUS_UNCERTAIN keeps the flagged samples of that
+        status only (None or "" = no such filter).
+    Sorted by label_score ascending (NaN last), ties by clean_prob, then sample_index.
     """
     mask = np.ones(len(df), dtype=bool)
     if flagged_only:
         mask &= df["in_review"].to_numpy(dtype=bool)
     if undecided_only:
         mask &= (df["action"] == "none").to_numpy(dtype=bool)
+    if status:
+        if status not in (STATUS_MISLABELED, STATUS_UNCERTAIN):
+            raise ValueError(f"status must be {STATUS_MISLABELED!r} or {STATUS_UNCERTAIN!r}, not {status!r}")
+        mask &= (df["status"] == status).to_numpy(dtype=bool)
     names = _as_name_list(given)
     if names:
         mask &= df["given_label"].isin(names).to_numpy(dtype=bool)
@@ -265,7 +326,7 @@ def filter_review(
     lo, hi = float(score_range[0]), float(score_range[1])
     if lo > hi:
         lo, hi = hi, lo
-    score = df["clean_prob"].to_numpy(dtype=np.float64)
+    score = df["label_score"].to_numpy(dtype=np.float64)
     in_range = (score >= lo) & (score <= hi)
     if lo <= 0.0 and hi >= 1.0:
         in_range |= np.isnan(score)
@@ -278,19 +339,23 @@ def filter_review(
         keep[idx[hits.to_numpy(dtype=bool)]] = True
         mask &= keep
     idx = np.flatnonzero(mask)
-    sub_score = score[idx]
+    sub_score, sub_clean = score[idx], df["clean_prob"].to_numpy(dtype=np.float64)[idx]
     key = np.where(np.isnan(sub_score), np.inf, sub_score)
-    order = np.lexsort((df["sample_index"].to_numpy()[idx], key))
+    key2 = np.where(np.isnan(sub_clean), np.inf, sub_clean)
+    order = np.lexsort((df["sample_index"].to_numpy()[idx], key2, key))
     return df.iloc[idx[order]]
 
 
 def review_counts(df: pd.DataFrame) -> dict[str, int]:
     """{"flagged": in the review set, "reviewed": of those with a decision,
-    "decisions": all samples with a decision, "total": rows}."""
+    "decisions": all samples with a decision, "mislabeled" / "uncertain": flagged
+    samples of that status, "total": rows}."""
     in_review = df["in_review"].to_numpy(dtype=bool)
     decided = (df["action"] != "none").to_numpy(dtype=bool)
     return {
         "flagged": int(in_review.sum()),
+        "mislabeled": int((df["status"] == STATUS_MISLABELED).sum()),
+        "uncertain": int((df["status"] == STATUS_UNCERTAIN).sum()),
         "reviewed": int((in_review & decided).sum()),
         "decisions": int(decided.sum()),
         "total": int(len(df)),

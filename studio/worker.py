@@ -6,6 +6,7 @@ page only through the Store. It never calls st.*.
     store.add_decision(run_id, ...)            # review while paused
     request(store, run_id, "resume")           # decisions feed the next epochs
     request(store, run_id, "stop")             # stops between batches
+    stop_after_epoch(run_id)                   # stops when the current epoch ends
 
 Protocol (the store's control flag is the only channel, so any tab or page can steer
 a run; `request` also pokes the worker directly so it reacts at once):
@@ -18,6 +19,9 @@ a run; `request` also pokes the worker directly so it reacts at once):
   waits; "resume" clears the flag, re-applies the decisions and sets "running";
 * "stop": the trainer's stop flag is set; the trainer stops between batches (the
   unfinished epoch leaves no report); status -> "stopped";
+* stop_after_epoch(run_id): a flag of the live worker (this process's registry, which
+  every tab shares; nothing in the store): the current epoch finishes and is stored,
+  then the run stops as above (resumable from that epoch's checkpoint);
 * an exception: status -> "failed" with "<Type>: message" as the error; the traceback
   goes to <run_dir>/worker.log.
 
@@ -135,6 +139,7 @@ class TrainingWorker(threading.Thread):
         self.trainer: SelfMixTrainer | None = None
         self.error: str | None = None
         self.final_status: str | None = None
+        self.stop_after_epoch = False  # set by stop_after_epoch(): stop when this epoch ends
 
     # -- called from other threads ----------------------------------------------------------
     def notify(self, action: str) -> None:
@@ -230,7 +235,7 @@ class TrainingWorker(threading.Thread):
                 if problem:
                     self._progress(message=problem)
                 control = store.get_control(run_id)
-                if control == "stop" or self.control.should_stop:
+                if control == "stop" or self.control.should_stop or self.stop_after_epoch:
                     stopped = not done
                     break
                 if control == "pause" and not done:
@@ -330,6 +335,23 @@ def request(store: Store, run_id: str, action: str) -> bool:
     if ok and w is not None:
         w.notify(action)
     return ok
+
+
+def stop_after_epoch(run_id: str) -> bool:
+    """Ask the run's live worker to stop when its current epoch ends (the epoch is
+    finished and stored; no progress is lost). False when no worker runs it."""
+    w = get_worker(run_id)
+    if w is None:
+        return False
+    w.stop_after_epoch = True
+    w.wake.set()
+    return True
+
+
+def stopping_after_epoch(run_id: str) -> bool:
+    """Whether the run's live worker was asked to stop when its current epoch ends."""
+    w = get_worker(run_id)
+    return bool(w is not None and w.stop_after_epoch)
 
 
 def wait(run_id: str, timeout: float | None = None) -> bool:

@@ -382,6 +382,35 @@ def test_train_page_starts_a_run_with_the_tiny_model_and_draws_charts(store, mod
     assert not at.exception and len(at.get("plotly_chart")) == 6
 
 
+def test_train_page_estimates_time_suggests_max_length_and_trains_on_a_sample(store, model_dir):
+    ds = add_tiny_dataset(store, n=60)
+    at = open_app("train")
+    assert any("Suggested max length: **8** tokens" in c for c in texts(at.caption))  # "the" + 4 words + 2 specials
+    at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_warmup").set_value(1)
+    at.number_input(key="train_batch").set_value(8)
+    at.number_input(key="train_max_length").set_value(16)
+    at.selectbox(key="train_device").set_value("cpu")
+    at.checkbox(key="train_sample_on").check()
+    at.number_input(key="train_sample_n").set_value(30)
+    at.button(key="FormSubmitter:train_form-Estimate time").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [estimate] = [m for m in texts(at.info) if m.startswith("Estimated:")]
+    assert "for the 2 epochs on 30 texts" in estimate and "3 timed steps of batch 8" in estimate
+    assert store.list_runs() == []  # estimating starts nothing
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not at.exception and not at.error
+    run = store.get_run(at.session_state[SELECTED_RUN])
+    sub = store.get_dataset(run["dataset_id"])
+    assert sub["id"] != ds and sub["n_rows"] == 30 and sub["meta"]["sample_of"] == ds
+    assert sub["name"] == "tiny (sample of 30)"
+    assert store.load_dataset_frame(sub["id"])["label"].value_counts().to_dict() == \
+        store.load_dataset_frame(ds)["label"].value_counts().floordiv(2).to_dict()  # the proportions kept
+    wait_done(run["id"])
+    assert store.get_run(run["id"])["status"] == "finished"
+    assert store.load_epoch_report(run["id"], 1).clean_prob.shape == (30,)
+
+
 def test_settings_survive_a_visit_to_another_page(home):
     at = open_app("data")
     at.file_uploader(key="data_upload").upload("tiny.csv", tiny_frame(40).to_csv(index=False).encode(), "text/csv")
@@ -446,6 +475,25 @@ def test_train_page_pause_resume_and_stop(store, model_dir):
     wait_done(run2)
     assert store.get_run(run2)["status"] == "finished"
     assert store.get_run(run2)["epochs_done"] == 3
+
+
+def test_train_page_stop_asks_now_or_after_this_epoch(store, model_dir):
+    ds = add_tiny_dataset(store)
+    run_id = store.create_run(ds, tiny_config(model_dir, epochs=4, warmup=1))
+    worker.start_run(store, run_id)
+    end = time.monotonic() + 120
+    while store.get_run(run_id)["status"] != "running" and time.monotonic() < end:
+        time.sleep(0.02)
+    at = open_app("train")
+    assert at.button(key="train_stop").label == "Stop now" and "lost" in at.button(key="train_stop").help
+    at.button(key="train_stop_after").click().run()
+    assert not at.exception
+    said = any("Stopping when this epoch ends" in m for m in texts(at.info))
+    assert said or store.get_run(run_id)["status"] != "running"  # (unless the epoch ended meanwhile)
+    wait_done(run_id)
+    run = store.get_run(run_id)
+    assert run["status"] == "stopped" and 1 <= run["epochs_done"] < 4
+    assert len(store.list_epoch_summaries(run_id)) == run["epochs_done"]  # the epoch it was in was kept
 
 
 def test_train_page_shows_a_failed_run_with_its_message(store, tmp_path):
@@ -634,11 +682,86 @@ def test_review_filters(store):
     at.multiselect(key="review_given").set_value(["fruit"]).run()
     rows = at.dataframe[0].value
     assert set(rows["given"]) == {"fruit"}
-    at.slider(key="review_score").set_value((0.0, 0.1)).run()
+    at.slider(key="review_score").set_value((0.0, 0.5)).run()  # on the label score
     rows = at.dataframe[0].value
-    assert (rows["clean prob"] <= 0.1).all() and len(rows) >= 1
+    assert (rows["label score"] <= 0.5).all() and len(rows) >= 1
     at.text_input(key="review_query").input("zzzz-no-match").run()
     assert any("No sample matches" in m for m in texts(at.info))
+
+
+def test_review_sorts_by_label_score_and_keeps_uncertain_apart(store, monkeypatch):
+    """The GMM posterior saturates at 0 for all flagged rows: the table is in label-score
+    order (exp(-loss)), shows it and clean prob.; flagged samples suggested their own label
+    are 'uncertain', with a filter of their own; the panel shows the top-3 labels."""
+    ds = add_tiny_dataset(store)
+    run_id = store.create_run(ds, {"epochs": 1}, name="sat")
+    report = hand_report(store, run_id)
+    n = 40
+    rng = np.random.default_rng(0)
+    report.clean_prob = np.where(np.arange(n) < 20, 0.0, 0.9)
+    report.loss = rng.uniform(0.1, 4.0, n)
+    report.predicted_label = np.where(np.arange(n) % 4 == 0, report.given_label, (report.given_label + 1) % 3)
+    report.top3_label = np.stack([report.predicted_label, (report.predicted_label + 1) % 3,
+                                  (report.predicted_label + 2) % 3], axis=1)
+    report.top3_prob = np.tile([0.6, 0.3, 0.1], (n, 1))
+    store.save_epoch_report(run_id, report)
+    load = Store.load_epoch_report
+
+    def with_top3(self, *args, **kwargs):  # a report with top-3 arrays (not stored in every version)
+        got = load(self, *args, **kwargs)
+        got.top3_label, got.top3_prob = report.top3_label, report.top3_prob
+        return got
+
+    monkeypatch.setattr(Store, "load_epoch_report", with_top3)
+    at = open_app("review")
+    assert not at.exception, [e.value for e in at.exception]
+    rows = at.dataframe[0].value
+    assert list(rows["label score"]) == sorted(rows["label score"]) and rows["label score"].nunique() == 20
+    assert (rows["clean prob"] == 0.0).all()
+    assert set(rows["status"]) == {"likely mislabeled", "uncertain"}
+    assert (rows["status"] == "uncertain").sum() == 5 and "5 uncertain" in joined(at)
+    at.radio(key="review_status").set_value("uncertain").run()
+    rows = at.dataframe[0].value
+    assert len(rows) == 5 and (rows["given"] == rows["suggested"]).all()
+    assert "The model's top labels:" in joined(at) and "60%" in joined(at) and "Uncertain:" in joined(at)
+    # the relabel picker opens on the model's second choice (its first is the given label)
+    [pick] = [s for s in at.selectbox if (s.key or "").startswith("review_one_label_")]
+    first = int(rows["sample"].iloc[0])
+    assert pick.value == NAMES[int(report.top3_label[first, 1])]
+    at.radio(key="review_status").set_value("likely mislabeled").run()
+    rows = at.dataframe[0].value
+    assert len(rows) == 15 and (rows["given"] != rows["suggested"]).all()
+
+
+def test_review_panel_full_names_shortcuts_and_next(store):
+    reviewed_run(store)
+    at = open_app("review")
+    accept = one_at_a_time_button(at, "review_one_accept_")
+    row = at.dataframe[0].value.iloc[0]
+    assert accept.label.endswith(row["suggested"]) and row["suggested"] in accept.help  # the full name
+    shortcuts = {p: one_at_a_time_button(at, p).proto.shortcut for p in
+                 ("review_one_accept_", "review_one_keep_", "review_one_drop_", "review_one_next_")}
+    assert all(shortcuts.values()), shortcuts
+    assert len(set(shortcuts.values())) == 4
+    one_at_a_time_button(at, "review_one_next_").click().run()
+    assert not at.exception and focus_sample(at) == 1
+    one_at_a_time_button(at, "review_one_next_").click().run()
+    assert focus_sample(at) == 2 and not at.warning
+
+
+def test_bulk_accept_of_more_than_20_asks_once(store):
+    ds = add_tiny_dataset(store, n=60)
+    run_id = store.create_run(ds, {"epochs": 1}, name="bulk")
+    hand_report(store, run_id, n=60)  # 30 flagged
+    at = open_app("review")
+    at.button(key="review_bulk").click().run()
+    assert store.current_decisions(run_id) == {}  # asked, nothing saved yet
+    assert any("Relabel 30 samples" in w for w in texts(at.warning))
+    at.button(key="review_bulk_no").click().run()
+    assert store.current_decisions(run_id) == {} and not at.warning
+    at.button(key="review_bulk").click().run()
+    at.button(key="review_bulk_yes").click().run()
+    assert len(store.current_decisions(run_id)) == 30 and not at.warning
 
 
 def test_review_before_the_first_epoch(store):

@@ -43,11 +43,13 @@ def parts():
 
 def test_cleaned_frame_values(parts):
     frame, given, prob, pred, dec = parts
-    out = build_cleaned_frame(frame, given, NAMES, dec, prob, 0.5, pred, include_dropped=True)
+    score = np.linspace(0.1, 0.6, 6)
+    out = build_cleaned_frame(frame, given, NAMES, dec, prob, 0.5, pred, include_dropped=True, label_score=score)
     assert list(out.columns) == [
         "text", "label", "sample_index", "given_label", "final_label", "action",
         "clean_prob", "is_label_issue", "predicted_label", "label_score",
     ]
+    np.testing.assert_allclose(out["label_score"], score)  # its own column, not clean_prob again
     assert list(out["action"]) == ["none", "accept", "relabel", "keep", "drop", "none"]
     assert list(out["given_label"]) == ["neg", "pos", "neu", "neg", "pos", "neu"]
     assert list(out["final_label"])[:4] == ["neg", "neg", "neg", "neg"] and out["final_label"][5] == "neu"
@@ -67,7 +69,7 @@ def test_cleaned_frame_values(parts):
 def test_cleaned_frame_says_which_epochs_flags_it_used(parts):
     frame, given, prob, pred, dec = parts
     out = build_cleaned_frame(frame.assign(flags_epoch="mine"), given, NAMES, dec, prob, 0.5, pred, flags_epoch=3)
-    assert list(out.columns)[-3:] == ["predicted_label", "label_score", "flags_epoch"]
+    assert list(out.columns)[-2:] == ["predicted_label", "flags_epoch"]
     assert (out["flags_epoch"] == 3).all() and list(out["flags_epoch_original"]) == ["mine"] * len(out)
     assert "flags_epoch" not in build_cleaned_frame(frame, given, NAMES, dec, prob, 0.5).columns
     with pytest.raises(ValueError, match="flags_epoch"):

@@ -22,6 +22,7 @@ from selfmix_core.review import (
     filter_review,
     review_counts,
     review_frame,
+    top_suggestions,
     undo_last_action,
 )
 from selfmix_core.store import Store
@@ -29,12 +30,15 @@ from selfmix_core.store import Store
 NAMES = ["neg", "pos", "neutral"]
 
 
-def make_report(given, clean, pred, prob, in_training=None, tau=0.5) -> EpochReport:
+def make_report(given, clean, pred, prob, in_training=None, tau=0.5, loss=None) -> EpochReport:
+    """loss defaults to -log(clean): label_score (exp(-loss)) then equals clean_prob."""
     n = len(given)
     clean = np.asarray(clean, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        loss = -np.log(clean) if loss is None else np.asarray(loss, dtype=np.float64)
     return EpochReport(
         epoch=3, phase="selfmix", seconds=1.0, train_seconds=0.5, score_seconds=0.5, samples_trained=n,
-        losses={"total": 1.0}, given_label=np.asarray(given), loss=np.zeros(n), norm_loss=np.zeros(n),
+        losses={"total": 1.0}, given_label=np.asarray(given), loss=loss, norm_loss=np.zeros(n),
         clean_prob=clean, predicted_label=np.asarray(pred), predicted_prob=np.asarray(prob, dtype=np.float64),
         in_training=np.ones(n, bool) if in_training is None else np.asarray(in_training, bool),
         gmm=None, tau=tau, n_clean=int((clean >= tau).sum()), n_noisy=int((clean < tau).sum()),
@@ -112,7 +116,8 @@ def test_decisions_merge_and_stay_in_review():
     assert with_ids["decision_id"].tolist() == [-1, -1, 7, -1, -1, -1]  # what the page shows, for `expected`
     assert list(filter_review(df)["sample_index"]) == [3, 1, 2, 5, 0]
     assert list(filter_review(df, undecided_only=True)["sample_index"]) == [5]
-    assert review_counts(df) == {"flagged": 5, "reviewed": 4, "decisions": 4, "total": 6}
+    assert review_counts(df) == {"flagged": 5, "reviewed": 4, "decisions": 4, "mislabeled": 3,
+                                 "uncertain": 1, "total": 6}
 
 
 def test_given_labels_override_the_reports_trained_labels():
@@ -203,3 +208,44 @@ def test_filter_many_rows_vectorised():
     expect = [i for i in range(0, n, 1000) if given[i] == 0 and clean[i] < 0.5]
     assert sorted(out["sample_index"]) == expect
     assert np.all(np.diff(out["clean_prob"].to_numpy()) >= 0)
+
+
+# ---- label score, uncertain vs likely mislabeled, top-3 ------------------------------------------------
+
+
+def test_label_score_is_the_probability_of_the_given_label_and_orders_the_review():
+    """The GMM posterior saturates (0.0 for every top row): the order comes from exp(-loss),
+    which has a real spread; clean_prob breaks ties and stays a column."""
+    loss = [0.1, 3.0, 0.7, 2.0, 1.0, 5.0]
+    df = review_frame(TEXTS, make_report(GIVEN, [0.9, 0.0, 0.0, 0.0, np.nan, 0.0], PRED, PROB, TRAIN, loss=loss),
+                      NAMES)
+    assert np.allclose(df["label_score"].iloc[[0, 1, 2, 3, 5]], np.exp(-np.array([0.1, 3.0, 0.7, 2.0, 5.0])))
+    assert np.isnan(df["label_score"].iloc[4])  # out of training: no score
+    assert list(filter_review(df)["sample_index"]) == [5, 1, 3, 2]  # lowest label_score first
+    assert list(filter_review(df, score_range=(0.0, 0.1))["sample_index"]) == [5, 1]
+    assert (df["clean_prob"].iloc[[1, 2, 3, 5]] == 0.0).all()
+
+
+def test_label_score_falls_back_to_clean_prob_without_losses():
+    report = make_report(GIVEN, CLEAN, PRED, PROB, TRAIN, loss=np.full(6, np.nan))
+    df = review_frame(TEXTS, report, NAMES)
+    assert np.array_equal(df["label_score"].to_numpy(), df["clean_prob"].to_numpy(), equal_nan=True)
+
+
+def test_flagged_samples_suggested_their_own_label_are_uncertain(df):
+    # flagged: 1 (neg -> pos), 2 (neutral -> neg), 3 (pos -> neg), 5 (neutral -> neutral)
+    assert df["status"].tolist() == ["", "likely mislabeled", "likely mislabeled", "likely mislabeled", "", "uncertain"]
+    assert list(filter_review(df, status="uncertain")["sample_index"]) == [5]
+    assert list(filter_review(df, status="likely mislabeled")["sample_index"]) == [3, 1, 2]
+    assert list(filter_review(df, status=None)["sample_index"]) == [3, 1, 2, 5]
+    with pytest.raises(ValueError):
+        filter_review(df, status="clean")
+
+
+def test_top_suggestions_uses_top3_when_the_report_has_them():
+    report = make_report(GIVEN, CLEAN, PRED, PROB, TRAIN)
+    assert top_suggestions(report, 2, NAMES) == [("neg", 0.6)]  # top-1 only
+    report.top3_label = np.array([[1, 0, 2]] * 6)
+    report.top3_prob = np.array([[0.5, 0.3, 0.2]] * 6)
+    assert top_suggestions(report, 2, NAMES) == [("pos", 0.5), ("neg", 0.3), ("neutral", 0.2)]
+    assert top_suggestions(report, 2, NAMES, k=2) == [("pos", 0.5), ("neg", 0.3)]

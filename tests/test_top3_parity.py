@@ -57,8 +57,8 @@ def test_export_carries_scores_and_top3_like_the_cli():
     frame = pd.DataFrame({"text": [f"t{i}" for i in range(5)], "label": [NAMES[g] for g in r.given_label]})
     out = build_cleaned_frame(frame, r.given_label, NAMES, {}, r.clean_prob, 0.5, predicted_labels=r.predicted_label,
                               flags_epoch=1, predicted_prob=r.predicted_prob, top3_labels=r.top3_label,
-                              top3_probs=r.top3_prob)
-    assert out["label_score"].tolist() == pytest.approx(r.clean_prob.tolist())
+                              top3_probs=r.top3_prob, label_score=r.label_score)
+    assert out["label_score"].tolist() == pytest.approx(np.exp(-r.loss).tolist())  # P(given label)
     assert out["predicted_prob"].tolist() == pytest.approx(r.predicted_prob.tolist())
     order = np.argsort(-probs, axis=1)
     for j in range(3):

@@ -165,3 +165,15 @@ def test_resume_stores_an_epoch_that_was_checkpointed_but_never_stored(store, mo
     _join(w)
     assert store.get_run(run_id)["status"] == "finished"
     assert [s["epoch"] for s in store.list_epoch_summaries(run_id)] == [1, 2]
+
+
+def test_stop_after_this_epoch_keeps_the_epoch(store, model_dir):
+    run_id = store.create_run(_dataset(store), tiny_config(model_dir, epochs=3, warmup=1))
+    assert not worker.stop_after_epoch(run_id)  # no worker yet
+    w = worker.start_run(store, run_id)
+    assert worker.stop_after_epoch(run_id) and worker.stopping_after_epoch(run_id)
+    _join(w)
+    run = store.get_run(run_id)
+    assert run["status"] == "stopped" and run["epochs_done"] == 1  # epoch 1 finished and stored
+    assert [s["epoch"] for s in store.list_epoch_summaries(run_id)] == [1]
+    assert worker.has_checkpoint(store, run_id) and not worker.stopping_after_epoch(run_id)
