@@ -817,7 +817,8 @@ def test_export_buttons_and_bytes(store, captured_downloads):
                                    store.current_decisions(run_id), np.arange(40) / 40, 0.5,
                                    predicted_labels=(np.array([NAMES.index(v) for v in frame["label"]]) + 1) % 3,
                                    flags_epoch=1, predicted_prob=np.full(40, 0.8),
-                                   top3_labels=np.full((40, 3), -1), top3_probs=np.full((40, 3), np.nan))
+                                   top3_labels=np.full((40, 3), -1), top3_probs=np.full((40, 3), np.nan),
+                                   label_score=store.load_epoch_report(run_id, 1).label_score)
     pd.testing.assert_frame_equal(pq.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
     jl_name = next(n for n in files if n.endswith(".jsonl"))
     assert len(files[jl_name][1]().decode().strip().splitlines()) == 39

@@ -344,6 +344,7 @@ def test_review_page_with_100k_flagged_rows(tmp_path, monkeypatch):
     shown = at.dataframe[0].value
     assert list(shown["sample"]) == expect[:25] and len(expect) > 0
     assert f"{len(expect):,} undecided" in at.button(key="review_bulk").label
-    at.button(key="review_bulk").click().run()
+    at.button(key="review_bulk").click().run()  # above 20 samples it asks once
+    at.button(key="review_bulk_yes").click().run()
     assert len(store.current_decisions(run_id)) == 10_000 + len(expect)
     store.close()
