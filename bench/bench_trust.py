@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import update_section  # noqa: E402
 from selfmix_core.bench import DISPLAY, load_cells  # noqa: E402
 
-SELFMIX = ("selfmix", "selfmix-v1", "selfmix-paper", "selfmix-fast")
+SELFMIX = ("selfmix", "selfmix-loss", "selfmix-paper", "selfmix-fast")
 GOAL_STD = 5.0  # points
 GOAL_AUROC_GAP = 0.02
 GOAL_SHARE = 0.8
@@ -67,16 +67,26 @@ def best_epoch_auroc(cell: dict) -> float | None:
 
 
 def recommended(cell: dict) -> int:
-    """The recommended epoch (cells from before the rule existed: the last)."""
-    return cell.get("recommended_epoch") or cell["epochs"][-1]["epoch"]
+    """The recommended epoch as decision.recommend_epoch decides it now, from the cell's
+    per-epoch held-out accuracies (a pure function of them: cells made while the rule
+    took the plain maximum are judged by today's rule); without them, the last epoch."""
+    from selfmix_core.decision import recommend_epoch
+
+    accs = {e["epoch"]: e.get("val_accuracy") for e in cell["epochs"]}
+    n_val = max((e.get("n_val") or 0) for e in cell["epochs"])
+    return recommend_epoch(accs, n_val or None)[0]
+
+
+def _row(cell: dict, epoch: int) -> dict:
+    return next(e for e in cell["epochs"] if e["epoch"] == epoch)
 
 
 def recommended_accuracy(cell: dict) -> float | None:
-    return cell.get("recommended_test_accuracy", cell["last_test_accuracy"])
+    return _row(cell, recommended(cell))["test_accuracy"]
 
 
 def recommended_auroc(cell: dict) -> float | None:
-    return (cell.get("detection_recommended") or {}).get("auroc", cell["epochs"][-1]["detection_auroc"])
+    return _row(cell, recommended(cell))["detection_auroc"]
 
 
 def warmup_epochs_used(cell: dict) -> int:
@@ -90,8 +100,8 @@ def method_of(cell: dict) -> str:
     m = cell["cell"]["method"]
     if m == "selfmix" and "fast" not in cell["config"]:
         return "selfmix-fast"
-    if m == "selfmix" and "use_loss" not in cell["config"].get("validation", {}):
-        return "selfmix-v1"  # the rule's first version: hand-over on held-out accuracy alone, plain maximum
+    if m == "selfmix" and cell["config"].get("validation", {}).get("use_loss"):
+        return "selfmix-loss"  # the hand-over also read the held-out loss (ValidationConfig.use_loss)
     return m
 
 
@@ -198,7 +208,7 @@ def rule_comparison(data) -> str:
 
     rows, tally = [], {"max": [0, 0, []], "1se": [0, 0, []]}
     for setting, methods in data.items():
-        for m, seed, cell in [(m, seed, c) for m in ("selfmix-v1", "selfmix")
+        for m, seed, cell in [(m, seed, c) for m in ("selfmix", "selfmix-loss")
                               for seed, c in sorted(methods.get(m, {}).items())]:
             accs = {e["epoch"]: e.get("val_accuracy") for e in cell["epochs"]}
             n_val = max((e.get("n_val") or 0) for e in cell["epochs"])
@@ -277,9 +287,10 @@ def render(folders: list[Path], keys: set[str] | None = None, command: str = "")
         f"lr 5e-5, batch 32; torch threads per cell: {', '.join(str(t) for t in threads)}; two cells at a time). "
         f"Machine: {machine(data)}.\n\n" + commands(folders),
         "Methods: `selfmix` = the paper's method + the label-free rule (10% held out with its given labels, warm-up "
-        "extended while the held-out accuracy improves or its loss falls, up to 4 more epochs, recommended epoch = the "
-        "latest within one standard error of the best held-out accuracy); `selfmix-v1` = the rule's first version "
-        "(hand-over on the held-out accuracy alone, recommended epoch = its maximum); `selfmix-paper` = the paper's method and the authors' code, all samples trained on, fixed 2-epoch "
+        "extended while the held-out accuracy improves, up to 4 more epochs, recommended epoch = the "
+        "latest within one standard error of the best held-out accuracy, recomputed from each cell's per-epoch held-out "
+        "accuracies); `selfmix-loss` = the same with the hand-over also reading the held-out loss (tried, not "
+        "kept); `selfmix-paper` = the paper's method and the authors' code, all samples trained on, fixed 2-epoch "
         "warm-up, judged at its last epoch; `selfmix-fast` = the earlier engine's shortcuts (`FastChoices`; its cells "
         "are the `selfmix` cells of the earlier `bench-*` runs wherever no new one exists: the new code's "
         "`selfmix-fast` reproduced TREC-1,000 seed 0's old cell to the last digit, and CE's test accuracies too); `ce` = "

@@ -10,7 +10,8 @@ clean labels does; a slice the model never trained on cannot be memorised, so th
 signal does not rise when the model starts fitting the flips.
 
   * hand-over (`warmup_should_continue`): after the scheduled warm-up epochs, keep
-    warming up while the held-out accuracy still improves or its loss still falls (a warm-up that has not
+    warming up while the held-out accuracy still improves (optionally: or its loss
+    still falls, ValidationConfig.use_loss) (a warm-up that has not
     learned enough gives a first split that locks its errors in: docs/BENCHMARKS.md);
   * recommended epoch (`recommend_epoch`): the latest epoch whose held-out accuracy
     is within one standard error of the best; `recommended_epoch` reads it back from a run's
