@@ -64,6 +64,7 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma list of: " + ", ".join(VARIANTS))
     p.add_argument("--no-doc", action="store_true")
     a = p.parse_args(argv)
+    revision = git_revision()  # the code that runs (the tree may move on during a long run)
     torch.set_num_threads(a.threads)
     kind, rate = a.noise.split(":")
     settings = BenchSettings(max_train_samples=a.max_train_samples, max_test_samples=a.max_test_samples,
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     table = "\n".join(["| after | test accuracy | detection AUROC | seconds |", "|---|---:|---:|---:|"]
                       + [f"| {n} | {100 * acc:.1f} | {100 * auc:.1f} | {s:.0f} |" for n, acc, auc, s in rows])
     cmd = "python bench/bench_selfmix_epoch.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    text = (f"## One SelfMix epoch after the hand-over, one change at a time\n\n`{cmd}`; revision {git_revision()}; "
+    text = (f"## One SelfMix epoch after the hand-over, one change at a time\n\n`{cmd}`; revision {revision}; "
             f"{machine_description(threads=a.threads)}. {a.dataset}, {len(noisy):,} training texts "
             f"(data seed 0), {kind} {float(rate):.0%} noise (seed {a.seed}), {a.warmup_epochs} CE warm-up epochs "
             "with every sample trained on, then one SelfMix epoch per row from the same checkpoint.\n\n" + table)
