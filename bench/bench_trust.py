@@ -236,6 +236,28 @@ def rule_comparison(data) -> str:
             + f"\n\n{foot}.")
 
 
+def pooling_table(data, mean_folders: list[Path]) -> str:
+    """[CLS] against mean pooling of the bundled MiniLM: per method and seed, test accuracy after
+    each epoch; the [CLS] cells are the setting's cells above, the mean ones come from
+    `mean_folders` (same data, noise and seeds)."""
+    mean = collect(mean_folders)
+    lines = []
+    for setting, methods in mean.items():
+        for m, cells in methods.items():
+            for seed, cm in sorted(cells.items()):
+                cc = data.get(setting, {}).get(m, {}).get(seed)
+                for pooling, cell in (("[CLS]", cc), ("mean", cm)):
+                    if cell is None:
+                        continue
+                    accs = ", ".join(_pct(e["test_accuracy"]) for e in cell["epochs"])
+                    lines.append(f"| {setting} | `{m}` | {seed} | {pooling} | {accs} | {_pct(cell['best_test_accuracy'])} | "
+                                 f"{_pct(cell['last_test_accuracy'])} |")
+    if not lines:
+        return ""
+    return ("| Setting | Method | seed | pooling | test accuracy after each epoch | best | last |\n"
+            "|---|---|---:|---|---|---:|---:|\n" + "\n".join(lines))
+
+
 def summary(tally: dict) -> str:
     out = []
     for m in SELFMIX:
@@ -276,7 +298,8 @@ def machine(data) -> str:
     return "; ".join(named)
 
 
-def render(folders: list[Path], keys: set[str] | None = None, command: str = "") -> str:
+def render(folders: list[Path], keys: set[str] | None = None, command: str = "",
+           mean_folders: list[Path] = ()) -> str:
     data = collect(folders, keys)
     table, tally = goals(data)
     threads = sorted({c.get("torch_threads") for ms in data.values() for cs in ms.values() for c in cs.values()})
@@ -302,6 +325,8 @@ def render(folders: list[Path], keys: set[str] | None = None, command: str = "")
         "### Which epoch to recommend: the best held-out accuracy, or the latest within one standard error of it\n\n"
         "Recomputed from the per-epoch held-out accuracies of every `selfmix` cell above (no true labels):\n\n"
         + rule_comparison(data),
+        *(["### [CLS] or mean pooling for the bundled MiniLM (trained with mean pooling)\n\n" +
+           pooling_table(data, list(mean_folders))] if mean_folders else []),
     ])
 
 
@@ -310,10 +335,12 @@ def main(argv=None) -> int:
     p.add_argument("folders", nargs="+", type=Path, help="harness output folders (runs/NAME)")
     p.add_argument("--settings", default=None,
                    help="comma list of settings to show, as dataset-ntrain-noise-rate (e.g. trec-1000-asym-0.4)")
+    p.add_argument("--pooling-mean", nargs="*", type=Path, default=[],
+                   help="folders of the same settings run with --pooling mean, compared with the [CLS] cells")
     p.add_argument("--no-doc", action="store_true", help="print instead of updating docs/BENCHMARKS.md")
     a = p.parse_args(argv)
     command = "python bench/bench_trust.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    text = render(a.folders, set(a.settings.split(",")) if a.settings else None, command)
+    text = render(a.folders, set(a.settings.split(",")) if a.settings else None, command, a.pooling_mean)
     if a.no_doc:
         print(text)
     else:
