@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from selfmix_core.config import LossWeights, ModelConfig, SelectionConfig, TrainConfig
+from selfmix_core.config import LossWeights, ModelConfig, SelectionConfig, TrainConfig, ValidationConfig
 from selfmix_core.decision import recommended_epoch
 from selfmix_core.model import ModelLoadError, check_model_max_length, load_tokenizer, resolve_model_path
 from selfmix_core.preflight import estimate_run_seconds, stratified_sample, suggest_max_length, time_training_steps
@@ -34,6 +34,13 @@ NUMBER_FIELDS = [
     ("train_max_length", "Max length (tokens)", DEFAULTS.model.max_length, "Longer texts are truncated; shorter = faster."),
     ("train_lr", "Learning rate", DEFAULTS.lr, "Adam learning rate (5e-5 suits the small default encoder)."),
     ("train_seed", "Seed", DEFAULTS.seed, "Same seed + same data = same run."),
+    ("train_val_fraction", "Held-out share", DEFAULTS.validation.fraction,
+     "Share of the texts kept out of training with their given labels. Without clean labels, their agreement "
+     "with the model decides when the warm-up hands over and which epoch's flags are recommended; they are still "
+     "flagged. 0 = train on everything, fixed warm-up (the paper's protocol)."),
+    ("train_extra_warmup", "Extra warm-up epochs (at most)", DEFAULTS.extra_warmup_epochs,
+     "The warm-up goes on, up to this many more epochs, while the held-out agreement with the given labels "
+     "still improves."),
 ]
 
 
@@ -140,6 +147,8 @@ def _config_from_state() -> TrainConfig:
         model=ModelConfig(model=model, max_length=int(ss["train_max_length"])),
         selection=SelectionConfig(tau=float(ss["train_tau"]), class_reg=bool(ss["train_class_reg"])),
         loss=LossWeights(lambda_p=float(ss["train_lambda_p"]), lambda_r=float(ss["train_lambda_r"])),
+        validation=ValidationConfig(fraction=float(ss["train_val_fraction"])),
+        extra_warmup_epochs=int(ss["train_extra_warmup"]),
     )
 
 

@@ -357,7 +357,10 @@ def test_train_page_starts_a_run_with_the_tiny_model_and_draws_charts(store, mod
     at = open_app("train")
     assert at.text_input(key="train_model").value == str(model_dir)  # $SELFMIX_DEFAULT_MODEL
     assert at.number_input(key="train_epochs").value == 6 and at.number_input(key="train_tau").value == 0.5
+    assert at.number_input(key="train_val_fraction").value == 0.1  # the label-free rule is on by default
+    assert at.number_input(key="train_extra_warmup").value == 4
     assert "Device:" in joined(at)
+    at.number_input(key="train_extra_warmup").set_value(2)
     at.number_input(key="train_epochs").set_value(2)
     at.number_input(key="train_warmup").set_value(1)
     at.number_input(key="train_batch").set_value(8)
@@ -371,6 +374,7 @@ def test_train_page_starts_a_run_with_the_tiny_model_and_draws_charts(store, mod
     run = store.get_run(run_id)
     assert run["status"] == "finished", run["error"]
     assert run["name"] == "ui run" and run["config"]["model"]["max_length"] == 16
+    assert run["config"]["validation"]["fraction"] == 0.1 and run["config"]["extra_warmup_epochs"] == 2
     at.run()
     assert not at.exception and not at.error
     charts = at.get("plotly_chart")
