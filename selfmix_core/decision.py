@@ -203,17 +203,22 @@ def collapse_warning(accuracies: Mapping[int, float | None]) -> str | None:
             "Try more warm-up epochs, a lower learning rate or --method ce")
 
 
-def prediction_warnings(predicted: np.ndarray, given: np.ndarray, flagged: np.ndarray, num_classes: int) -> list[str]:
+def prediction_warnings(predicted: np.ndarray, given: np.ndarray, flagged: np.ndarray, num_classes: int,
+                        phase: str = "selfmix") -> list[str]:
     """Signs of a failed run in one epoch's (N,) predictions, given labels and flags
     (samples still in training only): the predictions concentrate on a few classes, or
-    most samples are flagged. Both read given labels only."""
+    most samples are flagged. Both read given labels only. In a warm-up epoch the same
+    signs mean the model has not learned yet, and the message says so."""
     out = []
     given_classes = np.unique(given)
     predicted_classes = np.unique(predicted)
     if len(given_classes) >= 4 and len(predicted_classes) < len(given_classes) / 2:
-        out.append(f"the model predicts only {len(predicted_classes)} of the {len(given_classes)} classes the data "
-                   "has: the run has probably collapsed; its flags are not to be trusted. Try more warm-up epochs "
-                   "or a lower learning rate")
+        head = f"the model predicts only {len(predicted_classes)} of the {len(given_classes)} classes the data has"
+        if phase == "warmup":
+            out.append(f"{head} so far: it has not learned every class yet, so its flags are not to be trusted yet")
+        else:
+            out.append(f"{head}: the run has probably collapsed; its flags are not to be trusted. Try more warm-up "
+                       "epochs or a lower learning rate")
     if len(flagged) and flagged.mean() > 0.5:
         out.append(f"{flagged.mean():.0%} of the samples are flagged: more than half of the labels cannot all be "
                    "wrong, so the model has probably not learned the task yet; train longer before reviewing")

@@ -424,7 +424,7 @@ class SelfMixTrainer:
             report.warnings.append(warning)
         m = report.in_training
         report.warnings += prediction_warnings(report.predicted_label[m], report.given_label[m],
-                                               report.is_label_issue[m], self.num_classes)
+                                               report.is_label_issue[m], self.num_classes, report.phase)
 
     def _warmup_extension_reason(self, report: EpochReport) -> str | None:
         """Why the warm-up should go on after a scheduled warm-up epoch, or None: the

@@ -118,6 +118,8 @@ def test_prediction_warnings_catch_concentrated_predictions_and_mass_flags():
                                     np.zeros(30, bool)], 8)
     assert len(collapsed) == 2
     assert "only 3 of the 8 classes" in collapsed[0] and "62% of the samples are flagged" in collapsed[1]
+    early = prediction_warnings(np.repeat([0, 1, 2], [30, 30, 20]), given, np.zeros(80, bool), 8, phase="warmup")
+    assert len(early) == 1 and "not learned every class yet" in early[0] and "collapsed" not in early[0]
     # two classes predicted of three is not a collapse signal (too few classes to tell)
     assert prediction_warnings(np.zeros(6, int), np.array([0, 1, 2, 0, 1, 2]), np.zeros(6, bool), 3) == []
 
