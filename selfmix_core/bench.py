@@ -243,12 +243,12 @@ def cell_config(cell: Cell, settings: BenchSettings, device: str):
 
 
 def epoch_row(report, train) -> dict:
-    """cli.epoch_record plus how far the model has memorised the flipped labels.
+    """records.epoch_record plus how far the model has memorised the flipped labels.
 
     memorised: share of flipped training samples predicted as their (wrong) given label;
     corrected: share predicted as their true label (None without true labels/flips).
     """
-    from .cli import epoch_record
+    from .records import epoch_record
 
     row = epoch_record(report)
     row["memorised"] = row["corrected"] = None
