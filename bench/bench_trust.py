@@ -67,14 +67,13 @@ def best_epoch_auroc(cell: dict) -> float | None:
 
 
 def recommended(cell: dict) -> int:
-    """The recommended epoch as decision.recommend_epoch decides it now, from the cell's
-    per-epoch held-out accuracies (a pure function of them: cells made while the rule
-    took the plain maximum are judged by today's rule); without them, the last epoch."""
+    """The recommended epoch as the trainer decides it now (decision.recommend_epoch, the
+    plain maximum), from the cell's per-epoch held-out accuracies (a pure function of them,
+    so cells made while the trainer tried the one-standard-error rule are judged by
+    today's rule); without them, the last epoch."""
     from selfmix_core.decision import recommend_epoch
 
-    accs = {e["epoch"]: e.get("val_accuracy") for e in cell["epochs"]}
-    n_val = max((e.get("n_val") or 0) for e in cell["epochs"])
-    return recommend_epoch(accs, n_val or None)[0]
+    return recommend_epoch({e["epoch"]: e.get("val_accuracy") for e in cell["epochs"]})[0]
 
 
 def _row(cell: dict, epoch: int) -> dict:
@@ -308,11 +307,12 @@ def render(folders: list[Path], keys: set[str] | None = None, command: str = "",
         f"Made by `{command}` from the cells of these "
         "harness runs (bundled MiniLM-L6, [CLS] pooling, max length 32, 6 epochs of which 2 scheduled warm-up, "
         f"lr 5e-5, batch 32; torch threads per cell: {', '.join(str(t) for t in threads)}; two cells at a time). "
-        f"Machine: {machine(data)}.\n\n" + commands(folders),
+        f"Machine: {machine(data)}. Every cell's command is in `bench/issue9_runs.sh` (with the revision it ran "
+        "at); the logged invocations:\n\n" + commands(folders),
         "Methods: `selfmix` = the paper's method + the label-free rule (10% held out with its given labels, warm-up "
         "extended while the held-out accuracy improves, up to 4 more epochs, recommended epoch = the "
-        "latest within one standard error of the best held-out accuracy, recomputed from each cell's per-epoch held-out "
-        "accuracies); `selfmix-loss` = the same with the hand-over also reading the held-out loss (tried, not "
+        "epoch of the best held-out accuracy, recomputed from each cell's per-epoch held-out accuracies); "
+        "`selfmix-loss` = the same with the hand-over also reading the held-out loss (tried, not "
         "kept); `selfmix-paper` = the paper's method and the authors' code, all samples trained on, fixed 2-epoch "
         "warm-up, judged at its last epoch; `selfmix-fast` = the earlier engine's shortcuts (`FastChoices`; its cells "
         "are the `selfmix` cells of the earlier `bench-*` runs wherever no new one exists: the new code's "

@@ -13,8 +13,8 @@ signal does not rise when the model starts fitting the flips.
     warming up while the held-out accuracy still improves (optionally: or its loss
     still falls, ValidationConfig.use_loss) (a warm-up that has not
     learned enough gives a first split that locks its errors in: docs/BENCHMARKS.md);
-  * recommended epoch (`recommend_epoch`): the latest epoch whose held-out accuracy
-    is within one standard error of the best; `recommended_epoch` reads it back from a run's
+  * recommended epoch (`recommend_epoch`): the epoch with the highest held-out
+    accuracy, the latest one on a tie; `recommended_epoch` reads it back from a run's
     stored epoch summaries (the pages' epoch picker);
   * collapse (`collapse_warning`): held-out accuracy far below its best.
 
@@ -133,13 +133,13 @@ def warmup_should_continue(history: Sequence[float], baseline: float, n_val: int
 def recommend_epoch(accuracies: Mapping[int, float | None], n_val: int | None = None) -> tuple[int, str]:
     """(epoch, one-sentence reason) from {epoch: held-out accuracy or None}.
 
-    n_val: the held-out slice's size. With it, the LATEST epoch whose accuracy is within
-    one standard error (sqrt(p (1 - p) / n_val) at the best accuracy p) of the best: on a
-    few hundred held-out texts, epochs that differ by less than that are a tie, and the
-    later one has refined the split longer (the "one standard error" rule, measured
-    against the plain maximum in docs/BENCHMARKS.md, section trust). Without n_val: the
-    epoch with the highest accuracy, the latest on an exact tie. Without any held-out
-    accuracy: the last epoch.
+    Without n_val (what the trainer uses): the epoch with the highest accuracy, the latest
+    on an exact tie. With n_val, the held-out slice's size: the LATEST epoch whose accuracy
+    is within one standard error (sqrt(p (1 - p) / n_val) at the best accuracy p) of the
+    best. That variant was measured against the maximum (docs/BENCHMARKS.md, section
+    trust) and lost: on slices of 50-100 texts the standard error spans most epochs, and
+    the later epochs it picked had worse flags. Without any held-out accuracy: the last
+    epoch.
     """
     if not accuracies:
         raise ValueError("recommend_epoch needs at least one epoch")
@@ -183,7 +183,7 @@ def recommended_epoch(summaries: Sequence[Mapping]) -> tuple[int, str]:
         return int(rec), str(why)
     scores = {e: s.get("val_accuracy") for e, s in by_epoch.items()}
     if any(v is not None for v in scores.values()):
-        return recommend_epoch(scores, max(int(s.get("n_val") or 0) for s in by_epoch.values()) or None)
+        return recommend_epoch(scores)
     if rec is not None:
         return last, f"epoch {last} is the last one; the recommended epoch {int(rec)} is not saved"
     return last, f"epoch {last} is the last one; this run kept no held-out slice to prefer another epoch by"

@@ -418,7 +418,9 @@ class SelfMixTrainer:
         self.split.is_clean = report.clean_prob >= report.tau
         self.split.separation = report.gmm.separation if report.gmm else None
         accs = {e: acc for e, _, acc, *_ in st.val_history}
-        report.recommended_epoch, report.recommendation = recommend_epoch(accs, report.n_val or None)
+        # The plain maximum: the "within one standard error" variant (n_val given) picked
+        # later epochs with worse flags on small slices (docs/BENCHMARKS.md, section trust).
+        report.recommended_epoch, report.recommendation = recommend_epoch(accs)
         warning = collapse_warning(accs)
         if warning:
             report.warnings.append(warning)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The harness runs behind docs/BENCHMARKS.md's section "trust" (issue #9), as they ran: two at a time on a
+# 2-core CPU, each queue from a checkout of the revision named beside it (the rule changed between them, so
+# each folder holds the cells of one revision). Finished cells are skipped on a rerun; extend a folder with
+# more --seeds or --methods. Some invocations were stopped after a finished cell to reorder the queue, so
+# a folder's runs.jsonl may not list every cell's command: every cell was made by the lines below.
+# Then: python bench/bench_trust.py <the folders> --settings ... --pooling-mean runs/i9-trec1k-mean
+set -euo pipefail
+C="--max-length 32 --epochs 6 --warmup-epochs 2 --lr 5e-5 --threads 1 --device cpu --no-doc"
+TREC="python -m selfmix_core bench $C --datasets trec --max-train-samples 1000 --noise asym:0.4"
+AG="python -m selfmix_core bench $C --datasets agnews --max-train-samples 500 --max-test-samples 500 --noise asym:0.4,idn:0.4"
+B77="python -m selfmix_core bench $C --datasets banking77 --max-train-samples 2000 --noise sym:0.2"
+
+# revision c68019e (rule: hand-over on held-out accuracy; recommendation recomputed by bench_trust)
+$TREC --methods ce --pooling mean --seeds 0,1,2 --out runs/i9-trec1k-mean
+$TREC --methods selfmix,selfmix-paper,selfmix-fast,ce --seeds 0 --out runs/i9-trec1k
+$TREC --methods selfmix,selfmix-paper --seeds 1,2 --out runs/i9-trec1k
+$B77 --methods selfmix,selfmix-paper,ce --seeds 0 --out runs/i9-banking2k
+# revision 1d633c8 (hand-over also on the held-out loss: `selfmix-loss` in the tables)
+$TREC --methods selfmix --seeds 0,1 --out runs/i9-trec1k-v2
+$B77 --methods selfmix --seeds 0 --out runs/i9-banking2k-v2
+# revision 6527cc4 (hand-over on the held-out accuracy, as now)
+$AG --methods selfmix,selfmix-paper --seeds 0,1,2 --out runs/i9-agnews500-v3
+$B77 --methods ce,selfmix-paper,selfmix --seeds 1 --out runs/i9-banking2k-v3
