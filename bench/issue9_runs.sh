@@ -22,3 +22,8 @@ $B77 --methods selfmix --seeds 0 --out runs/i9-banking2k-v2
 # revision 6527cc4 (hand-over on the held-out accuracy, as now)
 $AG --methods selfmix,selfmix-paper --seeds 0,1,2 --out runs/i9-agnews500-v3
 $B77 --methods ce,selfmix-paper,selfmix --seeds 1 --out runs/i9-banking2k-v3
+python -m selfmix_core bench $C --datasets agnews --max-train-samples 500 --max-test-samples 500 --noise idn:0.4 \
+    --methods selfmix-paper --seeds 2 --out runs/i9-agnews500-v3
+TREC2K="python -m selfmix_core bench $C --datasets trec --max-train-samples 2000 --noise asym:0.4"
+$TREC2K --methods selfmix --seeds 0,1,2 --out runs/i9-trec2k-v3
+$TREC2K --methods selfmix-paper --seeds 0,1,2 --out runs/i9-trec2k-v3-paper
