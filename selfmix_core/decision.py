@@ -46,16 +46,13 @@ def validation_split(labels: np.ndarray, num_classes: int, config: ValidationCon
     fraction is 0 or fewer than MIN_VALIDATION samples would be held out.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    n = len(labels)
-    mask = np.zeros(n, dtype=bool)
-    target = min(int(round(config.fraction * n)), config.max_samples)
+    target = min(int(round(config.fraction * len(labels))), config.max_samples)
     if target < MIN_VALIDATION:
-        return mask
-    counts = np.bincount(labels, minlength=num_classes)
-    return _compute_stratified(labels, counts, target, rng, mask)
+        return np.zeros(len(labels), dtype=bool)
+    return _compute_stratified(labels, np.bincount(labels, minlength=num_classes), target, rng)
 
 
-def _compute_stratified(labels, counts, target, rng, mask):
+def _compute_stratified(labels: np.ndarray, counts: np.ndarray, target: int, rng: np.random.Generator) -> np.ndarray:
     exact = target * counts / counts.sum()
     take = np.minimum(np.floor(exact).astype(int), np.maximum(counts - 2, 0))
     # Hand out the remaining places by largest remainder, where a class has room.
@@ -64,6 +61,7 @@ def _compute_stratified(labels, counts, target, rng, mask):
             break
         if take[k] < counts[k] - 2:
             take[k] += 1
+    mask = np.zeros(len(labels), dtype=bool)
     if take.sum() < MIN_VALIDATION:
         return mask
     for k, m in enumerate(take):
