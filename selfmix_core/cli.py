@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fp32 on the CPU even where it computes bf16 natively (AVX512-BF16/AMX); CUDA keeps bf16")
     s.add_argument("--no-fast-scoring", action="store_true",
                    help="scoring and test passes under no_grad in character-length order (the old pass)")
+    s.add_argument("--no-fused-adam", action="store_true", help="Adam's loop of element-wise ops, not its fused kernel")
     s.add_argument("--test-sample", type=int, default=2000,
                    help="during training, evaluate on a fixed stratified sample of this many test texts; "
                         "the last epoch uses the whole test set (0: the whole set every epoch)")
@@ -159,7 +160,8 @@ def config_from_args(a: argparse.Namespace):
                          single_pass_pseudo=a.fast_single_pass_pseudo, epoch_over_all=a.fast_epoch_over_all),
         validation=ValidationConfig(fraction=a.val_fraction),
         speed=SpeedConfig(group_by_length=not a.no_group_by_length, cache_tokens=not a.no_cache_tokens,
-                          bf16_cpu=not a.no_bf16, fast_scoring=not a.no_fast_scoring, test_sample=a.test_sample),
+                          bf16_cpu=not a.no_bf16, fast_scoring=not a.no_fast_scoring,
+                          fused_adam=not a.no_fused_adam, test_sample=a.test_sample),
     )
 
 

@@ -210,6 +210,9 @@ class SpeedConfig:
         runs under bf16 autocast, as before this option existed.)
     fast_scoring: the scoring and test passes run under torch.inference_mode() in
         order of token length (instead of character length).
+    fused_adam: Adam's fused kernel (torch.optim.Adam(fused=True)) on CPU and CUDA: one
+        pass over the parameters instead of a loop of element-wise ops (the same update up
+        to float rounding).
     test_sample: during training, evaluate on a fixed stratified sample of this many
         test texts when the test set is larger; the last epoch uses the whole test set
         (0 = the whole test set every epoch). metrics.json says which (n_test).
@@ -220,6 +223,7 @@ class SpeedConfig:
     cache_tokens: bool = True
     bf16_cpu: bool = True
     fast_scoring: bool = True
+    fused_adam: bool = True
     test_sample: int = 2000
 
     def __post_init__(self) -> None:
@@ -231,7 +235,8 @@ class SpeedConfig:
     @classmethod
     def off(cls) -> "SpeedConfig":
         """Every speed option off: the engine as it ran before they existed."""
-        return cls(group_by_length=False, cache_tokens=False, bf16_cpu=False, fast_scoring=False, test_sample=0)
+        return cls(group_by_length=False, cache_tokens=False, bf16_cpu=False, fast_scoring=False, fused_adam=False,
+                   test_sample=0)
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,8 @@ class SelfMixTrainer:
         self.model = model.to(self.device)
         self.dist.broadcast_module(self.model)  # one starting point for every rank
         self.tokenizer = tokenizer
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        fused = config.speed.fused_adam and self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, **({"fused": True} if fused else {}))
         self.state = TrainerState(total_epochs=config.epochs)
         n = len(train)
         # The held-out slice depends on the seed and the given labels only (never on true

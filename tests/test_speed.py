@@ -216,7 +216,8 @@ def test_old_configs_load_with_every_speed_option_off():
     older = {k: v for k, v in d.items() if k not in ("fast", "validation")}  # before FastChoices too
     assert TrainConfig.from_dict(older).speed == SpeedConfig.off()
     off = SpeedConfig.off()
-    assert not (off.group_by_length or off.cache_tokens or off.bf16_cpu or off.fast_scoring) and off.test_sample == 0
+    assert not (off.group_by_length or off.cache_tokens or off.bf16_cpu or off.fast_scoring or off.fused_adam)
+    assert off.test_sample == 0
 
 
 def test_speed_config_refuses_bad_values():
@@ -248,3 +249,12 @@ def test_checkpoint_without_speed_resumes_with_options_off(tiny_model_factory, t
     with pytest.raises(ValueError, match="speed"):
         SelfMixTrainer(cfg(epochs=2), data, model=tiny_model_factory(3), tokenizer=tokenizer,
                        checkpoint_dir=tmp_path, resume=True)
+
+
+def test_fused_adam_follows_the_option(tiny_model_factory, tokenizer):
+    data = varied_dataset(30)
+    on = SelfMixTrainer(cfg(), data, model=tiny_model_factory(3), tokenizer=tokenizer)
+    off = SelfMixTrainer(cfg(speed=SpeedConfig(fused_adam=False)), data, model=tiny_model_factory(3),
+                         tokenizer=tokenizer)
+    assert on.optimizer.defaults["fused"] is True
+    assert not off.optimizer.defaults["fused"]
