@@ -52,17 +52,20 @@ GOAL_SPEEDUP = 2.0
 
 
 # ---- the machine's limit ----------------------------------------------------------------
-def matmul_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 1.5) -> float:
-    """Dense (n, n) @ (n, n) FLOP/s in `dtype` on this process's threads: the best of
-    repeated timings over about `seconds`."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def matmul_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 1.5, device: str = "cpu") -> float:
+    """Dense (n, n) @ (n, n) FLOP/s in `dtype` on `device` (this process's threads on a
+    CPU): the best of repeated timings over about `seconds`."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     for _ in range(3):
         a @ b
+    sync()
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
         t = time.perf_counter()
         for _ in range(4):
             a @ b
+        sync()
         best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t))
     return best
 
