@@ -120,16 +120,23 @@ class FlopCounter:
 
 
 # ---- one setting ------------------------------------------------------------------------------
-def make_trainers(dataset: str, n: int, max_length: int, epochs: int, seed: int, with_test: bool = True):
+def load_setting(dataset: str, n: int, seed: int, with_test: bool = True):
+    """(noisy train TextDataset, test or None, (noise kind, rate)): the harness's data
+    subset (data seed 0) and noise (seed `seed`): 40% asymmetric on TREC, 20% symmetric elsewhere."""
     from selfmix_core.bench import BenchSettings, load_bench_data, noisy_train
-    from selfmix_core.config import ModelConfig, SpeedConfig, TrainConfig
-    from selfmix_core.methods.base import pretrained_factory
-    from selfmix_core.trainer import SelfMixTrainer
 
     kind, rate = NOISE.get(dataset, ("sym", 0.2))
     train, test = load_bench_data(DATA, dataset, BenchSettings(max_train_samples=n))
     noisy, _ = noisy_train(train, kind, rate, seed)
-    test = test if with_test else None
+    return noisy, test if with_test else None, (kind, rate)
+
+
+def make_trainers(dataset: str, n: int, max_length: int, epochs: int, seed: int, with_test: bool = True):
+    from selfmix_core.config import ModelConfig, SpeedConfig, TrainConfig
+    from selfmix_core.methods.base import pretrained_factory
+    from selfmix_core.trainer import SelfMixTrainer
+
+    noisy, test, (kind, rate) = load_setting(dataset, n, seed, with_test)
     base = TrainConfig(epochs=max(epochs, 3), warmup_epochs=2, extra_warmup_epochs=0, seed=seed, device="cpu",
                        model=ModelConfig(max_length=max_length))
     factory, tokenizer = pretrained_factory(base.model)

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-fast-scoring", action="store_true",
                    help="scoring and test passes under no_grad in character-length order (the old pass)")
     s.add_argument("--no-fused-adam", action="store_true", help="Adam's loop of element-wise ops, not its fused kernel")
+    s.add_argument("--provisional-every", type=float, default=0.0,
+                   help="during the first epoch, print a rough ranking of the samples trained so far every this "
+                        "fraction of it, e.g. 0.5 (default 0: off)")
     s.add_argument("--test-sample", type=int, default=2000,
                    help="during training, evaluate on a fixed stratified sample of this many test texts; "
                         "the last epoch uses the whole test set (0: the whole set every epoch)")
@@ -161,7 +164,8 @@ def config_from_args(a: argparse.Namespace):
         validation=ValidationConfig(fraction=a.val_fraction),
         speed=SpeedConfig(group_by_length=not a.no_group_by_length, cache_tokens=not a.no_cache_tokens,
                           bf16_cpu=not a.no_bf16, fast_scoring=not a.no_fast_scoring,
-                          fused_adam=not a.no_fused_adam, test_sample=a.test_sample),
+                          fused_adam=not a.no_fused_adam, provisional_every=a.provisional_every,
+                          test_sample=a.test_sample),
     )
 
 
@@ -174,6 +178,7 @@ _OPTION_OF_FIELD = {
     "epochs": "--epochs", "lr": "--lr", "tau": "--tau", "temperature": "--temperature",
     "alpha": "--alpha", "seed": "--seed", "device": "--device", "val_fraction": "--val-fraction",
     "gmm_max_iter": "--gmm-max-iter", "gmm_tol": "--gmm-tol", "test_sample": "--test-sample",
+    "provisional_every": "--provisional-every",
 }
 
 
@@ -300,6 +305,13 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
             if self.bar is not None:
                 self.bar.close()
                 self.bar = None
+
+        def on_provisional(self, trainer, f):
+            flagged = int((f.clean_prob < trainer.config.selection.tau).sum())
+            auroc = "" if f.auroc is None else f", detection AUROC {f.auroc:.3f}"
+            say(f"provisional flags after {f.fraction:.0%} of epoch {f.epoch} ({f.seconds:.1f} s): {flagged} of "
+                f"{f.samples_seen} samples trained so far look mislabeled{auroc} (rough; the epoch's report follows)",
+                flush=True)
 
         on_train_end = lambda self, trainer, stopped: self.bar.close() if self.bar is not None else None  # noqa: E731
 

@@ -213,6 +213,10 @@ class SpeedConfig:
     fused_adam: Adam's fused kernel (torch.optim.Adam(fused=True)) on CPU and CUDA: one
         pass over the parameters instead of a loop of element-wise ops (the same update up
         to float rounding).
+    provisional_every: during the first warm-up epoch, every this fraction of it (0.25:
+        at 25%, 50% and 75%) score the samples trained so far with dropout off, fit the
+        GMM on them and hand the callbacks a provisional ranking (on_provisional); it
+        draws no random numbers the training uses, so the run is unchanged. 0 = off.
     test_sample: during training, evaluate on a fixed stratified sample of this many
         test texts when the test set is larger; the last epoch uses the whole test set
         (0 = the whole test set every epoch). metrics.json says which (n_test).
@@ -224,6 +228,7 @@ class SpeedConfig:
     bf16_cpu: bool = True
     fast_scoring: bool = True
     fused_adam: bool = True
+    provisional_every: float = 0.0
     test_sample: int = 2000
 
     def __post_init__(self) -> None:
@@ -231,6 +236,8 @@ class SpeedConfig:
                f"group_chunk must be a whole number >= 1, got {self.group_chunk!r}")
         _check(isinstance(self.test_sample, int) and self.test_sample >= 0,
                f"test_sample must be a whole number >= 0 (0 = the whole test set), got {self.test_sample!r}")
+        _check(_in_range(self.provisional_every, 0.0, 1.0) and self.provisional_every < 1.0,
+               f"provisional_every must be a fraction from 0 (off) up to 1, got {self.provisional_every!r}")
 
     @classmethod
     def off(cls) -> "SpeedConfig":

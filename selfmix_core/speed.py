@@ -16,11 +16,48 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+
+@dataclass
+class ProvisionalFlags:
+    """A rough ranking from part of the first warm-up epoch (SpeedConfig.provisional_every).
+
+    epoch / fraction: the epoch and the share of its steps done; samples_seen: trained so far.
+    index: (M,) the training samples scored (those trained so far); loss, clean_prob,
+    predicted_label: (M,) per-sample CE (dropout off), the GMM posterior of the low-loss
+    component fitted on them (lower = more likely mislabeled) and the argmax.
+    auroc: detection AUROC against the true labels over the M samples (None without them).
+    seconds: since the epoch started (provisional scoring included).
+    """
+
+    epoch: int
+    fraction: float
+    samples_seen: int
+    index: np.ndarray
+    loss: np.ndarray
+    clean_prob: np.ndarray
+    predicted_label: np.ndarray
+    auroc: float | None
+    seconds: float
+    provisional: bool = True
+
+
+def provisional_steps(steps: int, every: float) -> set[int]:
+    """The step numbers (1..steps-1) after which provisional flags are made: every `every`
+    of the epoch's steps, rounded up, the last step excluded (the epoch's report follows)."""
+    if every <= 0 or steps < 2:
+        return set()
+    points, k = set(), 1
+    while k * every < 1.0 - 1e-9:
+        points.add(max(1, int(np.ceil(k * every * steps))))
+        k += 1
+    return {p for p in points if p < steps}
+
 
 # Above this many tokens in all (4 bytes each) the texts are tokenised per batch instead.
 MAX_CACHED_TOKENS = 50_000_000

@@ -90,7 +90,8 @@ from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
 from .model import TextClassifier, build_classifier
 from .reports import EpochReport, GMMParams, StepProgress, top_k
 from .selection import Selection, select
-from .speed import TokenCache, grouped_batches, grouped_order, stratified_sample, token_cache_fits, use_bf16
+from .speed import (ProvisionalFlags, TokenCache, grouped_batches, provisional_steps, grouped_order, stratified_sample,
+                    token_cache_fits, use_bf16)
 
 CHECKPOINT_FORMAT = 1
 
@@ -116,6 +117,7 @@ class TrainerCallback:
     def on_epoch_begin(self, trainer: "SelfMixTrainer", epoch: int, phase: str) -> None: ...
     def on_step_end(self, trainer: "SelfMixTrainer", progress: StepProgress) -> None: ...
     def on_epoch_end(self, trainer: "SelfMixTrainer", report: EpochReport) -> None: ...
+    def on_provisional(self, trainer: "SelfMixTrainer", flags: "ProvisionalFlags") -> None: ...
     def on_train_end(self, trainer: "SelfMixTrainer", stopped: bool) -> None: ...
 
 
@@ -469,6 +471,9 @@ class SelfMixTrainer:
         batches = self._grouped(order, bs, gen, as_batches=True)
         steps = math.ceil(len(order) / bs) if batches is None else len(batches)
         total, seen = 0.0, 0
+        # Provisional flags: only in the run's first epoch, a warm-up (or CE) epoch.
+        provisional = provisional_steps(steps, cfg.speed.provisional_every) if epoch == 1 else set()
+        done: list[np.ndarray] = []
         self.model.train()
         t0 = time.perf_counter()
         for step in range(steps):
@@ -478,10 +483,36 @@ class SelfMixTrainer:
             parts = self._optimise((b,), self._ce_losses)
             total += parts["ce"] * len(b)
             seen += len(b)
+            done.append(b)
+            if step + 1 in provisional and not self._provisional(epoch, (step + 1) / steps, np.concatenate(done), t0):
+                return None
             self._progress(epoch, phase, step + 1, steps, seen, t0)
         if phase == "warmup":
             self.state.warmup_samples_seen += seen
         return {"ce": total / max(seen, 1)}, seen
+
+    def _provisional(self, epoch: int, fraction: float, trained: np.ndarray, t0: float) -> bool:
+        """Score the (M,) samples trained so far with dropout off, fit the GMM on them and
+        emit on_provisional. No random number the training draws is used (the GMM has its
+        own generator; no dropout runs), so the run goes on unchanged. False if stopped."""
+        idx = np.sort(trained)
+        labels = self.split.labels[idx]
+        scored = self._score([self.train.texts[i] for i in idx], labels)
+        self.model.train()
+        if scored is None:
+            return False
+        loss, probs = scored
+        sel = self._select(loss, labels, np.random.default_rng([self.config.seed, epoch, 5, len(idx)]))
+        auroc = None
+        if self.train.true_labels is not None:
+            from .metrics import detection_metrics
+
+            auroc = detection_metrics(sel.clean_prob, labels, np.asarray(self.train.true_labels)[idx],
+                                      self.config.selection.tau).auroc
+        self._emit("on_provisional", ProvisionalFlags(
+            epoch=epoch, fraction=fraction, samples_seen=len(idx), index=idx, loss=loss, clean_prob=sel.clean_prob,
+            predicted_label=probs.argmax(1), auroc=auroc, seconds=time.perf_counter() - t0))
+        return True
 
     def _train_selfmix_epoch(self, epoch: int, rng: np.random.Generator, gen: torch.Generator):
         cfg = self.config

@@ -266,7 +266,7 @@ def test_speed_flags_reach_the_config_and_metrics(tmp_path, tiny_files, tiny_mod
     m = json.loads((out / "metrics.json").read_text())
     assert m["config"]["speed"] == {"group_by_length": False, "group_chunk": 16, "cache_tokens": False,
                                     "bf16_cpu": False, "fast_scoring": False, "fused_adam": False,
-                                    "test_sample": 12}
+                                    "provisional_every": 0.0, "test_sample": 12}
     assert [(e["n_test"], e["test_sampled"]) for e in m["epochs"]] == [(12, True), (12, True), (30, False)]
     assert main(base_args(train, test, tiny_model_dir, tmp_path / "bad") + ["--test-sample", "-1"]) == 2
     assert "--test-sample must be" in capsys.readouterr().err

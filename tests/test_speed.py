@@ -258,3 +258,43 @@ def test_fused_adam_follows_the_option(tiny_model_factory, tokenizer):
                          tokenizer=tokenizer)
     assert on.optimizer.defaults["fused"] is True
     assert not off.optimizer.defaults["fused"]
+
+
+# ---- provisional flags -----------------------------------------------------------------------
+def test_provisional_steps():
+    assert speed.provisional_steps(10, 0.5) == {5}
+    assert speed.provisional_steps(10, 0.25) == {3, 5, 8}
+    assert speed.provisional_steps(10, 0.0) == set()
+    assert speed.provisional_steps(1, 0.5) == set()
+    assert speed.provisional_steps(3, 0.9) == {3} - {3}  # 90% of 3 steps rounds up to the last: none
+
+
+def test_provisional_flags_leave_the_run_unchanged(tiny_model_factory, tokenizer):
+    """Provisional rankings come during the first epoch only, over the samples trained so
+    far, and the run's reports are bitwise those of a run without them."""
+    from selfmix_core.noise import noisy_dataset
+    from selfmix_core.trainer import TrainerCallback
+
+    data, _ = noisy_dataset(varied_dataset(80), "sym", 0.3, np.random.default_rng(0))
+    got = []
+
+    class Keep(TrainerCallback):
+        def on_provisional(self, trainer, flags):
+            got.append(flags)
+
+    runs = []
+    for every in (0.0, 0.5):
+        t = SelfMixTrainer(cfg(epochs=2, speed=SpeedConfig(provisional_every=every)), data,
+                           model=tiny_model_factory(3), tokenizer=tokenizer, callbacks=[Keep()])
+        runs.append(list(t.run()))
+    assert len(got) == 1 and got[0].epoch == 1 and got[0].provisional
+    f = got[0]
+    steps = int(np.ceil((~runs[1][0].in_validation).sum() / 8))
+    assert f.samples_seen == 8 * int(np.ceil(0.5 * steps)) == len(f.index) == len(f.clean_prob)
+    assert len(np.unique(f.index)) == len(f.index) and not runs[1][0].in_validation[f.index].any()
+    assert f.auroc is None or 0.0 <= f.auroc <= 1.0
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a.loss, b.loss)
+        np.testing.assert_array_equal(a.clean_prob, b.clean_prob)
+    with pytest.raises(ValueError, match="provisional_every"):
+        SpeedConfig(provisional_every=1.0)
