@@ -90,7 +90,7 @@ from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
 from .model import TextClassifier, build_classifier
 from .reports import EpochReport, GMMParams, StepProgress, top_k
 from .selection import Selection, select
-from .speed import (ProvisionalFlags, TokenCache, grouped_batches, provisional_steps, grouped_order, stratified_sample,
+from .speed import (ProvisionalFlags, TokenCache, grouped_batches, grouped_order, provisional_steps, stratified_sample,
                     token_cache_fits, use_bf16)
 
 CHECKPOINT_FORMAT = 1
@@ -505,8 +505,6 @@ class SelfMixTrainer:
         sel = self._select(loss, labels, np.random.default_rng([self.config.seed, epoch, 5, len(idx)]))
         auroc = None
         if self.train.true_labels is not None:
-            from .metrics import detection_metrics
-
             auroc = detection_metrics(sel.clean_prob, labels, np.asarray(self.train.true_labels)[idx],
                                       self.config.selection.tau).auroc
         self._emit("on_provisional", ProvisionalFlags(
@@ -831,7 +829,8 @@ class SelfMixTrainer:
 
     def _grouped(self, order: np.ndarray, batch_size: int, gen: torch.Generator, as_batches: bool = False):
         """With speed.group_by_length: `order` regrouped by token length (speed.grouped_batches;
-        a list of batches with as_batches, else the flat order); without: None / `order`."""
+        a list of batches with as_batches, else the flat order); without: None / `order`.
+        Without cached tokens (too many texts, or cache_tokens off) the lengths are in characters."""
         sp = self.config.speed
         if not sp.group_by_length:
             return None if as_batches else order
