@@ -36,6 +36,12 @@ Randomness: every epoch derives its own generators from (seed, epoch), and dropo
 runs inside `torch.random.fork_rng`, so the trainer leaves no global RNG state behind
 and a resumed run reproduces an uninterrupted one.
 
+Speed (SpeedConfig, speed.py; all off in configs saved before it): batches grouped by
+token length within shuffled chunks, tokens cached per run, bf16 autocast on a CPU with
+native bf16 (always on CUDA), inference-mode scoring in token-length order, fused Adam,
+a fixed stratified test sample before the last epoch, and optional provisional flags
+during the first epoch (on_provisional).
+
 Distribution: with a `DistContext` of several ranks (torchrun), each rank trains and
 scores its share of every batch, gradients and per-sample arrays are summed across
 ranks, and the GMM is fitted on rank 0 (distributed.py); with the default context all
