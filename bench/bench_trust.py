@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import update_section  # noqa: E402
-from selfmix_core.bench import DISPLAY, load_cells  # noqa: E402
+from selfmix_core.benchmark.doc import update_section  # noqa: E402
+from selfmix_core.benchmark.harness import DISPLAY, load_cells  # noqa: E402
 
 SELFMIX = ("selfmix", "selfmix-loss", "selfmix-paper", "selfmix-fast")
 GOAL_STD = 5.0  # points
@@ -287,7 +287,7 @@ def commands(folders: list[Path]) -> str:
 
 def machine(data) -> str:
     """The machines the cells recorded; cells from before they recorded one ran here."""
-    from bench.report import machine_description
+    from selfmix_core.benchmark.doc import machine_description
 
     found = sorted({c.get("machine") or "" for ms in data.values() for cs in ms.values() for c in cs.values()})
     named = [m for m in found if m]

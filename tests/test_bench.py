@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfmix_core.bench import BenchSettings, grid, parse_methods, parse_noise, render, run_bench
+from selfmix_core.benchmark.harness import BenchSettings, grid, parse_methods, parse_noise, render, run_bench
 
 
 def write_tiny_dataset(root, name="tiny", n_train=48, n_test=24):
@@ -111,7 +111,7 @@ def test_harness_writes_cells_resumes_and_renders(tmp_path, tiny_model_factory, 
 def test_folder_made_before_cv_epochs_ran_cl_for_the_warmup_epochs(tmp_path):
     # A bench.json without cv_epochs: CL's folds trained warmup_epochs epochs then, so
     # only that value extends the folder; the new default (3) is refused.
-    from selfmix_core.bench import check_settings
+    from selfmix_core.benchmark.harness import check_settings
 
     old = {k: v for k, v in SETTINGS.to_dict().items() if k != "cv_epochs"}
     (tmp_path / "bench.json").write_text(json.dumps({"settings": old}))

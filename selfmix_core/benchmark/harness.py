@@ -15,7 +15,7 @@ learning rate, model, ...) are fixed per OUT folder in OUT/bench.json: a later r
 other settings into the same folder is refused instead of mixing results.
 Every invocation is appended to OUT/runs.jsonl (command, wall time, cells run).
 After running, all cells in OUT are rendered into one section of docs/BENCHMARKS.md
-(via bench.report.update_section), next to the paper's numbers.
+(via selfmix_core.benchmark.doc.update_section), next to the paper's numbers.
 
 Data: a training subset (`--max-train-samples`) and test subset (`--max-test-samples`)
 are drawn ONCE per dataset with a fixed data seed, so every method and seed sees the
@@ -41,11 +41,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .memory import peak_rss_mb, reset_peak_memory
+from ..memory import peak_rss_mb, reset_peak_memory
 
 CELL_FORMAT = 1
 NOISE_KINDS = ("none", "sym", "asym", "idn")
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 # Known datasets: folder name under the data root -> (train file, test file). Any other
 # name is a folder holding train.csv and test.csv (label,text).
@@ -192,7 +192,7 @@ def grid(datasets: Sequence[str], noises: Sequence[tuple[str, float]], methods: 
 
 def load_bench_data(root: str | Path, dataset: str, settings: BenchSettings):
     """(train, test) TextDatasets of `dataset` under `root`, subset with the fixed data seed."""
-    from .data import load_dataset
+    from ..data import load_dataset
 
     folder = Path(root) / dataset
     train_file, test_file = DATASETS.get(dataset, ("train.csv", "test.csv"))
@@ -213,7 +213,7 @@ def load_bench_data(root: str | Path, dataset: str, settings: BenchSettings):
 
 def noisy_train(train, noise: str, rate: float, seed: int):
     """(noisy copy of train, noise info dict). Noise drawn from default_rng([seed, 100])."""
-    from .noise import noisy_dataset
+    from ..noise import noisy_dataset
 
     if noise == "none":
         return train.with_labels(train.labels.copy(), true_labels=train.labels.copy()), {"kind": "none", "rate": 0.0}
@@ -226,7 +226,7 @@ def cell_config(cell: Cell, settings: BenchSettings, device: str):
     """The TrainConfig of a cell: the paper's per-setting lambdas; class-regularised GMM under idn;
     the paper's protocol of every sample trained on and a fixed warm-up (the method's
     `configure` turns on what it needs, e.g. selfmix's held-out slice)."""
-    from .config import LossWeights, ModelConfig, SelectionConfig, TrainConfig, ValidationConfig
+    from ..config import LossWeights, ModelConfig, SelectionConfig, TrainConfig, ValidationConfig
 
     lp, lr_ = paper_lambdas(cell.noise, cell.dataset)
     return TrainConfig(
@@ -248,7 +248,7 @@ def epoch_row(report, train) -> dict:
     memorised: share of flipped training samples predicted as their (wrong) given label;
     corrected: share predicted as their true label (None without true labels/flips).
     """
-    from .records import epoch_record
+    from ..records import epoch_record
 
     row = epoch_record(report)
     row["memorised"] = row["corrected"] = None
@@ -317,12 +317,10 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
     }
 
 
-def _machine() -> str | None:
-    """The machine a cell ran on (bench/report.py's description), when bench/ is importable."""
-    try:
-        from bench.report import machine_description
-    except ImportError:
-        return None
+def _machine() -> str:
+    """The machine a cell ran on (doc.machine_description)."""
+    from .doc import machine_description
+
     return machine_description()
 
 
@@ -348,7 +346,7 @@ def cell_path(out: Path, cell: Cell) -> Path:
 
 def check_settings(out: Path, settings: BenchSettings) -> None:
     """Pin the settings to OUT on first use; refuse a later run with other settings."""
-    from .atomic import atomic_write_text
+    from ..atomic import atomic_write_text
 
     path = Path(out) / "bench.json"
     if path.is_file():
@@ -386,7 +384,7 @@ def run_bench(
     pretrained encoder once. max_minutes: start no new cell after this many minutes.
     A failing cell is logged and left unwritten (a rerun retries it); the others go on.
     """
-    from .atomic import atomic_write_text
+    from ..atomic import atomic_write_text
     from .methods import METHODS, pretrained_factory
 
     out = Path(out)
@@ -776,10 +774,9 @@ def cmd_bench(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
     elif not (out / "cells").is_dir():
         raise ValueError(f"{out} holds no cells to render")
-    try:
-        from bench.report import DOC, machine_description, update_section
-    except ImportError:  # run from outside the repository: no docs to update
-        DOC, machine_description, update_section = None, lambda threads=None: None, None
+    from .doc import DOC, machine_description, update_section
+
+    if a.doc is None and not DOC.parent.is_dir():  # run from outside the repository: no docs to update
         a.no_doc = True
     md = render(out, a.title, machine_description(threads=cell_threads(out)))
     if a.no_doc:

@@ -1,6 +1,6 @@
 """Every training method the benchmark compares, behind one interface.
 
-    from selfmix_core.methods import METHODS, run_method
+    from selfmix_core.benchmark.methods import METHODS, run_method
     for report in run_method("co-teaching", train, test, config, noise_rate=0.4):
         ...  # EpochReport, exactly as SelfMixTrainer.run() yields them
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from ..config import TrainConfig
-from ..data import TextDataset
-from ..reports import EpochReport
+from ...config import TrainConfig
+from ...data import TextDataset
+from ...reports import EpochReport
 from .base import Method, ModelFactory, pretrained_factory, ranked_clean_prob
 from .ce import CE
 from .confident_learning import ConfidentLearning

@@ -1,0 +1,11 @@
+"""The benchmark: the paper's comparison run with this project's code (`python -m selfmix_core bench`).
+
+    harness   grid, cells, running and resuming, the tables (`bench` subcommand: add_parser, cmd_bench)
+    doc       writing one named section of docs/BENCHMARKS.md; the machine description
+    paper     the SelfMix paper's published accuracies (Tables 3-5)
+    methods   CE, SelfMix and its variants, and the baselines, behind one interface
+
+Only the benchmark uses this package: the app and `python -m selfmix_core train` train with
+selfmix_core.trainer directly and build their outputs with selfmix_core.records, which the
+harness imports too (neither the CLI's train path nor records imports anything here).
+"""
