@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from selfmix_core.benchmark.doc import update_section  # noqa: E402
-from selfmix_core.benchmark.harness import DISPLAY, load_cells  # noqa: E402
+from selfmix_core.benchmark.render import DISPLAY, load_cells  # noqa: E402
 
 SELFMIX = ("selfmix", "selfmix-loss", "selfmix-paper", "selfmix-fast")
 GOAL_STD = 5.0  # points

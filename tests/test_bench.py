@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from selfmix_core.benchmark.harness import BenchSettings, grid, parse_methods, parse_noise, render, run_bench
+from selfmix_core.benchmark.harness import BenchSettings, grid, parse_methods, parse_noise, run_bench
+from selfmix_core.benchmark.render import render
 
 
 def write_tiny_dataset(root, name="tiny", n_train=48, n_test=24):

@@ -1,6 +1,7 @@
 """The benchmark: the paper's comparison run with this project's code (`python -m selfmix_core bench`).
 
-    harness   grid, cells, running and resuming, the tables (`bench` subcommand: add_parser, cmd_bench)
+    harness   grid, cells, running and resuming (`bench` subcommand: add_parser, cmd_bench)
+    render    the markdown tables of one output folder, drawn from its result cells
     doc       writing one named section of docs/BENCHMARKS.md; the machine description
     paper     the SelfMix paper's published accuracies (Tables 3-5)
     methods   CE, SelfMix and its variants, and the baselines, behind one interface
