@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from selfmix_core.benchmark.doc import update_section  # noqa: E402
-from selfmix_core.benchmark.render import DISPLAY, load_cells  # noqa: E402
+from selfmix_core.benchmark.render import DISPLAY, load_cells, machine_line  # noqa: E402
 
 SELFMIX = ("selfmix", "selfmix-loss", "selfmix-paper", "selfmix-fast")
 GOAL_STD = 5.0  # points
@@ -286,15 +286,8 @@ def commands(folders: list[Path]) -> str:
 
 
 def machine(data) -> str:
-    """The machines the cells recorded; cells from before they recorded one ran here."""
-    from selfmix_core.benchmark.doc import machine_description
-
-    found = sorted({c.get("machine") or "" for ms in data.values() for cs in ms.values() for c in cs.values()})
-    named = [m for m in found if m]
-    if "" in found:
-        named.append(f"{machine_description(threads=1)} (cells that do not record their machine ran on the machine "
-                     "that rendered this section)")
-    return "; ".join(named)
+    """The machines the shown cells recorded (render.machine_line)."""
+    return machine_line([c for ms in data.values() for cs in ms.values() for c in cs.values()])
 
 
 def render(folders: list[Path], keys: set[str] | None = None, command: str = "",

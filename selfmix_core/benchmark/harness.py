@@ -509,13 +509,13 @@ def cmd_bench(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
     elif not (out / "cells").is_dir():
         raise ValueError(f"{out} holds no cells to render")
-    from .doc import DOC, machine_description, update_section
+    from .doc import DOC, update_section
 
     if a.doc is None and not DOC.parent.is_dir():  # run from outside the repository: no docs to update
         a.no_doc = True
-    from .render import cell_threads, render
+    from .render import render
 
-    md = render(out, a.title, machine_description(threads=cell_threads(out)))
+    md = render(out, a.title)
     if a.no_doc:
         print(md)
     else:

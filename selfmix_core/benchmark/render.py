@@ -220,14 +220,28 @@ def _last_title(runs: list[dict]) -> str | None:
     return None
 
 
-def cell_threads(out: str | Path) -> int | None:
-    """The torch thread count every cell in OUT ran with, or None if they differ (or there are none)."""
-    threads = {c.get("torch_threads") for c in load_cells(out)}
-    return threads.pop() if len(threads) == 1 and None not in threads else None
+def machine_line(cells: list[dict]) -> str:
+    """The machines the cells recorded (each cell's `machine`, written where it ran), with
+    their torch thread counts; cells made before cells recorded their machine are counted,
+    never attributed to the machine that renders."""
+    recorded: dict[str, int] = {}
+    for c in cells:
+        if c.get("machine"):
+            recorded[c["machine"]] = recorded.get(c["machine"], 0) + 1
+    missing = [c for c in cells if not c.get("machine")]
+    cells_ = lambda n: f"{n} cell{'s' if n != 1 else ''}"  # noqa: E731
+    parts = [m + (f" ({cells_(n)})" if missing or len(recorded) > 1 else "") for m, n in sorted(recorded.items())]
+    if missing:
+        threads = sorted({c["torch_threads"] for c in missing if c.get("torch_threads") is not None})
+        which = f"the {cells_(len(missing))}" if not recorded else cells_(len(missing))
+        parts.append(f"not recorded by {which} (made before cells recorded their machine"
+                     + (f"; torch threads per cell: {', '.join(map(str, threads))})" if threads else ")"))
+    return "; ".join(parts) if parts else "no cells"
 
 
-def render(out: str | Path, title: str | None = None, machine: str | None = None) -> str:
-    """All tables for the cells in OUT, with the commands that made them."""
+def render(out: str | Path, title: str | None = None) -> str:
+    """All tables for the cells in OUT, with the commands that made them and the machine
+    the cells recorded."""
     out = Path(out)
     cells = load_cells(out)
     meta = json.loads((out / "bench.json").read_text()) if (out / "bench.json").is_file() else {"settings": {}}
@@ -236,8 +250,7 @@ def render(out: str | Path, title: str | None = None, machine: str | None = None
     s = meta["settings"]
     title = title or _last_title(runs)
     parts = [f"## {title or 'Benchmark: ' + out.name}", ""]
-    if machine:
-        parts += [f"Machine: {machine}.", ""]
+    parts += [f"Machine: {machine_line(cells)}.", ""]
     parts += ["Settings (fixed for this output folder): " + ", ".join(f"{k}={v}" for k, v in s.items()) + ".", ""]
     if runs:
         parts += ["Commands (each resumes the same folder; finished cells are skipped):", ""]
