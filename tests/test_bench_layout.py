@@ -29,7 +29,7 @@ def test_cli_import_loads_no_benchmark_module():
 
 def test_benchmark_import_loads_no_cli():
     loaded = _fresh("import json, sys; import selfmix_core.benchmark.harness, selfmix_core.benchmark.render, "
-                    "selfmix_core.benchmark.methods, selfmix_core.benchmark.doc; "
+                    "selfmix_core.benchmark.summary, selfmix_core.benchmark.methods, selfmix_core.benchmark.doc; "
                     "print(json.dumps(sorted(m for m in sys.modules if m.startswith('selfmix_core'))))")
     assert "selfmix_core.cli" not in loaded, loaded
 
@@ -70,3 +70,61 @@ def test_bench_subcommand_still_parses():
 
     a = build_parser().parse_args(["bench", "--out", "x", "--render-only"])
     assert a.command == "bench" and a.render_only
+
+
+# ---- docs/BENCHMARKS.md and README.md redrawn from the committed cells -------------------------
+
+BENCH_SECTIONS = ["bench-trec", "bench-trec2k", "bench-trec-warmup4", "bench-agnews", "bench-agnews5k"]
+
+
+@pytest.mark.parametrize("name", BENCH_SECTIONS)
+def test_bench_sections_are_redrawn_byte_for_byte(name):
+    """`python -m selfmix_core bench --out runs/NAME --render-only` would write exactly the committed section."""
+    from selfmix_core.benchmark.doc import DOC
+    from selfmix_core.benchmark.render import render
+    from selfmix_core.benchmark.summary import committed_section
+
+    assert committed_section(name, DOC) == render(ROOT / "runs" / name).strip()
+
+
+def _templates():
+    from selfmix_core.benchmark.summary import templates
+
+    return templates()
+
+
+@pytest.mark.parametrize("template", _templates(), ids=lambda p: p.stem)
+def test_every_number_of_the_reading_guides_comes_from_the_cells(template):
+    """The hand-written guides (docs/summaries/*.md, numbers as expressions over the cells)
+    render to exactly what is committed: a number edited by hand, or a cell that changes
+    under a claim, fails here. Redraw with `python -m selfmix_core.benchmark.summary`."""
+    from selfmix_core.benchmark.doc import DOC
+    from selfmix_core.benchmark.summary import committed_section, render_section, target_doc
+
+    committed = committed_section(template.stem, target_doc(template, DOC))
+    assert committed is not None, f"no section {template.stem} in {target_doc(template, DOC)}"
+    assert committed == render_section(template).strip()
+
+
+def test_guides_have_no_number_typed_by_hand_in_their_results():
+    """The Short answer table and the paired counts are expressions, not literals."""
+    text = (ROOT / "docs" / "summaries" / "selfmix-comparison.md").read_text()
+    table = text[text.index("| Setting (training texts)"):text.index("Paper columns:")]
+    for line in table.splitlines()[2:]:
+        cells = line.split("|")[2:]
+        assert all("{{" in c or c.strip() == "—" for c in cells if c.strip()), line
+    assert "17 of" not in text and "paired runs" in text
+
+
+def test_template_language(tmp_path):
+    from selfmix_core.benchmark.summary import MINUS, Values, f, render_template, span
+
+    a, b = Values([70.0, 60.0, 80.0], [0, 1, 2]), Values([65.0, 62.0], [2, 1])
+    assert list(a - b) == [-2.0, 15.0] and (a - b).seeds == [1, 2]  # paired by seed, not by position
+    assert f(-4.2, sign=True) == f"{MINUS}4.2" and f(0.04, sign=True) == "+0.0" and f(5000, 0) == "5,000"
+    assert span([79.5, 99.5]) == "79-100" and span([79.5, 99.4], outward=False) == "80-99"
+    assert render_template("{% let x = 1 + 1 %}\nx is {{ x }}, {{ f(2 / 3) }}{{ check(x == 2, 'two') }}") == "x is 2, 0.7"
+    with pytest.raises(ValueError, match="no longer support: x is three"):
+        render_template("{{ check(1 + 1 == 3, 'x is three') }}")
+    with pytest.raises(ValueError, match="NameError"):
+        render_template("{{ __import__('os') }}")

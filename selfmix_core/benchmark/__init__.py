@@ -2,6 +2,7 @@
 
     harness   grid, cells, running and resuming (`bench` subcommand: add_parser, cmd_bench)
     render    the markdown tables of one output folder, drawn from its result cells
+    summary   the hand-written reading guides (docs/summaries/), every number computed from the cells
     doc       writing one named section of docs/BENCHMARKS.md; the machine description
     paper     the SelfMix paper's published accuracies (Tables 3-5)
     methods   CE, SelfMix and its variants, and the baselines, behind one interface

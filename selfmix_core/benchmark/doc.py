@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "BENCHMARKS.md"
-HEADER = "# Benchmarks\n\nEvery figure here was printed by a script under `bench/`; each section names the command that made it.\n"
+HEADER = "# Benchmarks\n\nEvery figure here was printed by a script (under `bench/`, or `python -m selfmix_core bench` and\n`python -m selfmix_core.benchmark.summary` from the cells under `runs/`); each section names the command that made it.\n"
 
 
 def machine_description(threads: int | None = None) -> str:
