@@ -27,11 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from selfmix_core.benchmark.doc import update_section  # noqa: E402
-from selfmix_core.benchmark.render import DISPLAY, load_cells, machine_line  # noqa: E402
+from .doc import update_section
+from .render import DISPLAY, load_cells, machine_line
 
 SELFMIX = ("selfmix", "selfmix-loss", "selfmix-paper", "selfmix-fast")
 GOAL_STD = 5.0  # points
@@ -71,7 +68,7 @@ def recommended(cell: dict) -> int:
     plain maximum), from the cell's per-epoch held-out accuracies (a pure function of them,
     so cells made while the trainer tried the one-standard-error rule are judged by
     today's rule); without them, the last epoch."""
-    from selfmix_core.decision import recommend_epoch
+    from ..decision import recommend_epoch
 
     return recommend_epoch({e["epoch"]: e.get("val_accuracy") for e in cell["epochs"]})[0]
 
@@ -203,7 +200,7 @@ def rule_comparison(data) -> str:
     """The recommended epoch under two rules, recomputed from each `selfmix` cell's per-epoch
     held-out accuracies (decision.recommend_epoch without and with n_val): the plain
     maximum, and the latest epoch within one standard error of it."""
-    from selfmix_core.decision import recommend_epoch
+    from ..decision import recommend_epoch
 
     rows, tally = [], {"max": [0, 0, []], "1se": [0, 0, []]}
     for setting, methods in data.items():
