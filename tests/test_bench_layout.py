@@ -87,6 +87,21 @@ def test_bench_sections_are_redrawn_byte_for_byte(name):
     assert committed_section(name, DOC) == render(ROOT / "runs" / name).strip()
 
 
+def test_trust_section_is_redrawn_byte_for_byte(monkeypatch):
+    """The section's own command (`python bench/bench_trust.py ...`, as it names it) reproduces it."""
+    import re
+    import shlex
+
+    from selfmix_core.benchmark.doc import DOC
+    from selfmix_core.benchmark.summary import committed_section
+    from selfmix_core.benchmark.trust import section
+
+    committed = committed_section("trust", DOC)
+    command = re.search(r"Made by `python bench/bench_trust.py ([^`]*)`", committed).group(1)
+    monkeypatch.chdir(ROOT)  # the folders are named relative to the repository root
+    assert section(shlex.split(command)) == committed
+
+
 def _templates():
     from selfmix_core.benchmark.summary import templates
 

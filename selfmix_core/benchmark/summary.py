@@ -11,7 +11,7 @@ committed under runs/, so a number cannot drift from the tables drawn from the s
 The expressions see only the names in `namespace()` (no builtins beyond a few pure ones):
 `runs("bench-trec", "asym", 0.4)` is a Setting, `setting("selfmix")` a Group of cells sorted
 by seed, `group.best` / `.last` / `.memorised` per-seed Values in %, and the formatters
-`f`, `pm`, `signed`, `span`, `nof`. A `{% let name = expression %}` line (removed from the
+`f`, `pm`, `signed`, `span`, `nof`; `trust` is benchmark.trust (issue #9's goals per setting). A `{% let name = expression %}` line (removed from the
 output) names a value for later use.
 
     python -m selfmix_core.benchmark.summary            # rewrite every guide's section
@@ -267,13 +267,14 @@ def paper(table: str, dataset: str, noise: str, rate: float, method: str, which:
 
 def namespace(root: Path = RUNS) -> dict:
     """The names a template's expressions may use."""
+    from . import trust
     from .methods import GROUPS
 
     safe = {n: getattr(builtins, n)
             for n in ("len", "min", "max", "sum", "abs", "round", "sorted", "zip", "any", "all", "range", "int",
                       "float", "str", "list", "enumerate")}
     return {"__builtins__": safe, "runs": Runs(root), "Values": Values, "f": f, "pm": pm, "signed": signed,
-            "span": span, "count": count, "nof": nof, "word": word, "paper": paper, "bl": bl, "check": check, "half_up": half_up, "np": np, "GROUPS": GROUPS}
+            "span": span, "count": count, "nof": nof, "word": word, "paper": paper, "bl": bl, "check": check, "half_up": half_up, "trust": trust, "np": np, "GROUPS": GROUPS}
 
 
 # ---- rendering --------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ checked per seed, every figure computed from the cells:
 
     python bench/bench_trust.py runs/i9-trec1k runs/i9-agnews500 ...   # --no-doc: print only
 
+(bench/bench_trust.py is the command; the code is here so that the reading guide of
+docs/summaries/trust-summary.md can use it.)
+
 The recommended epoch comes from the trainer's held-out slice (no true labels); methods
 without a slice (selfmix-paper, selfmix-fast, CE) are judged at their last epoch.
 """
@@ -320,24 +323,31 @@ def render(folders: list[Path], keys: set[str] | None = None, command: str = "",
     ])
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench/bench_trust.py", description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+", type=Path, help="harness output folders (runs/NAME)")
     p.add_argument("--settings", default=None,
                    help="comma list of settings to show, as dataset-ntrain-noise-rate (e.g. trec-1000-asym-0.4)")
     p.add_argument("--pooling-mean", nargs="*", type=Path, default=[],
                    help="folders of the same settings run with --pooling mean, compared with the [CLS] cells")
     p.add_argument("--no-doc", action="store_true", help="print instead of updating docs/BENCHMARKS.md")
-    a = p.parse_args(argv)
-    command = "python bench/bench_trust.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    text = render(a.folders, set(a.settings.split(",")) if a.settings else None, command, a.pooling_mean)
+    return p
+
+
+def section(argv: list[str]) -> str:
+    """The section `python bench/bench_trust.py ARGV` writes (ARGV without --no-doc)."""
+    a = parser().parse_args(argv)
+    command = "python bench/bench_trust.py " + shlex.join(argv)
+    return render(a.folders, set(a.settings.split(",")) if a.settings else None, command, a.pooling_mean)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = parser().parse_args(argv)
+    text = section([x for x in argv if x != "--no-doc"])
     if a.no_doc:
         print(text)
     else:
         update_section("trust", text)
         print(f"updated section 'trust' of docs/BENCHMARKS.md from {len(a.folders)} folders")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
