@@ -1,18 +1,20 @@
 """The hand-written reading guides of docs/BENCHMARKS.md, with every number computed from the cells.
 
 A guide is a markdown template under docs/summaries/, named after its section
-(`selfmix-comparison.md` fills `<!-- BEGIN selfmix-comparison -->` of docs/BENCHMARKS.md; a first
-line `{% doc README.md %}` names another document). The prose is written
-by hand; each number in it is a `{{ expression }}` evaluated here against the result cells
-committed under runs/, so a number cannot drift from the tables drawn from the same cells:
+(`selfmix-comparison.md` fills `<!-- BEGIN selfmix-comparison -->` of docs/BENCHMARKS.md;
+a first line `{% doc README.md %}` names another document). The prose is written by hand;
+each number in it is a `{{ expression }}` evaluated here against the result cells committed
+under runs/, so a number cannot drift from the tables drawn from the same cells:
 
     Its last accuracy is above CE's in {{ count(d > 0 for d in paired40) }} of {{ len(paired40) }} paired runs
 
-The expressions see only the names in `namespace()` (no builtins beyond a few pure ones):
-`runs("bench-trec", "asym", 0.4)` is a Setting, `setting("selfmix")` a Group of cells sorted
-by seed, `group.best` / `.last` / `.memorised` per-seed Values in %, and the formatters
-`f`, `pm`, `signed`, `span`, `nof`; `trust` is benchmark.trust (issue #9's goals per setting). A `{% let name = expression %}` line (removed from the
-output) names a value for later use.
+The expressions see only the names in `namespace()` and a few pure builtins (the templates
+are the repository's own; this is no sandbox): `runs("bench-trec", "asym", 0.4)` is a
+Setting, `setting("selfmix")` a Group of cells sorted by seed, `group.best` / `.last` /
+`.memorised` per-seed Values in %, `trust` is benchmark.trust (issue #9's goals), and the
+formatters are `f`, `pm`, `signed`, `span`, `nof`, `word`, `half_up`. `check(condition, claim)`
+states a claim the prose makes in words and fails the rendering when the cells stop
+supporting it. A `{% let name = expression %}` line (removed from the output) names a value.
 
     python -m selfmix_core.benchmark.summary            # rewrite every guide's section
     python -m selfmix_core.benchmark.summary --check    # exit 1 if a section differs
