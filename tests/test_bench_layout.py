@@ -141,5 +141,21 @@ def test_template_language(tmp_path):
     assert render_template("{% let x = 1 + 1 %}\nx is {{ x }}, {{ f(2 / 3) }}{{ check(x == 2, 'two') }}") == "x is 2, 0.7"
     with pytest.raises(ValueError, match="no longer support: x is three"):
         render_template("{{ check(1 + 1 == 3, 'x is three') }}")
-    with pytest.raises(ValueError, match="NameError"):
+    with pytest.raises(ValueError, match="not reachable"):
         render_template("{{ __import__('os') }}")
+    with pytest.raises(ValueError, match="'open' is not defined"):
+        render_template("{{ open('/etc/passwd') }}")
+
+
+def test_expression_evaluator_has_no_eval_and_no_way_out():
+    from selfmix_core.benchmark.expr import ExpressionError, evaluate
+
+    names = {"xs": [3, 1, 2], "sorted": sorted, "len": len, "d": {"a": 1}}
+    assert evaluate("[x * 2 for x in xs if x > 1]", names) == [6, 4]
+    assert evaluate("{k: v for k, v in d.items()}", names) == {"a": 1}
+    assert evaluate("(lambda a, b: a - b)(5, 2) + sorted(xs, key=lambda x: -x)[0]", names) == 6
+    assert evaluate("f'{xs[0]:.2f} / {len(xs)}' if 1 < 2 <= 2 else 'no'", names) == "3.00 / 3"
+    assert evaluate("xs[1:] + [not xs, 7 // 2, -2 ** 2, 'a' in d and 'b' not in d]", names) == [1, 2, False, 3, -4, True]
+    for bad in ("xs.__class__", "(y := 1)", "d._private", "[await x for x in xs]", "lambda *a: a"):
+        with pytest.raises(ExpressionError):
+            evaluate(bad, names)

@@ -3,6 +3,8 @@
     harness   grid, cells, running and resuming (`bench` subcommand: add_parser, cmd_bench)
     render    the markdown tables of one output folder, drawn from its result cells
     summary   the hand-written reading guides (docs/summaries/), every number computed from the cells
+    expr      the restricted evaluator of the guides' expressions (no eval)
+    trust     issue #9's trust section (bench/bench_trust.py is its command)
     doc       writing one named section of docs/BENCHMARKS.md; the machine description
     paper     the SelfMix paper's published accuracies (Tables 3-5)
     methods   CE, SelfMix and its variants, and the baselines, behind one interface

@@ -8,8 +8,8 @@ under runs/, so a number cannot drift from the tables drawn from the same cells:
 
     Its last accuracy is above CE's in {{ count(d > 0 for d in paired40) }} of {{ len(paired40) }} paired runs
 
-The expressions see only the names in `namespace()` and a few pure builtins (the templates
-are the repository's own; this is no sandbox): `runs("bench-trec", "asym", 0.4)` is a
+The expressions (evaluated by expr.evaluate, which walks their syntax tree: no eval, no
+imports, nothing starting with "_") see only the names in `namespace()` and a few pure builtins: `runs("bench-trec", "asym", 0.4)` is a
 Setting, `setting("selfmix")` a Group of cells sorted by seed, `group.best` / `.last` /
 `.memorised` per-seed Values in %, `trust` is benchmark.trust (issue #9's goals), and the
 formatters are `f`, `pm`, `signed`, `span`, `nof`, `word`, `half_up`. `check(condition, claim)`
@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .expr import evaluate
 from .render import load_cells
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,14 +172,20 @@ class Runs:
     """runs/<folder>/cells, loaded once per folder."""
 
     def __init__(self, root: Path = RUNS):
-        self.root = Path(root)
+        self._root = Path(root)
         self._cells: dict[str, list[dict]] = {}
+
+    def path(self, name: str) -> Path:
+        """runs/<name>: one folder name, nothing above runs/."""
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"not a folder name under runs/: {name!r}")
+        return self._root / name
 
     def folder(self, name: str) -> list[dict]:
         if name not in self._cells:
-            cells = load_cells(self.root / name)
+            cells = load_cells(self.path(name))
             if not cells:
-                raise KeyError(f"no cells under {self.root / name}")
+                raise KeyError(f"no cells under {self.path(name)}")
             self._cells[name] = cells
         return self._cells[name]
 
@@ -267,16 +274,29 @@ def paper(table: str, dataset: str, noise: str, rate: float, method: str, which:
     return pv[0 if which == "best" else 1]
 
 
+def average(values: Iterable[float]) -> float:
+    return float(np.mean(list(values)))
+
+
 def namespace(root: Path = RUNS) -> dict:
-    """The names a template's expressions may use."""
+    """The names a template's expressions may use: data and pure functions only (nothing
+    that writes, imports or opens a path the template names)."""
+    from types import SimpleNamespace
+
     from . import trust
     from .methods import GROUPS
 
-    safe = {n: getattr(builtins, n)
-            for n in ("len", "min", "max", "sum", "abs", "round", "sorted", "zip", "any", "all", "range", "int",
-                      "float", "str", "list", "enumerate")}
-    return {"__builtins__": safe, "runs": Runs(root), "Values": Values, "f": f, "pm": pm, "signed": signed,
-            "span": span, "count": count, "nof": nof, "word": word, "paper": paper, "bl": bl, "check": check, "half_up": half_up, "trust": trust, "np": np, "GROUPS": GROUPS}
+    runs = Runs(root)
+    pure = {n: getattr(builtins, n) for n in ("len", "min", "max", "sum", "abs", "round", "sorted", "zip", "any",
+                                               "all", "range", "int", "float", "str", "list", "enumerate")}
+    trust_view = SimpleNamespace(
+        collect=lambda folders, keys=None: trust.collect([runs.path(x) for x in folders], keys),
+        goals=trust.goals, recommended=trust.recommended, recommended_auroc=trust.recommended_auroc,
+        recommended_accuracy=trust.recommended_accuracy, warmup_epochs_used=trust.warmup_epochs_used,
+        GOAL_AUROC_GAP=trust.GOAL_AUROC_GAP, GOAL_SHARE=trust.GOAL_SHARE, GOAL_STD=trust.GOAL_STD)
+    return {**pure, "runs": runs, "Values": Values, "f": f, "pm": pm, "signed": signed, "span": span,
+            "count": count, "nof": nof, "word": word, "paper": paper, "bl": bl, "check": check,
+            "half_up": half_up, "average": average, "trust": trust_view, "GROUPS": GROUPS}
 
 
 # ---- rendering --------------------------------------------------------------------------------
@@ -289,7 +309,7 @@ def render_template(text: str, root: Path = RUNS, where: str = "template") -> st
     for m in _LET.finditer(text):
         out.append(text[pos:m.start()])
         try:
-            ns[m.group(1)] = eval(m.group(2), ns)  # noqa: S307 - the repository's own templates
+            ns[m.group(1)] = evaluate(m.group(2), ns)
         except Exception as exc:
             raise ValueError(f"{where}: let {m.group(1)}: {type(exc).__name__}: {exc}") from exc
         pos = m.end()
@@ -298,7 +318,7 @@ def render_template(text: str, root: Path = RUNS, where: str = "template") -> st
 
     def fill(m: re.Match) -> str:
         try:
-            value = eval(m.group(1).strip(), ns)  # noqa: S307
+            value = evaluate(m.group(1), ns)
         except Exception as exc:
             raise ValueError(f"{where}: {{{{{m.group(1).strip()}}}}}: {type(exc).__name__}: {exc}") from exc
         return value if isinstance(value, str) else f(value) if isinstance(value, float) else str(value)
