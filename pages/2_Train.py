@@ -19,6 +19,11 @@ POLL_S = 1.5
 SAMPLE_DEFAULT = 2000  # "train on a sample" proposes this many texts
 TIMED_STEPS = 3  # training steps timed for the estimate
 MAX_HIST_CLASSES = 12
+# What the given x predicted / given x true heatmaps are (studio.charts.confusion_heatmap,
+# EpochReport.given_vs_predicted): row-normalised, rows the GIVEN labels.
+MATRIX_CAPTION = ("Each row sums to 1: given × predicted reads P(predicted | given), the noise mixed with the model's "
+                  "own errors and what it memorised; given × true reads P(true | given). Neither is the noise "
+                  "transition T[true, noisy], whose rows are the true labels.")
 DEFAULTS = TrainConfig()
 
 # (key, label, default, help) -- the settings form; defaults are the paper's values.
@@ -386,6 +391,7 @@ def render_charts(store, run: dict) -> None:
                                                           x_title="true label"), key=f"chart_tt_{rid}")
             else:
                 c2.caption("Given × true appears when the true labels are known (simulated noise or a true-label column).")
+            st.caption(MATRIX_CAPTION)
     with tabs[2]:
         acc = charts.accuracy_figure(summaries, recommended=recommended)
         if acc.data:
@@ -468,7 +474,7 @@ def render_confusions_many(rid: str, report, names: list[str]) -> None:
                                                       x_title="true label", classes=shown), key=f"chart_tt_{rid}")
         st.caption("Rows and columns share one order that puts classes confused with each other next to each other; "
                    "a cell is the share of its whole row (predictions of classes not drawn included). Hover a cell "
-                   "for its names and counts; scroll inside the box.")
+                   "for its names and counts; scroll inside the box. " + MATRIX_CAPTION)
 
 
 def render_heatmap_classes(rid: str, report, names: list[str]) -> list[int]:
