@@ -21,7 +21,7 @@ TIMED_STEPS = 3  # training steps timed for the estimate
 MAX_HIST_CLASSES = 12
 # What the given x predicted / given x true heatmaps are (studio.charts.confusion_heatmap,
 # EpochReport.given_vs_predicted): row-normalised, rows the GIVEN labels.
-MATRIX_CAPTION = ("Each row sums to 1: given × predicted reads P(predicted | given), the noise mixed with the model's "
+MATRIX_CAPTION = ("Each row is normalised over all classes: given × predicted reads P(predicted | given), the noise mixed with the model's "
                   "own errors and what it memorised; given × true reads P(true | given). Neither is the noise "
                   "transition T[true, noisy], whose rows are the true labels.")
 DEFAULTS = TrainConfig()
