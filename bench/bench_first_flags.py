@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_speed import load_setting  # noqa: E402
-from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
 
 GOAL_GAP = 0.05
 
 
 def main(argv=None) -> int:
     from selfmix_core.config import ModelConfig, SpeedConfig, TrainConfig
-    from selfmix_core.methods.base import pretrained_factory
+    from selfmix_core.benchmark.methods.base import pretrained_factory
     from selfmix_core.speed import configure_threads
     from selfmix_core.trainer import SelfMixTrainer, TrainerCallback
 

@@ -41,7 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 NOISE = {"trec": ("asym", 0.4)}  # elsewhere sym 20%
@@ -123,7 +123,7 @@ class FlopCounter:
 def load_setting(dataset: str, n: int, seed: int, with_test: bool = True):
     """(noisy train TextDataset, test or None, (noise kind, rate)): the harness's data
     subset (data seed 0) and noise (seed `seed`): 40% asymmetric on TREC, 20% symmetric elsewhere."""
-    from selfmix_core.bench import BenchSettings, load_bench_data, noisy_train
+    from selfmix_core.benchmark.harness import BenchSettings, load_bench_data, noisy_train
 
     kind, rate = NOISE.get(dataset, ("sym", 0.2))
     train, test = load_bench_data(DATA, dataset, BenchSettings(max_train_samples=n))
@@ -133,7 +133,7 @@ def load_setting(dataset: str, n: int, seed: int, with_test: bool = True):
 
 def make_trainers(dataset: str, n: int, max_length: int, epochs: int, seed: int, with_test: bool = True):
     from selfmix_core.config import ModelConfig, SpeedConfig, TrainConfig
-    from selfmix_core.methods.base import pretrained_factory
+    from selfmix_core.benchmark.methods.base import pretrained_factory
     from selfmix_core.trainer import SelfMixTrainer
 
     noisy, test, (kind, rate) = load_setting(dataset, n, seed, with_test)

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.bench_speed import make_trainers  # noqa: E402
-from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
 
 
 def timed_steps(t, kind: str, steps: int, seed: int) -> float:

@@ -34,15 +34,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from bench.bench_speed import DATA, FlopCounter, matmul_peak  # noqa: E402
-from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
 
 GOAL_SECONDS = 60.0
 
 
 def main(argv=None) -> int:
-    from selfmix_core.bench import BenchSettings, load_bench_data, noisy_train
+    from selfmix_core.benchmark.harness import BenchSettings, load_bench_data, noisy_train
     from selfmix_core.config import ModelConfig, TrainConfig, ValidationConfig
-    from selfmix_core.methods.base import pretrained_factory
+    from selfmix_core.benchmark.methods.base import pretrained_factory
     from selfmix_core.trainer import SelfMixTrainer
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
