@@ -59,6 +59,18 @@ def timed_steps(t, kind: str, steps: int, seed: int) -> float:
     return StopAfter.seen / seconds
 
 
+def top_ops(t, steps: int, seed: int, k: int) -> list[tuple[str, float, float]]:
+    """torch.profiler over `steps` SelfMix steps: the k ops with the most self CPU time,
+    as (name, seconds, share of all ops' self time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        timed_steps(t, "selfmix", steps, seed)
+    rows = [(e.key, e.self_cpu_time_total / 1e6) for e in prof.key_averages()]
+    total = sum(s for _, s in rows) or 1.0
+    return [(name, sec, sec / total) for name, sec in sorted(rows, key=lambda r: -r[1])[:k]]
+
+
 def main(argv=None) -> int:
     from selfmix_core.speed import configure_threads
 
@@ -68,6 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--top-ops", type=int, default=0, help="also list the k ops with the most self time (profiler)")
     p.add_argument("--no-doc", action="store_true")
     a = p.parse_args(argv)
     threads = configure_threads(a.threads)
@@ -98,6 +111,14 @@ def main(argv=None) -> int:
         each = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
         lines.append(f"| {name} | {statistics.median(o):.1f} ({each(o)}) | {statistics.median(nw):.1f} ({each(nw)}) "
                      f"| {statistics.median(nw) / statistics.median(o):.2f}x |")
+    if a.top_ops:
+        ops = {path: top_ops(t, a.steps, a.seed, a.top_ops) for path, (t, _c) in trainers.items()}
+        lines += ["", f"Ops with the most self CPU time over {a.steps} SelfMix steps (torch.profiler; share of all "
+                  "ops' self time):", "", "| rank | old | new |", "|---:|---|---|"]
+        for i in range(a.top_ops):
+            cell = lambda path: (f"{ops[path][i][0]} {ops[path][i][1]:.2f} s ({ops[path][i][2]:.0%})"  # noqa: E731
+                                 if i < len(ops[path]) else "")
+            lines.append(f"| {i + 1} | {cell('old')} | {cell('new')} |")
     cmd = "python bench/bench_speed_steady.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     text = (f"## Speed, steady state: the two paths in turn (issue #14)\n\n`{cmd}`; revision {revision}; "
             f"{machine_description(threads=threads)}; load average at the start {load:.1f}. {dataset}, "
