@@ -152,6 +152,22 @@ def test_folder_made_before_cv_epochs_ran_cl_for_the_warmup_epochs(tmp_path):
         check_settings(tmp_path, BenchSettings(**{**SETTINGS.to_dict(), "cv_epochs": 3}))
 
 
+def test_cells_run_without_the_speed_options_unless_the_folder_asks(tmp_path):
+    # A folder made before BenchSettings.speed existed ran its cells on the old path: it
+    # extends only without --speed, and cell_config keeps every SpeedConfig option off.
+    from selfmix_core.benchmark.harness import Cell, cell_config, check_settings
+    from selfmix_core.config import SpeedConfig
+
+    old = {k: v for k, v in SETTINGS.to_dict().items() if k != "speed"}
+    (tmp_path / "bench.json").write_text(json.dumps({"settings": old}))
+    check_settings(tmp_path, SETTINGS)
+    with pytest.raises(ValueError, match="speed was False, now True"):
+        check_settings(tmp_path, BenchSettings(**{**SETTINGS.to_dict(), "speed": True}))
+    cell = Cell("trec", "asym", 0.4, "selfmix", 0)
+    assert cell_config(cell, SETTINGS, "cpu").speed == SpeedConfig.off()
+    assert cell_config(cell, BenchSettings(**{**SETTINGS.to_dict(), "speed": True}), "cpu").speed == SpeedConfig()
+
+
 def test_failed_cell_is_not_written_and_budget_stops(tmp_path, tiny_model_factory, tokenizer):
     root = write_tiny_dataset(tmp_path / "data")
     out = tmp_path / "out"

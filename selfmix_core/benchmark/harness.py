@@ -81,6 +81,10 @@ class BenchSettings:
         Co-Teaching's T_k is its own option, 4 as in the authors' script).
     cv_folds, cv_epochs: Confident Learning's K folds and epochs per fold (5 and 3, the
         authors' script). data_seed: draws the subsets.
+    speed: run the cells with config.SpeedConfig's options (length-grouped batches, cached
+        tokens, bf16 where the CPU has it, ...). Off by default and in every folder made
+        before it existed: their cells ran without them, and a folder's cells must stay
+        comparable (bf16 and the batch order change the numbers).
     """
 
     max_train_samples: int | None = None
@@ -95,6 +99,7 @@ class BenchSettings:
     cv_epochs: int = 3
     data_seed: int = 0
     pooling: str = "cls"
+    speed: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_train_samples", "max_test_samples"):
@@ -224,7 +229,7 @@ def cell_config(cell: Cell, settings: BenchSettings, device: str):
     """The TrainConfig of a cell: the paper's per-setting lambdas; class-regularised GMM under idn;
     the paper's protocol of every sample trained on and a fixed warm-up (the method's
     `configure` turns on what it needs, e.g. selfmix's held-out slice)."""
-    from ..config import LossWeights, ModelConfig, SelectionConfig, TrainConfig, ValidationConfig
+    from ..config import LossWeights, ModelConfig, SelectionConfig, SpeedConfig, TrainConfig, ValidationConfig
 
     lp, lr_ = paper_lambdas(cell.noise, cell.dataset)
     return TrainConfig(
@@ -234,6 +239,7 @@ def cell_config(cell: Cell, settings: BenchSettings, device: str):
         selection=SelectionConfig(class_reg=cell.noise == "idn"),
         loss=LossWeights(lambda_p=lp, lambda_r=lr_),
         validation=ValidationConfig(fraction=0.0), extra_warmup_epochs=0,
+        speed=SpeedConfig() if settings.speed else SpeedConfig.off(),
     )
 
 
@@ -464,6 +470,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--cv-epochs", type=int, default=3, help="Confident Learning's epochs per CV fold")
     s.add_argument("--data-seed", type=int, default=0, help="draws the train/test subsets")
     s.add_argument("--pooling", choices=["cls", "mean", "auto"], default="cls", help="sentence embedding (paper: cls)")
+    s.add_argument("--speed", action="store_true",
+                   help="the trainer's speed options (SpeedConfig); off by default, as in every folder made before them")
     r = b.add_argument_group("running and output")
     r.add_argument("--out", required=True, help="results folder (cells/, bench.json, runs.jsonl)")
     r.add_argument("--device", default="auto")
@@ -481,7 +489,7 @@ def settings_from_args(a: argparse.Namespace) -> BenchSettings:
     return BenchSettings(max_train_samples=a.max_train_samples, max_test_samples=a.max_test_samples,
                          max_length=a.max_length, epochs=a.epochs, warmup_epochs=a.warmup_epochs, lr=a.lr,
                          batch_size=a.batch_size, model=a.model, cv_folds=a.cv_folds, cv_epochs=a.cv_epochs,
-                         data_seed=a.data_seed, pooling=a.pooling)
+                         data_seed=a.data_seed, pooling=a.pooling, speed=a.speed)
 
 
 def cmd_bench(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
