@@ -4,7 +4,10 @@ progress and the per-epoch charts. Training runs in a background worker
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from selfmix_core.config import LossWeights, ModelConfig, SelectionConfig, TrainConfig, ValidationConfig
@@ -16,6 +19,12 @@ from studio import charts, state, worker
 from studio.text import md
 
 POLL_S = 1.5
+# From this many training texts on, the run shows a provisional ranking halfway through
+# its first epoch (SpeedConfig.provisional_every; bench/bench_speed.py measured its AUROC
+# against the full epoch's): on small sets the first epoch is over in seconds anyway.
+PROVISIONAL_MIN_SAMPLES = 2000
+PROVISIONAL_EVERY = 0.5
+PROVISIONAL_ROWS = 20
 SAMPLE_DEFAULT = 2000  # "train on a sample" proposes this many texts
 TIMED_STEPS = 3  # training steps timed for the estimate
 MAX_HIST_CLASSES = 12
@@ -176,6 +185,9 @@ def _start(dataset_id: str) -> None:
         frame = store.load_dataset_frame(dataset_id).iloc[idx].reset_index(drop=True)
         meta = {**info["meta"], "sample_of": dataset_id, "sample_rows": [int(i) for i in idx]}
         dataset_id = store.add_dataset(f"{info['name']} (sample of {len(idx):,})", frame, meta)
+    n_train = len(idx) if idx is not None else int(store.get_dataset(dataset_id)["n_rows"])
+    if n_train >= PROVISIONAL_MIN_SAMPLES:
+        config = dataclasses.replace(config, speed=dataclasses.replace(config.speed, provisional_every=PROVISIONAL_EVERY))
     run_id = store.create_run(dataset_id, config, name=name)
     worker.start_run(store, run_id)
     state.select_run(run_id, dataset_id)
@@ -315,6 +327,10 @@ def render_live(run_id: str, seen_status: str, seen_epoch: int) -> None:
     run_eta = est["run_eta_s"]
     st.progress(est["run_frac"], text=f"Run: {latest}/{est['total']} epochs done"
                 + (f" · about {state.format_seconds(run_eta)} left" if run_eta is not None and status in ACTIVE_STATUSES else ""))
+    if not summaries:
+        flags = worker.provisional_flags(store, run_id)
+        if flags is not None:
+            render_provisional(store, run, flags)
     if summaries:
         last = summaries[-1]
         if last.get("fallback"):
@@ -333,6 +349,31 @@ def render_live(run_id: str, seen_status: str, seen_epoch: int) -> None:
                             f"precision {det.get('precision', 0):.1%}, recall {det.get('recall', 0):.1%}."))
         for col, (label, value, help_text) in zip(st.columns(5), metrics):
             col.metric(label, value, help=help_text)
+
+
+def render_provisional(store, run: dict, flags) -> None:
+    """Before the first epoch ends: the most suspicious labels among the samples trained so
+    far (a GMM on their losses, dropout off), clearly marked as provisional."""
+    ds = state.load_dataset(store, run["dataset_id"])
+    names = ds.label_names
+    order = np.argsort(flags.clean_prob, kind="stable")[:PROVISIONAL_ROWS]
+    idx = np.asarray(flags.index)[order]
+    st.info(f"**First look, provisional**: after {flags.fraction:.0%} of epoch 1 ({flags.samples_seen:,} samples "
+            f"trained once), the {len(idx)} labels that look most wrong so far. A rough ranking from a model that "
+            "has seen part of the data; "
+            + ("the full ranking replaces it when epoch 1 ends." if run["status"] in ACTIVE_STATUSES else
+               "the run ended before its first epoch did, so no full ranking follows."))
+    st.dataframe(pd.DataFrame({
+        "sample": idx.astype(np.int64),
+        "text": [ds.texts[i] for i in idx],
+        "given": [names[ds.labels[i]] for i in idx],
+        "suggested": [names[int(p)] for p in np.asarray(flags.predicted_label)[order]],
+        "clean_prob": np.asarray(flags.clean_prob)[order].astype(float),
+    }), hide_index=True, key=f"train_provisional_{run['id']}", column_config={
+        "sample": st.column_config.NumberColumn("#", help="Row number in the dataset (0-based).", width=60),
+        "clean_prob": st.column_config.NumberColumn("Clean prob.", format="%.3f",
+                                                    help="Provisional: lower = more likely mislabeled."),
+    })
 
 
 def render_charts(store, run: dict) -> None:

@@ -8,6 +8,8 @@
     length within shuffled chunks (less padding, still random, every sample once).
   * `stratified_sample`: the fixed test sample evaluated during training.
   * `physical_cores()` / `configure_threads()`: torch's thread count.
+  * `save_provisional` / `load_provisional`: the app's worker keeps the newest
+    provisional flags (ProvisionalFlags) in the run's folder for the Train page.
 
 No Streamlit, no global RNG: every random choice takes an explicit generator.
 """
@@ -45,6 +47,36 @@ class ProvisionalFlags:
     auroc: float | None
     seconds: float
     provisional: bool = True
+
+
+PROVISIONAL_FILE = "provisional.npz"  # in a run's folder: the newest provisional flags
+
+
+def save_provisional(path: Path, flags: ProvisionalFlags) -> None:
+    """Write `flags` to `path` (.npz) atomically: a reader sees the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, epoch=flags.epoch, fraction=flags.fraction, samples_seen=flags.samples_seen,
+                 index=np.asarray(flags.index, dtype=np.int64), loss=np.asarray(flags.loss, dtype=np.float32),
+                 clean_prob=np.asarray(flags.clean_prob, dtype=np.float32),
+                 predicted_label=np.asarray(flags.predicted_label, dtype=np.int64),
+                 auroc=np.nan if flags.auroc is None else flags.auroc, seconds=flags.seconds)
+    os.replace(tmp, path)
+
+
+def load_provisional(path: Path) -> ProvisionalFlags | None:
+    """The flags save_provisional wrote, or None when there are none (or the file is
+    unreadable: provisional flags are a preview, never worth an error)."""
+    try:
+        with np.load(Path(path)) as z:
+            auroc = float(z["auroc"])
+            return ProvisionalFlags(
+                epoch=int(z["epoch"]), fraction=float(z["fraction"]), samples_seen=int(z["samples_seen"]),
+                index=z["index"], loss=z["loss"], clean_prob=z["clean_prob"], predicted_label=z["predicted_label"],
+                auroc=None if np.isnan(auroc) else auroc, seconds=float(z["seconds"]))
+    except (OSError, KeyError, ValueError, EOFError):
+        return None
 
 
 def provisional_steps(steps: int, every: float) -> set[int]:

@@ -42,6 +42,7 @@ from typing import Any
 
 from selfmix_core.config import TrainConfig
 from selfmix_core.data import TextDataset, dataset_from_frame
+from selfmix_core.speed import PROVISIONAL_FILE, ProvisionalFlags, load_provisional, save_provisional
 from selfmix_core.store import Store
 from selfmix_core.trainer import SelfMixTrainer, TrainerCallback, TrainerControl
 
@@ -84,6 +85,11 @@ def checkpoint_dir(store: Store, run_id: str) -> Path:
     return store.run_dir(run_id) / "checkpoints"
 
 
+def provisional_flags(store: Store, run_id: str) -> ProvisionalFlags | None:
+    """The newest provisional flags of a run's first epoch (None when there are none)."""
+    return load_provisional(store.run_dir(run_id) / PROVISIONAL_FILE)
+
+
 def has_checkpoint(store: Store, run_id: str) -> bool:
     return (checkpoint_dir(store, run_id) / "latest.json").is_file()
 
@@ -118,6 +124,11 @@ class _StoreCallback(TrainerCallback):
         if now - self._last_poll >= CONTROL_POLL_S:
             self._last_poll = now
             self.w._poll_stop()
+
+    def on_provisional(self, trainer, flags) -> None:
+        """A rough first ranking during epoch 1 (SpeedConfig.provisional_every): kept in
+        the run's folder for the Train page, which shows it until epoch 1 ends."""
+        save_provisional(self.w.store.run_dir(self.w.run_id) / PROVISIONAL_FILE, flags)
 
 
 class TrainingWorker(threading.Thread):

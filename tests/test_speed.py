@@ -298,3 +298,59 @@ def test_provisional_flags_leave_the_run_unchanged(tiny_model_factory, tokenizer
         np.testing.assert_array_equal(a.clean_prob, b.clean_prob)
     with pytest.raises(ValueError, match="provisional_every"):
         SpeedConfig(provisional_every=1.0)
+
+
+# ---- provisional flags in the app (the worker keeps them; the Train page shows them) ---------
+
+
+def _flags(n=6, seed=0):
+    from selfmix_core.speed import ProvisionalFlags
+
+    rng = np.random.default_rng(seed)
+    return ProvisionalFlags(epoch=1, fraction=0.5, samples_seen=n, index=np.arange(n) * 2,
+                            loss=rng.random(n), clean_prob=rng.random(n), predicted_label=np.arange(n) % 3,
+                            auroc=None, seconds=3.5)
+
+
+def test_provisional_flags_round_trip_and_unreadable_file(tmp_path):
+    from selfmix_core.speed import load_provisional, save_provisional
+
+    flags = _flags()
+    path = tmp_path / "provisional.npz"
+    assert load_provisional(path) is None  # none yet
+    save_provisional(path, flags)
+    back = load_provisional(path)
+    assert (back.epoch, back.fraction, back.samples_seen, back.auroc, back.seconds) == (1, 0.5, 6, None, 3.5)
+    np.testing.assert_array_equal(back.index, flags.index)
+    np.testing.assert_allclose(back.clean_prob, flags.clean_prob, rtol=1e-6)
+    np.testing.assert_array_equal(back.predicted_label, flags.predicted_label)
+    path.write_bytes(b"not an npz")
+    assert load_provisional(path) is None  # a preview is never worth an error
+
+
+def test_train_page_shows_provisional_flags_before_the_first_epoch(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from selfmix_core.config import TrainConfig
+    from selfmix_core.speed import PROVISIONAL_FILE, save_provisional
+    from selfmix_core.store import Store
+    from tests.test_app_pages import open_app
+
+    monkeypatch.setenv("SELFMIX_HOME", str(tmp_path / "home"))
+    store = Store(tmp_path / "home")
+    frame = pd.DataFrame({"text": [f"text {i}" for i in range(12)], "label": ["a", "b", "c"] * 4})
+    ds = store.add_dataset("d", frame, {"text_column": "text", "label_column": "label", "true_label_column": None,
+                                        "label_names": ["a", "b", "c"]})
+    run_id = store.create_run(ds, TrainConfig(epochs=2, warmup_epochs=1), name="r")
+    flags = _flags()
+    save_provisional(store.run_dir(run_id) / PROVISIONAL_FILE, flags)
+    store.set_run_status(run_id, "failed", error="stopped by the test")  # no worker: a run that ended in epoch 1
+    store.close()
+    at = open_app("train")
+    assert any("First look, provisional" in i.value and "after 50% of epoch 1" in i.value
+               and "ended before its first epoch" in i.value for i in at.info)
+    [table] = [d.value for d in at.dataframe if "clean_prob" in d.value.columns]
+    order = np.argsort(flags.clean_prob, kind="stable")
+    assert list(table["sample"]) == list(flags.index[order])  # most suspicious first
+    assert list(table["text"]) == [f"text {i}" for i in flags.index[order]]
+    assert list(table["given"]) == [["a", "b", "c"][i % 3] for i in flags.index[order]]

@@ -177,3 +177,17 @@ def test_stop_after_this_epoch_keeps_the_epoch(store, model_dir):
     assert run["status"] == "stopped" and run["epochs_done"] == 1  # epoch 1 finished and stored
     assert [s["epoch"] for s in store.list_epoch_summaries(run_id)] == [1]
     assert worker.has_checkpoint(store, run_id) and not worker.stopping_after_epoch(run_id)
+
+
+def test_provisional_flags_of_the_first_epoch_are_kept_for_the_train_page(store, model_dir):
+    import dataclasses
+
+    cfg = tiny_config(model_dir, epochs=2, warmup=1)
+    cfg = dataclasses.replace(cfg, batch_size=8, speed=dataclasses.replace(cfg.speed, provisional_every=0.5))
+    run_id = store.create_run(_dataset(store), cfg)
+    assert worker.provisional_flags(store, run_id) is None
+    _join(worker.start_run(store, run_id))
+    assert store.get_run(run_id)["status"] == "finished", store.get_run(run_id)["error"]
+    flags = worker.provisional_flags(store, run_id)
+    assert flags is not None and flags.epoch == 1 and flags.fraction == pytest.approx(0.5, abs=0.1)
+    assert 0 < len(flags.index) == flags.samples_seen < 40 and flags.clean_prob.shape == flags.index.shape
