@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -185,9 +186,7 @@ def _cached(path: Path, make) -> np.ndarray:
     return arr
 
 
-def render(res: dict, command: str) -> str:
-    from bench.report import git_revision, machine_description
-
+def render(res: dict) -> str:
     t, inj = res["trec"], res["injected"]
     rows = "\n".join(
         f"| {m['n']:,} | {m['pca_s']:.2f} | {m['figure_s']:.2f} | {m['first_draw_s']:.2f} | {m['payload_mb']:.1f} | "
@@ -202,8 +201,9 @@ def render(res: dict, command: str) -> str:
     pca_better = t["map_pca_knn_acc"] >= t["map_tsne_knn_acc"]
     return "\n\n".join([
         "## Explore page (issue #13): the map, near-duplicates and outliers",
-        f"Made by `{command}` at revision {git_revision()} on {machine_description()} "
-        "(a machine shared with other jobs: times are upper bounds).",
+        f"Made by `{res['command']}` at revision {res['revision']} on {res['machine']}, shared with other jobs "
+        f"(1-minute load average {res['load_average_start']:.1f} at the start, {res['load_average_end']:.1f} at the "
+        "end, on 2 cores: the times are upper bounds).",
         "### The map and the neighbour searches, by size (synthetic 384-wide float16 embeddings, 4 classes, "
         "1% near-copies)\n\n"
         "Server side only: PCA, building the WebGL figure and serialising it to the JSON Streamlit sends; the "
@@ -252,16 +252,25 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-explore.json")
     p.add_argument("--cache", type=Path, default=Path("/tmp/bench-explore-cache"),
                    help="where the MiniLM embeddings of TREC / the injected set are kept between runs")
-    p.add_argument("--no-doc", action="store_true")
+    p.add_argument("--no-doc", action="store_true", help="print the section instead of updating docs/BENCHMARKS.md")
+    p.add_argument("--render-only", type=Path, default=None, metavar="JSON",
+                   help="write the section from a saved --out file, measuring nothing")
     a = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(2)
     command = "python bench/bench_explore.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if a.render_only is not None:  # the section again from a saved run (its own command and machine)
+        res = json.loads(a.render_only.read_text())
+        update_or_print(render(res), a.no_doc)
+        return 0
+    from bench.report import git_revision, machine_description
+
     rng = np.random.default_rng(SEED)
     explore.project(np.eye(8, dtype=np.float32), "pca")  # imports (sklearn, plotly) out of the timings
     import studio.charts  # noqa: F401
-    res = {"map": []}
+    res = {"command": command, "revision": git_revision(), "machine": machine_description(),
+           "load_average_start": os.getloadavg()[0], "map": []}
     for n in (int(s) for s in a.sizes.split(",")):
         res["map"].append(time_map(n, rng))
         print(json.dumps(res["map"][-1]), flush=True)
@@ -269,17 +278,21 @@ def main(argv=None) -> int:
     print(json.dumps(res["trec"]), flush=True)
     res["injected"] = injected(a.cache)
     print(json.dumps(res["injected"]), flush=True)
+    res["load_average_end"] = os.getloadavg()[0]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=2))
-    text = render(res, command)
-    if a.no_doc:
+    update_or_print(render(res), a.no_doc)
+    return 0
+
+
+def update_or_print(text: str, no_doc: bool) -> None:
+    if no_doc:
         print(text)
     else:
         from bench.report import update_section
 
         update_section("explore", text)
         print("updated section 'explore' of docs/BENCHMARKS.md")
-    return 0
 
 
 if __name__ == "__main__":
