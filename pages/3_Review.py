@@ -19,7 +19,6 @@ import pandas as pd
 import streamlit as st
 
 from selfmix_core.review import (
-    BULK_VERBS,
     STATUS_MISLABELED,
     STATUS_UNCERTAIN,
     bulk_accept_rows,
@@ -31,7 +30,6 @@ from selfmix_core.review import (
     describe_undo,
     filter_review,
     review_counts,
-    review_frame,
     top_suggestions,
     undo_last_action,
 )
@@ -515,18 +513,10 @@ def main() -> None:
     if found is None:
         return
     run, summaries = found
-    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-    with c1:
-        epoch, _recommended, why = state.epoch_picker(summaries, run["id"], key="review_epoch")
-    c2.caption(f"Recommended: {why}.")
-    summary = next(s for s in summaries if int(s["epoch"]) == epoch)
-    report = state.load_report(store, run["id"], epoch, token=summary.get("seconds"))
-    ds = state.load_dataset(store, run["dataset_id"])
-    names = list(ds.label_names)
-    if len(ds) != len(report.clean_prob):
-        st.error("This run's report does not match its dataset (different number of samples); it cannot be reviewed.")
+    view = state.epoch_view(store, run, summaries, "review_epoch", "This run's report does not match its dataset (different number of samples); it cannot be reviewed.")
+    if view is None:
         return
-    df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
+    epoch, report, ds, names, df = view
 
     status = run["status"]
     where = f"epoch {epoch} of run **{md(run.get('name') or run['id'][:6])}** ({status})"

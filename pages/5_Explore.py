@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from selfmix_core import explore
-from selfmix_core.review import describe_conflicts, review_frame
+from selfmix_core.review import describe_conflicts
 from selfmix_core.store import StaleDecisionError
 from studio import charts, state
 from studio import explore as studio_explore
@@ -239,18 +239,10 @@ def main() -> None:
     if found is None:
         return
     run, summaries = found
-    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-    with c1:
-        epoch, _recommended, why = state.epoch_picker(summaries, run["id"], key="explore_epoch")
-    c2.caption(f"Recommended: {why}.")
-    summary = next(s for s in summaries if int(s["epoch"]) == epoch)
-    report = state.load_report(store, run["id"], epoch, token=summary.get("seconds"))
-    ds = state.load_dataset(store, run["dataset_id"])
-    names = list(ds.label_names)
-    if len(ds) != len(report.clean_prob):
-        st.error("This run's report does not match its dataset (different number of samples).")
+    view = state.epoch_view(store, run, summaries, "explore_epoch", "This run's report does not match its dataset (different number of samples).")
+    if view is None:
         return
-    df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
+    epoch, report, ds, names, df = view
     toast = ss.pop("explore_toast", None)
     if toast:
         st.success(toast)

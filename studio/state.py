@@ -399,6 +399,27 @@ def run_with_epochs(store: Store, no_dataset: str, no_run: str, no_epoch: str) -
     return run, summaries
 
 
+def epoch_view(store: Store, run: dict, summaries: list[dict], key: str, mismatch: str):
+    """The epoch picker (`key`) and what a page shows of the picked epoch: (epoch, report,
+    dataset, label names, review_frame with the run's current decisions); None after
+    showing `mismatch` when the report and the dataset differ in size."""
+    from selfmix_core.review import review_frame
+
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    with c1:
+        epoch, _recommended, why = epoch_picker(summaries, run["id"], key=key)
+    c2.caption(f"Recommended: {why}.")
+    summary = next(s for s in summaries if int(s["epoch"]) == epoch)
+    report = load_report(store, run["id"], epoch, token=summary.get("seconds"))
+    ds = load_dataset(store, run["dataset_id"])
+    names = list(ds.label_names)
+    if len(ds) != len(report.clean_prob):
+        st.error(mismatch)
+        return None
+    df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
+    return epoch, report, ds, names, df
+
+
 def true_labels_for(dataset) -> np.ndarray | None:
     return None if dataset.true_labels is None else np.asarray(dataset.true_labels)
 
