@@ -201,7 +201,7 @@ def render(res: dict) -> str:
     pca_better = t["map_pca_knn_acc"] >= t["map_tsne_knn_acc"]
     return "\n\n".join([
         "## Explore page (issue #13): the map, near-duplicates and outliers",
-        f"Made by `{res['command']}` at revision {res['revision']} on {res['machine']}, shared with other jobs "
+        f"Made by `{res['command'].strip()}` at revision {res['revision']} on {res['machine']}, shared with other jobs "
         f"(1-minute load average {res['load_average_start']:.1f} at the start, {res['load_average_end']:.1f} at the "
         "end, on 2 cores: the times are upper bounds).",
         "### The map and the neighbour searches, by size (synthetic 384-wide float16 embeddings, 4 classes, "
@@ -210,7 +210,11 @@ def render(res: dict) -> str:
         "browser's own draw is not in them. A redraw after a selection rebuilds and resends the figure (the "
         "projection is cached in the store).\n\n"
         "| points | PCA (s) | figure + JSON (s) | first draw (s) | JSON (MB) | redraw after a selection (s) | "
-        "near-duplicate search (s) | outlier score (s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n" + rows,
+        "near-duplicate search (s) | outlier score (s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n" + rows
+        + f"\n\nThe near-duplicate search at {res['map'][-1]['n']:,} points takes "
+        f"{res['map'][-1]['near_duplicate_s']:.0f} s here (above {explore.REDUCE_ABOVE:,} samples its candidates come "
+        f"from a {explore.REDUCED_DIM}-wide PCA subspace and are checked in full): the page runs it once per run, "
+        "epoch and threshold and keeps the answer.",
         "### TREC's training set (bundled MiniLM embeddings, not fine-tuned)\n\n"
         f"{t['n']:,} texts hold {t['exact_groups']} groups of identical normalised texts "
         f"({t['exact_duplicate_rows']} repeated rows; {t['exact_groups_conflicting']} groups with differing labels). "
