@@ -665,8 +665,11 @@ class SelfMixTrainer:
             enc = self._encode([texts[i] for i in b])
             try:
                 with self._autocast():
-                    emb = self.model.embed(**enc)
-                    logits = self.model.classify(emb).float()
+                    if embeddings and hasattr(self.model, "embed") and hasattr(self.model, "classify"):
+                        emb = self.model.embed(**enc)
+                        logits = self.model.classify(emb).float()
+                    else:  # a model that is not a TextClassifier (tests, baselines): no embeddings
+                        emb, logits = None, self.model(**enc).float()
             except torch.OutOfMemoryError:
                 if self._score_bs == 1:
                     raise
@@ -679,13 +682,13 @@ class SelfMixTrainer:
             y = self._to_device(torch.from_numpy(np.asarray(labels)[b]))
             loss[b] = per_sample_ce(logits, y).cpu().numpy()
             probs[b] = torch.softmax(logits, -1).cpu().numpy()
-            if embeddings:
+            if emb is not None:
                 if emb_out is None:
                     emb_out = np.zeros((n, emb.shape[-1]), dtype=np.float16)
                 emb_out[b] = emb.float().cpu().numpy()
         if self.dist.enabled:
             loss, probs = self.dist.sum_arrays(loss, probs)
-            if embeddings:  # a rank with no batch has none yet: zeros of the head's width
+            if embeddings and hasattr(self.model, "head"):  # a rank with no batch: zeros of the head's width
                 if emb_out is None:
                     emb_out = np.zeros((n, self.model.head[0].in_features), dtype=np.float16)
                 [emb_out] = self.dist.sum_arrays(emb_out.astype(np.float32))
