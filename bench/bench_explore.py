@@ -177,6 +177,36 @@ def injected(cache: Path) -> dict:
     return out
 
 
+def fine_tuned(run_dir: Path) -> dict:
+    """The same measures on a CLI run's own (fine-tuned) embeddings: run_dir/samples.csv
+    (texts, given labels) and run_dir/reports/epoch-NNN.emb.npy (the kept epochs)."""
+    df = pd.read_csv(run_dir / "samples.csv", keep_default_na=False)
+    texts = df["text"].astype(str).tolist()
+    names = sorted(set(df["given_label"].astype(str)))
+    y = np.array([names.index(v) for v in df["given_label"].astype(str)])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    first = explore.exact_text_groups(texts)
+    groups = np.unique(first[first != np.arange(len(texts))])
+    out = {"run_dir": str(run_dir), "n": len(texts), "exact_groups": int(len(groups)),
+           "recommended_epoch": metrics.get("recommended_epoch"), "epochs": {}}
+    for path in sorted((run_dir / "reports").glob("epoch-*.emb.npy")):
+        emb = np.load(path)
+        e = {}
+        for method in ("pca", "tsne"):
+            t0 = time.perf_counter()
+            xy = explore.project(emb, method, seed=SEED)
+            e[f"map_{method}_s"] = time.perf_counter() - t0
+            e[f"map_{method}_knn_acc"] = explore.knn_accuracy(xy, y, k=10)
+        for thr in (0.99, 0.97, 0.95):
+            d = explore.near_duplicates(emb, [str(i) for i in range(len(texts))], y, thr)
+            e[f"thr_{thr}"] = {"embedding_only_found": int(sum(1 for g in groups if d.group[g] >= 0
+                                                              and len(set(d.group[first == g])) == 1)),
+                               "groups": d.n_groups, "conflicting_groups": d.n_conflicting,
+                               "largest_group": d.largest_group}
+        out["epochs"][int(path.name[6:9])] = e
+    return out
+
+
 def _cached(path: Path, make) -> np.ndarray:
     if path.is_file():
         return np.load(path)
@@ -232,6 +262,7 @@ def render(res: dict) -> str:
            "PCA stays the instant default, t-SNE is offered on the page (up to "
            f"{explore.TSNE_LIMIT:,} samples) and cached once made.")
         + " UMAP and openTSNE are not installed; they were not measured.",
+        *([run_section(res["run"])] if "run" in res else []),
         "### Injected issues (AG News)\n\n"
         f"{inj['n']:,} texts: 2,000 AG News training texts, 200 copies of 200 of them with another label, 200 IMDB "
         f"reviews with random AG labels. Near-duplicates (threshold {explore.DEFAULT_DUPLICATE_THRESHOLD}, text or "
@@ -250,6 +281,25 @@ def render(res: dict) -> str:
     ])
 
 
+def run_section(r: dict) -> str:
+    rows = []
+    for epoch, e in sorted(r["epochs"].items(), key=lambda kv: int(kv[0])):
+        tag = " (recommended)" if int(epoch) == r.get("recommended_epoch") else ""
+        rows.append(f"| {epoch}{tag} | {e['map_pca_knn_acc']:.1%} ({e['map_pca_s']:.2f} s) | "
+                    f"{e['map_tsne_knn_acc']:.1%} ({e['map_tsne_s']:.1f} s) | "
+                    + " | ".join(f"{e[f'thr_{t}']['embedding_only_found']} of {r['exact_groups']}, "
+                                 f"{e[f'thr_{t}']['groups']} / {e[f'thr_{t}']['conflicting_groups']} / "
+                                 f"{e[f'thr_{t}']['largest_group']}" for t in (0.99, 0.97, 0.95)) + " |")
+    return ("### The same on a run's own embeddings (fine-tuned, what the page draws)\n\n"
+            f"`{r['command'].strip()}` on the CLI run in `{r['run_dir']}` ({r['n']:,} TREC training texts, "
+            f"{r['exact_groups']} groups of identical texts among them; 1-minute load average "
+            f"{r['load_average_start']:.1f}). Per kept epoch: the 10-NN accuracy of the 2-D map, and at each "
+            "threshold the identical-text groups the embedding search alone finds, then its groups / groups with "
+            "differing labels / largest group.\n\n"
+            "| epoch | PCA map | t-SNE map | at 0.99 | at 0.97 | at 0.95 |\n|---|---:|---:|---:|---:|---:|\n"
+            + "\n".join(rows))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10000,100000")
@@ -257,6 +307,9 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=Path, default=Path("/tmp/bench-explore-cache"),
                    help="where the MiniLM embeddings of TREC / the injected set are kept between runs")
     p.add_argument("--no-doc", action="store_true", help="print the section instead of updating docs/BENCHMARKS.md")
+    p.add_argument("--add-run", type=Path, default=None, metavar="DIR",
+                   help="measure the map and near-duplicates on a CLI run's own embeddings (DIR = its --out) "
+                        "and add them to --out's results")
     p.add_argument("--render-only", type=Path, default=None, metavar="JSON",
                    help="write the section from a saved --out file, measuring nothing")
     a = p.parse_args(argv)
@@ -264,15 +317,25 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(2)
     command = "python bench/bench_explore.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if a.add_run is not None:  # measure a CLI run's own embeddings and add them to the saved results
+        from bench.report import git_revision, machine_description
+
+        warm_up()
+        res = json.loads(a.out.read_text())
+        res["run"] = {"command": command, "revision": git_revision(), "machine": machine_description(),
+                      "load_average_start": os.getloadavg()[0], **fine_tuned(a.add_run)}
+        res["run"]["load_average_end"] = os.getloadavg()[0]
+        a.out.write_text(json.dumps(res, indent=2))
+        update_or_print(render(res), a.no_doc)
+        return 0
     if a.render_only is not None:  # the section again from a saved run (its own command and machine)
         res = json.loads(a.render_only.read_text())
         update_or_print(render(res), a.no_doc)
         return 0
     from bench.report import git_revision, machine_description
 
+    warm_up()
     rng = np.random.default_rng(SEED)
-    explore.project(np.eye(8, dtype=np.float32), "pca")  # imports (sklearn, plotly) out of the timings
-    import studio.charts  # noqa: F401
     res = {"command": command, "revision": git_revision(), "machine": machine_description(),
            "load_average_start": os.getloadavg()[0], "map": []}
     for n in (int(s) for s in a.sizes.split(",")):
@@ -287,6 +350,14 @@ def main(argv=None) -> int:
     a.out.write_text(json.dumps(res, indent=2))
     update_or_print(render(res), a.no_doc)
     return 0
+
+
+def warm_up() -> None:
+    """Imports (scikit-learn, plotly) and first-call costs out of the timings."""
+    import studio.charts  # noqa: F401
+
+    explore.project(np.eye(8, dtype=np.float32), "pca")
+    explore.knn_accuracy(np.eye(4, 2, dtype=np.float32), np.arange(4), k=1)
 
 
 def update_or_print(text: str, no_doc: bool) -> None:
