@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
 from selfmix_core.memory import memory_status, reset_peak_memory  # noqa: E402
 from selfmix_core.reports import EpochReport, GMMParams  # noqa: E402
 from selfmix_core.store import Store  # noqa: E402

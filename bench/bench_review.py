@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
 from selfmix_core.reports import EpochReport  # noqa: E402
 from selfmix_core.review import filter_review, review_frame  # noqa: E402
 

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
 
 VARIANTS = {
     "paper": {},
@@ -49,9 +49,9 @@ def main(argv=None) -> int:
     import torch
 
     from selfmix_core import trainer as trainer_mod
-    from selfmix_core.bench import BenchSettings, Cell, cell_config, load_bench_data, noisy_train
-    from selfmix_core.methods.base import pretrained_factory
-    from selfmix_core.methods.selfmix import SelfMixPaper
+    from selfmix_core.benchmark.harness import BenchSettings, Cell, cell_config, load_bench_data, noisy_train
+    from selfmix_core.benchmark.methods.base import pretrained_factory
+    from selfmix_core.benchmark.methods.selfmix import SelfMixPaper
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="banking77")

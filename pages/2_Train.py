@@ -19,6 +19,11 @@ POLL_S = 1.5
 SAMPLE_DEFAULT = 2000  # "train on a sample" proposes this many texts
 TIMED_STEPS = 3  # training steps timed for the estimate
 MAX_HIST_CLASSES = 12
+# What the given x predicted / given x true heatmaps are (studio.charts.confusion_heatmap,
+# EpochReport.given_vs_predicted): row-normalised, rows the GIVEN labels.
+MATRIX_CAPTION = ("Each row is normalised over all classes: given × predicted reads P(predicted | given), the noise mixed with the model's "
+                  "own errors and what it memorised; given × true reads P(true | given). Neither is the noise "
+                  "transition T[true, noisy], whose rows are the true labels.")
 DEFAULTS = TrainConfig()
 
 # (key, label, default, help) -- the settings form; defaults are the paper's values.
@@ -386,6 +391,7 @@ def render_charts(store, run: dict) -> None:
                                                           x_title="true label"), key=f"chart_tt_{rid}")
             else:
                 c2.caption("Given × true appears when the true labels are known (simulated noise or a true-label column).")
+            st.caption(MATRIX_CAPTION)
     with tabs[2]:
         acc = charts.accuracy_figure(summaries, recommended=recommended)
         if acc.data:
@@ -459,14 +465,31 @@ def render_confusions_many(rid: str, report, names: list[str]) -> None:
         if c2.button("Review this pair", key=f"train_pair_go_{rid}", icon=state.PAGE_ICONS["review"]):
             _review_pair_button(pairs, choice_key)
     with st.expander("Heatmaps (confused classes side by side)", expanded=False):
+        shown = render_heatmap_classes(rid, report, names)
         box = st.container(height=720)
-        box.plotly_chart(charts.confusion_heatmap(report.given_vs_predicted, names, "Given label × predicted label"),
-                         key=f"chart_tp_{rid}", width="content")
+        box.plotly_chart(charts.confusion_heatmap(report.given_vs_predicted, names, "Given label × predicted label",
+                                                  classes=shown), key=f"chart_tp_{rid}")
         if report.given_vs_true is not None:
             box.plotly_chart(charts.confusion_heatmap(report.given_vs_true, names, "Given label × true label",
-                                                      x_title="true label"), key=f"chart_tt_{rid}", width="content")
+                                                      x_title="true label", classes=shown), key=f"chart_tt_{rid}")
         st.caption("Rows and columns share one order that puts classes confused with each other next to each other; "
-                   "hover a cell for its names and counts. Scroll inside the box.")
+                   "a cell is the share of its whole row (predictions of classes not drawn included). Hover a cell "
+                   "for its names and counts; scroll inside the box. " + MATRIX_CAPTION)
+
+
+def render_heatmap_classes(rid: str, report, names: list[str]) -> list[int]:
+    """Which classes the many-class heatmaps draw: a multiselect that starts on the
+    charts.HEATMAP_MAX_CLASSES classes most involved in confusions. All K at once would
+    be squeezed into the page's width (a few pixels a column)."""
+    ss = st.session_state
+    key = f"train_heatmap_classes_{rid}"
+    if key not in ss or not all(isinstance(c, int) and 0 <= c < len(names) for c in ss[key]):
+        ss[key] = sorted(charts.most_confused_classes(report.given_vs_predicted, charts.HEATMAP_MAX_CLASSES))
+    picked = st.multiselect("Classes in the heatmaps", list(range(len(names))), key=key,
+                            format_func=lambda c: names[c], placeholder="pick classes to draw",
+                            help=f"It starts on the {charts.HEATMAP_MAX_CLASSES} classes most confused with others. "
+                                 f"More than about {charts.HEATMAP_MAX_CLASSES} make the cells too narrow to read.")
+    return picked or [0]
 
 
 def render_run(store, run: dict) -> None:

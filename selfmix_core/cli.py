@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--plain-numeric-labels", action="store_true",
                    help="in samples.csv, write label columns that hold only numbers (such as -1) as they are, "
                         "without the leading ' that keeps spreadsheets from reading cells as formulas")
-    from .bench import add_parser as add_bench_parser
+    from .benchmark.harness import add_parser as add_bench_parser
 
     add_bench_parser(sub)
     return p
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.command == "train":
             return cmd_train(a)
         if a.command == "bench":
-            from .bench import cmd_bench
+            from .benchmark.harness import cmd_bench
 
             return cmd_bench(a, argv)  # argv None: the command line (sys.argv)
     # UsageError, DataValidationError, ModelLoadError and config validation errors are

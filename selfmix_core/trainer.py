@@ -41,7 +41,7 @@ scores its share of every batch, gradients and per-sample arrays are summed acro
 ranks, and the GMM is fitted on rank 0 (distributed.py); with the default context all
 of that is a no-op and nothing else changes.
 
-Extending (the baselines in selfmix_core/methods/ do this): subclass SelfMixTrainer and
+Extending (the baselines in selfmix_core/benchmark/methods/ do this): subclass SelfMixTrainer and
 override the epoch's building blocks, which are the supported hooks:
   _phase_for_next_epoch() -> str          which kind of epoch comes next;
   _train_ce_epoch(epoch, phase, gen)      the cross-entropy epoch loop;

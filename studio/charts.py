@@ -4,6 +4,7 @@ tested on hand-built reports.
 
     loss_histograms(report, label_names, true_labels)  per-class loss histograms + GMM
     confusion_heatmap(counts, label_names, ...)         given x predicted / given x true
+    most_confused_classes(counts, top)                  the classes a many-class heatmap draws
     confused_pairs(counts, label_names)                 the most confused (given, predicted) pairs
     confusion_order(counts)                             a class order that puts confused classes together
     accuracy_figure(summaries)                          test accuracy, detection metrics
@@ -357,6 +358,26 @@ def confusion_order(counts: np.ndarray) -> list[int]:
 
 
 HEATMAP_TEXT_MAX_K = 20  # above this many classes the cells are too small for their share
+# Classes a heatmap draws by default above a dozen: at 30, a 77-class set's long names
+# (300 px) leave columns of about 15 px in the Train page's 930-px column.
+HEATMAP_MAX_CLASSES = 30
+HEATMAP_COLUMN_NAME_CHARS = 16  # longer class names: the heatmap's columns are numbered
+
+
+def most_confused_classes(counts: np.ndarray, top: int = HEATMAP_MAX_CLASSES) -> list[int]:
+    """Up to `top` class ids of a (K, K) given x predicted count matrix, those most involved
+    in confusions (off-diagonal counts of their row plus their column), most involved
+    first; ties by class id. Classes confused with nothing come last, so a matrix with
+    fewer than `top` confused classes is filled up with the others (by id)."""
+    m = np.asarray(counts, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"counts must be a square (K, K) matrix, got shape {m.shape}")
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    off = m.copy()
+    np.fill_diagonal(off, 0.0)
+    involvement = off.sum(axis=0) + off.sum(axis=1)
+    return [int(c) for c in np.lexsort((np.arange(m.shape[0]), -involvement))[:top]]
 
 
 def confusion_heatmap(
@@ -366,6 +387,7 @@ def confusion_heatmap(
     x_title: str = "predicted label",
     y_title: str = "given label",
     order: Sequence[int] | bool | None = None,
+    classes: Sequence[int] | None = None,
 ) -> go.Figure:
     """A (K, K) count matrix as a row-normalised heatmap (each row sums to 1), with the
     share written in each cell (up to HEATMAP_TEXT_MAX_K classes) and the raw count on
@@ -374,24 +396,46 @@ def confusion_heatmap(
     With rows the given label (given x predicted, given x true) a row reads P(column | given):
     not the noise transition T[true, noisy], whose rows are the true labels.
 
-    order: the classes' order on both axes (a permutation of range(K)); True = by
+    classes: draw only these class ids (rows and columns; e.g. most_confused_classes),
+    None = all K. A row's shares stay those of the whole row (predictions of classes not
+    drawn included), so a drawn row may sum to less than 1. Ids out of range or repeated
+    are ignored.
+    order: the drawn classes' order on both axes (a permutation of them); True = by
     confusion_order (confused classes together); None = confusion_order above a dozen
-    classes, else the class order. Size: each cell about 60 px up to 6 classes, down to
-    14 px for many; above a dozen classes the figure has a fixed width and height that
-    grow with K (draw it at its own size, width="content", in a scrolling container);
-    the class names keep their full length."""
-    m = np.asarray(counts, dtype=np.float64)
-    k = m.shape[0]
+    drawn classes, else the class order. Size: each row about 60 px up to 6 classes, down
+    to 18 px for many, so the figure grows in height with the classes drawn; the width
+    is the column's (Streamlit caps a chart at its container's width: a wider figure is
+    squeezed, 4 px a column for 77 classes on a laptop's screen, hence the class subset
+    above a few dozen). The rows keep the class names at full length (wrapped in the tall
+    rows of up to 6 classes); above a dozen classes, or with names longer than
+    HEATMAP_COLUMN_NAME_CHARS, the columns are numbered as the rows ("name · 7") and the
+    colour bar sits under the plot, so the columns get the width."""
+    full = np.asarray(counts, dtype=np.float64)
+    rows_total = full.sum(axis=1, keepdims=True)
+    full_share = np.divide(full, rows_total, out=np.zeros_like(full), where=rows_total > 0)
+    if classes is None:
+        ids = list(range(full.shape[0]))
+    else:
+        ids = list(dict.fromkeys(int(c) for c in classes if 0 <= int(c) < full.shape[0])) or [0]
+    k = len(ids)
     if order is None:
         order = k > 12
-    perm = confusion_order(m) if order is True else list(range(k)) if order is False else [int(i) for i in order]
-    m = m[np.ix_(perm, perm)]
+    if order is True:
+        perm = [ids[i] for i in confusion_order(full[np.ix_(ids, ids)])]
+    elif order is False:
+        perm = ids
+    else:
+        perm = [int(i) for i in order]
+    m = full[np.ix_(perm, perm)]
+    share = full_share[np.ix_(perm, perm)]
     names = [plot(label_names[i]) for i in perm]  # Plotly reads <a>, <b>, ... in labels: show them as text
-    rows = m.sum(axis=1, keepdims=True)
-    share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    cell = 60 if k <= 6 else max(14, int(round(360 / k))) if k > 25 else 36
+    cell = 60 if k <= 6 else max(18, int(round(360 / k))) if k > 25 else 36
     longest = max([len(n) for n in names] + [1])
     label_px = min(320, 7 * longest + 20)  # room for the class names beside and below
+    # Columns numbered as the rows when the names would not fit side by side: above a
+    # dozen classes, or names longer than a 60-px column holds
+    numbered = k > 12 or longest > HEATMAP_COLUMN_NAME_CHARS
+    plot_px = max(200, cell * k)
     text = k <= HEATMAP_TEXT_MAX_K
     fig = go.Figure(
         go.Heatmap(
@@ -407,20 +451,36 @@ def confusion_heatmap(
                 f"{y_title} %{{y}}<br>{x_title} %{{x}}<br>%{{z:.1%}} of the row"
                 "<br>%{customdata:,} samples<extra></extra>"
             ),
-            colorbar=dict(title=dict(text="share of row", side="right"), tickformat=".0%", len=min(1.0, 400 / max(1, cell * k))),
+            colorbar=(dict(title=dict(text="share of row", side="right"), tickformat=".0%",
+                           len=min(1.0, 400 / max(1, cell * k))) if not numbered else
+                      # under the plot, not beside it: the columns need the width
+                      dict(title=dict(text="share of row", side="top"), tickformat=".0%", orientation="h",
+                           x=0.5, xanchor="center", y=-75 / plot_px, yanchor="top", len=0.5, thickness=12)),
             name=title,
         )
     )
     font = 12 if k <= 25 else max(8, min(11, cell - 3))
+    # Numbered columns ("name · 7" on the rows, "7" under the plot): the names
+    # written twice (rotated under the plot) would take half the page's width and height.
+    xaxis = dict(title=x_title + (" (numbered as the rows)" if numbered else ""), side="bottom", type="category",
+                 tickangle=(-90 if k > 6 and not numbered else 0), dtick=1, tickfont=dict(size=font), automargin=True)
+    yaxis = dict(title=y_title, type="category", autorange="reversed", dtick=1, tickfont=dict(size=font),
+                 automargin=True)
+    if numbered:
+        xaxis.update(tickmode="array", tickvals=names, ticktext=[str(j + 1) for j in range(k)],
+                     tickangle=-90 if k >= 100 else 0)
+        # a few classes have tall rows: long names wrap there (up to 3 lines)
+        rows = [wrap_label(n, width=28) for n in names] if k <= 6 else names
+        yaxis.update(tickmode="array", tickvals=names, ticktext=[f"{n} · {j + 1}" for j, n in enumerate(rows)])
     fig.update_layout(
         title=dict(text=title, y=1.0, yref="container", yanchor="top", pad=dict(t=12)),
-        xaxis=dict(title=x_title, side="bottom", type="category", tickangle=-90 if k > 6 else 0,
-                   tickfont=dict(size=font), automargin=True),
+        # dtick=1: every class named (Plotly's automatic ticks skip every other one above
+        # ~40 classes although a cell is taller than the font)
+        xaxis=xaxis,
         # no square cells (scaleanchor): in a narrower column the plot would shrink in height too
-        yaxis=dict(title=y_title, type="category", autorange="reversed", tickfont=dict(size=font), automargin=True),
-        height=max(320, cell * k + 60 + (label_px if k > 6 else 60)),
-        width=max(420, cell * k + label_px + 140) if k > 12 else None,  # a few classes: the column's width
-        margin=dict(l=60, r=20, t=60, b=60),
+        yaxis=yaxis,
+        height=plot_px + 60 + (150 if numbered else label_px if k > 6 else 60),
+        margin=dict(l=60, r=20, t=60, b=150 if numbered else 60),
     )
     return fig
 

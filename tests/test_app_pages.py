@@ -379,7 +379,9 @@ def test_train_page_starts_a_run_with_the_tiny_model_and_draws_charts(store, mod
     at.run()
     assert not at.exception and not at.error
     charts = at.get("plotly_chart")
-    assert len(charts) == 6  # histograms, 2 transition heatmaps, accuracy, losses, |X|/|U|
+    assert len(charts) == 6  # histograms, given x predicted and given x true heatmaps, accuracy, losses, |X|/|U|
+    assert any("given × predicted reads P(predicted | given)" in c and "Neither is the noise transition" in c
+               for c in texts(at.caption))
     assert any("finished" in m for m in texts(at.markdown))
     assert [m.label for m in at.metric][:3] == ["Epoch", "|X| looks clean", "|U| flagged"]
     assert at.metric[-1].label == "Flip detection AUROC"  # true labels are known (no test set: no test accuracy)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from selfmix_core.bench import BenchSettings, grid, parse_methods, parse_noise, render, run_bench
+from selfmix_core.benchmark.harness import BenchSettings, grid, parse_methods, parse_noise, run_bench
+from selfmix_core.benchmark.render import render
 
 
 def write_tiny_dataset(root, name="tiny", n_train=48, n_test=24):
@@ -56,7 +57,19 @@ def test_parsers():
         BenchSettings(epochs=2, warmup_epochs=2)
 
 
-def test_harness_writes_cells_resumes_and_renders(tmp_path, tiny_model_factory, tokenizer):
+def test_harness_writes_cells_resumes_and_renders(tmp_path, tiny_model_factory, tokenizer, monkeypatch):
+    from selfmix_core.benchmark.doc import machine_description
+    from selfmix_core.benchmark.methods.base import Method
+
+    ran = {}  # method name -> the config its (last) trainer ran with
+    real_trainer = Method._trainer
+
+    def recording_trainer(self, *args, **kw):
+        trainer = real_trainer(self, *args, **kw)
+        ran[self.name] = trainer.config.to_dict()
+        return trainer
+
+    monkeypatch.setattr(Method, "_trainer", recording_trainer)
     root = write_tiny_dataset(tmp_path / "data")
     out = tmp_path / "out"
     cells = grid(["tiny"], [("asym", 0.3)], ["ce", "selfmix", "cl", "co-teaching"], [0])
@@ -74,6 +87,11 @@ def test_harness_writes_cells_resumes_and_renders(tmp_path, tiny_model_factory, 
         assert (doc["detection_last"] is None) == (c.method == "ce")
         if c.method == "cl":  # the settings' folds and CV epochs reach the method
             assert (doc["extras"]["cv_folds"], doc["extras"]["cv_epochs"]) == (2, 1)
+        assert doc["config"] == ran[c.method]  # the configuration the trainer ran, not the harness's draft
+        assert doc["machine"] == machine_description()
+    # selfmix's own configure() turns on its held-out slice: the cell says so, CE's does not
+    selfmix_doc, ce_doc = (json.loads((out / "cells" / f"tiny-asym-0.3-{m}-0.json").read_text()) for m in ("selfmix", "ce"))
+    assert selfmix_doc["config"]["validation"]["fraction"] > 0 == ce_doc["config"]["validation"]["fraction"]
     assert not list((out / "cells").glob(".*"))  # no temp files left behind
 
     # Same grid plus one seed: only the new cells run; finished cells are not touched.
@@ -100,18 +118,32 @@ def test_harness_writes_cells_resumes_and_renders(tmp_path, tiny_model_factory, 
         run_bench(more, BenchSettings(**{**SETTINGS.to_dict(), "epochs": 3}), out, root, model_factory=factory,
                   tokenizer=tokenizer, device="cpu", log=lambda m: None)
 
-    md = render(out, "tiny bench", "test machine")
-    assert "Asymmetric noise (paper Table 3 layout)" in md and "test machine" in md
+    md = render(out, "tiny bench")
+    assert "Asymmetric noise (paper Table 3 layout)" in md
+    assert f"Machine: {machine_description()}." in md  # from the cells (all recorded the same machine)
     assert "| `ce` | best |" in md and "| `selfmix` | best |" in md and "| last |" in md
     assert "Detection head-to-head" in md and "cleanlab, K-fold CV probabilities" in md
     assert "SelfMix per seed" in md and "Test accuracy and memorisation per epoch" in md
     assert "first" in md and "second" in md  # the commands that made the cells
 
 
+def test_machine_line_comes_from_the_cells():
+    from selfmix_core.benchmark.render import machine_line
+
+    a = "box A; torch 2 (1 thread)"
+    assert machine_line([{"machine": a}, {"machine": a}]) == a
+    assert machine_line([{"machine": a}, {"machine": "box B"}]) == "box A; torch 2 (1 thread) (1 cell); box B (1 cell)"
+    old = {"machine": None, "torch_threads": 1}
+    assert machine_line([old, old]) == ("not recorded by the 2 cells (made before cells recorded their machine; "
+                                        "torch threads per cell: 1)")
+    assert machine_line([{"machine": a}, old]) == (f"{a} (1 cell); not recorded by 1 cell (made before cells "
+                                                   "recorded their machine; torch threads per cell: 1)")
+
+
 def test_folder_made_before_cv_epochs_ran_cl_for_the_warmup_epochs(tmp_path):
     # A bench.json without cv_epochs: CL's folds trained warmup_epochs epochs then, so
     # only that value extends the folder; the new default (3) is refused.
-    from selfmix_core.bench import check_settings
+    from selfmix_core.benchmark.harness import check_settings
 
     old = {k: v for k, v in SETTINGS.to_dict().items() if k != "cv_epochs"}
     (tmp_path / "bench.json").write_text(json.dumps({"settings": old}))

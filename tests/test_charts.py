@@ -277,12 +277,49 @@ def test_confusion_heatmap_scales_with_k(k):
     assert list(hm.x) == list(hm.y) and sorted(hm.x) == sorted(names)  # full names, one order on both axes
     cell = (fig.layout.height - 60) / k
     assert cell >= 14 - 1e-9 or fig.layout.height == 320
-    assert (fig.layout.width >= 14 * k) if k > 12 else fig.layout.width is None
+    assert fig.layout.width is None  # the column's: Streamlit squeezes a wider figure into it
     assert (hm.texttemplate is not None) == (k <= charts.HEATMAP_TEXT_MAX_K)
     # reordered rows are the same counts: each row's customdata sums to its class's row total
     totals = dict(zip(names, report.given_vs_predicted.sum(axis=1)))
     assert [int(np.sum(r)) for r in np.asarray(hm.customdata)] == [totals[n] for n in hm.y]
     assert fig.layout.title.yref == "container" and fig.layout.margin.t >= 50
+
+
+@pytest.mark.parametrize("k", [2, 6, 77, 300])
+def test_confusion_heatmap_draws_the_most_confused_classes(k):
+    report, names = k_report(k)
+    counts = report.given_vs_predicted
+    picked = charts.most_confused_classes(counts)
+    assert len(picked) == min(k, charts.HEATMAP_MAX_CLASSES) and len(set(picked)) == len(picked)
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    involvement = off.sum(axis=0) + off.sum(axis=1)
+    assert min(involvement[picked]) >= max(np.delete(involvement, picked), default=0)  # none left out is more confused
+    fig = charts.confusion_heatmap(counts, names, "Given × predicted", classes=picked)
+    hm = fig.data[0]
+    assert sorted(hm.y) == sorted(names[c] for c in picked) and list(hm.x) == list(hm.y)
+    # a drawn cell is the share of the whole row, classes not drawn included
+    ids = {n: i for i, n in enumerate(names)}
+    z = np.asarray(hm.z)
+    for r, gname in enumerate(hm.y):
+        row = counts[ids[gname]]
+        for c, pname in enumerate(hm.x):
+            assert z[r, c] == pytest.approx(row[ids[pname]] / row.sum())
+    assert (fig.layout.height - 60) / len(picked) >= 14 - 1e-9 or fig.layout.height == 320
+
+
+def test_most_confused_classes_order_and_bad_input():
+    counts = np.eye(5, dtype=int) * 9
+    counts[3, 1] = 4
+    counts[2, 4] = 1
+    assert charts.most_confused_classes(counts, top=3) == [1, 3, 2]  # 1 and 3 (4 each), then 2 and 4 by id
+    assert charts.most_confused_classes(counts, top=10) == [1, 3, 2, 4, 0]
+    with pytest.raises(ValueError):
+        charts.most_confused_classes(np.ones((2, 3)))
+    with pytest.raises(ValueError):
+        charts.most_confused_classes(counts, top=0)
+    fig = charts.confusion_heatmap(counts, list("abcde"), "t", classes=[9, 3, 3, -1, 1])  # bad ids ignored
+    assert list(fig.data[0].y) == ["d", "b"]
 
 
 @pytest.mark.parametrize("k", [2, 6, 77, 300])

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from selfmix_core.config import ModelConfig, TrainConfig
-from selfmix_core.methods import GROUPS, METHODS, get_method, ranked_clean_prob, run_method
-from selfmix_core.methods.coteaching import GRADUAL_EPOCHS, CoTeachingTrainer, forget_rate, small_loss_keep
-from selfmix_core.methods.cores2 import cores_terms
-from selfmix_core.methods.nmnet import TRANSITION_LR, NoiseModel, predicted_given_transition
-from selfmix_core.methods.sce import sce_loss
+from selfmix_core.benchmark.methods import GROUPS, METHODS, get_method, ranked_clean_prob, run_method
+from selfmix_core.benchmark.methods.coteaching import GRADUAL_EPOCHS, CoTeachingTrainer, forget_rate, small_loss_keep
+from selfmix_core.benchmark.methods.cores2 import cores_terms
+from selfmix_core.benchmark.methods.nmnet import TRANSITION_LR, NoiseModel, predicted_given_transition
+from selfmix_core.benchmark.methods.sce import sce_loss
 from selfmix_core.reports import EpochReport
 
 
@@ -109,8 +109,8 @@ def test_forget_rate_schedule_and_small_loss():
 def test_cl_defaults_are_the_authors(monkeypatch, tiny_dataset, tiny_model_factory, tokenizer):
     # cleanlab's default 5 folds and the authors' 3 CV epochs, whatever the config's warm-up;
     # the harness passes the same defaults and keeps both as settings.
-    import selfmix_core.methods.confident_learning as cl_module
-    from selfmix_core.bench import BenchSettings
+    import selfmix_core.benchmark.methods.confident_learning as cl_module
+    from selfmix_core.benchmark.harness import BenchSettings
 
     class Stop(Exception):
         pass

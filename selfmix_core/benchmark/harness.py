@@ -1,7 +1,7 @@
 """The benchmark harness: dataset x noise x rate x method x seed -> result cells -> tables.
 
 This module's one job: run the paper's comparison (Tables 3, 4, 5 plus detection
-quality) with our own code, resumably, and render it as markdown.
+quality) with our own code, resumably; `render` draws the tables from the cells.
 
     python -m selfmix_core bench --datasets trec,agnews --noise asym:0.4,idn:0.4 \
         --methods ce,selfmix --seeds 0,1,2 --max-train-samples 2000 --max-test-samples 1000 \
@@ -15,7 +15,7 @@ learning rate, model, ...) are fixed per OUT folder in OUT/bench.json: a later r
 other settings into the same folder is refused instead of mixing results.
 Every invocation is appended to OUT/runs.jsonl (command, wall time, cells run).
 After running, all cells in OUT are rendered into one section of docs/BENCHMARKS.md
-(via bench.report.update_section), next to the paper's numbers.
+(via selfmix_core.benchmark.doc.update_section), next to the paper's numbers.
 
 Data: a training subset (`--max-train-samples`) and test subset (`--max-test-samples`)
 are drawn ONCE per dataset with a fixed data seed, so every method and seed sees the
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import shlex
 import sys
@@ -37,15 +36,15 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .memory import peak_rss_mb, reset_peak_memory
+from ..memory import peak_rss_mb, reset_peak_memory
 
 CELL_FORMAT = 1
 NOISE_KINDS = ("none", "sym", "asym", "idn")
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 # Known datasets: folder name under the data root -> (train file, test file). Any other
 # name is a folder holding train.csv and test.csv (label,text).
@@ -57,7 +56,6 @@ DATASETS = {
 }
 # (text column, label column) where a dataset is not `label,text`.
 COLUMNS = {"banking77": ("text", "category")}
-DISPLAY = {"trec": "TREC", "agnews": "AG News", "imdb": "IMDB", "banking77": "Banking77"}
 
 # (lambda_p, lambda_r) per (noise, dataset): the paper's Tables 3 and 4 headers.
 PAPER_LAMBDAS = {("asym", "imdb"): (0.1, 0.5), ("idn", None): (0.0, 0.3), (None, None): (0.2, 0.3)}
@@ -192,7 +190,7 @@ def grid(datasets: Sequence[str], noises: Sequence[tuple[str, float]], methods: 
 
 def load_bench_data(root: str | Path, dataset: str, settings: BenchSettings):
     """(train, test) TextDatasets of `dataset` under `root`, subset with the fixed data seed."""
-    from .data import load_dataset
+    from ..data import load_dataset
 
     folder = Path(root) / dataset
     train_file, test_file = DATASETS.get(dataset, ("train.csv", "test.csv"))
@@ -213,7 +211,7 @@ def load_bench_data(root: str | Path, dataset: str, settings: BenchSettings):
 
 def noisy_train(train, noise: str, rate: float, seed: int):
     """(noisy copy of train, noise info dict). Noise drawn from default_rng([seed, 100])."""
-    from .noise import noisy_dataset
+    from ..noise import noisy_dataset
 
     if noise == "none":
         return train.with_labels(train.labels.copy(), true_labels=train.labels.copy()), {"kind": "none", "rate": 0.0}
@@ -226,7 +224,7 @@ def cell_config(cell: Cell, settings: BenchSettings, device: str):
     """The TrainConfig of a cell: the paper's per-setting lambdas; class-regularised GMM under idn;
     the paper's protocol of every sample trained on and a fixed warm-up (the method's
     `configure` turns on what it needs, e.g. selfmix's held-out slice)."""
-    from .config import LossWeights, ModelConfig, SelectionConfig, TrainConfig, ValidationConfig
+    from ..config import LossWeights, ModelConfig, SelectionConfig, TrainConfig, ValidationConfig
 
     lp, lr_ = paper_lambdas(cell.noise, cell.dataset)
     return TrainConfig(
@@ -248,7 +246,7 @@ def epoch_row(report, train) -> dict:
     memorised: share of flipped training samples predicted as their (wrong) given label;
     corrected: share predicted as their true label (None without true labels/flips).
     """
-    from .records import epoch_record
+    from ..records import epoch_record
 
     row = epoch_record(report)
     row["memorised"] = row["corrected"] = None
@@ -317,12 +315,10 @@ def run_cell(cell: Cell, settings: BenchSettings, train, test, noise_info: dict,
     }
 
 
-def _machine() -> str | None:
-    """The machine a cell ran on (bench/report.py's description), when bench/ is importable."""
-    try:
-        from bench.report import machine_description
-    except ImportError:
-        return None
+def _machine() -> str:
+    """The machine a cell ran on (doc.machine_description)."""
+    from .doc import machine_description
+
     return machine_description()
 
 
@@ -348,7 +344,7 @@ def cell_path(out: Path, cell: Cell) -> Path:
 
 def check_settings(out: Path, settings: BenchSettings) -> None:
     """Pin the settings to OUT on first use; refuse a later run with other settings."""
-    from .atomic import atomic_write_text
+    from ..atomic import atomic_write_text
 
     path = Path(out) / "bench.json"
     if path.is_file():
@@ -386,7 +382,7 @@ def run_bench(
     pretrained encoder once. max_minutes: start no new cell after this many minutes.
     A failing cell is logged and left unwritten (a rerun retries it); the others go on.
     """
-    from .atomic import atomic_write_text
+    from ..atomic import atomic_write_text
     from .methods import METHODS, pretrained_factory
 
     out = Path(out)
@@ -439,269 +435,6 @@ def run_bench(
     previous = runs.read_text() if runs.is_file() else ""
     atomic_write_text(runs, previous + json.dumps(record) + "\n")
     return summary
-
-
-# ---- rendering ------------------------------------------------------------------------------
-
-
-def load_cells(out: str | Path) -> list[dict]:
-    folder = Path(out) / "cells"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-
-
-def _stat(values: Iterable[float | None], scale: float = 100.0, digits: int = 1) -> str:
-    v = [float(x) * scale for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    if not v:
-        return "—"
-    if len(v) == 1:
-        return f"{v[0]:.{digits}f}"
-    return f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1):.{digits}f}"
-
-
-def _setting_label(setting: tuple[str, str, float]) -> str:
-    d, k, r = setting
-    return f"{DISPLAY.get(d, d)} {k} {r:.0%}" if k != "none" else f"{DISPLAY.get(d, d)} clean"
-
-
-def _method_order(names: Iterable[str]) -> list[str]:
-    from .methods import METHODS
-
-    order = list(METHODS)
-    return sorted(set(names), key=lambda n: order.index(n) if n in order else len(order))
-
-
-def _group(cells: list[dict]) -> dict[tuple, list[dict]]:
-    out: dict[tuple, list[dict]] = {}
-    for c in cells:
-        k = c["cell"]
-        out.setdefault((k["dataset"], k["noise"], float(k["rate"]), k["method"]), []).append(c)
-    return out
-
-
-def _seeds_note(groups: dict[tuple, list[dict]], keys: Iterable[tuple]) -> str:
-    ns = sorted({len(groups[k]) for k in keys if k in groups})
-    return "/".join(str(n) for n in ns) if ns else "0"
-
-
-def accuracy_table(cells: list[dict], table: str, noise: str, methods: Sequence[str] | None = None,
-                   settings_filter: Callable[[tuple], bool] | None = None) -> str:
-    """Paper layout: rows = methods (best / last), columns = dataset x rate, ours | paper."""
-    from .paper import paper_value
-
-    groups = _group(cells)
-    settings = sorted({k[:3] for k in groups if k[1] == noise and (settings_filter is None or settings_filter(k[:3]))})
-    if not settings:
-        return ""
-    names = [m for m in (methods or _method_order(k[3] for k in groups)) if any((*s, m) in groups for s in settings)]
-    head = "| Method | | " + " | ".join(f"{_setting_label(s)} ours | paper" for s in settings) + " |"
-    sep = "|---|---|" + "---:|---:|" * len(settings)
-    lines = [head, sep]
-    for m in names:
-        for which, field, idx in (("best", "best_test_accuracy", 0), ("last", "last_test_accuracy", 1)):
-            row = [f"`{m}`" if which == "best" else "", which]
-            for s in settings:
-                g = groups.get((*s, m), [])
-                ours = _stat(c[field] for c in g)
-                n = f" ({len(g)})" if g else ""
-                pv = paper_value(table, s[0], s[1], s[2], m)
-                row += [ours + n, f"{pv[idx]:.2f}" if pv else "—"]
-            lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
-
-
-def detection_table(cells: list[dict]) -> str:
-    """Rows (setting, flagging method): AUROC, precision, recall, F1 of the last epoch's flags."""
-    groups = _group(cells)
-    rows = []
-    order = _method_order(k[3] for k in groups)
-    for key in sorted(groups, key=lambda k: (k[:3], order.index(k[3]))):
-        g = groups[key]
-        if not g[0]["method"]["flags"]:
-            continue
-        d = [c["detection_last"] for c in g]
-        flagged = _stat((c["epochs"][-1]["n_noisy"] for c in g), scale=1, digits=0)
-        noisy = _stat((c["noise"].get("rate_realised", 0) * c["n_train"] for c in g), scale=1, digits=0)
-        rows.append(f"| {_setting_label(key[:3])} | `{key[3]}` | {len(g)} | {_stat(x['auroc'] for x in d)} | "
-                    f"{_stat(x['precision'] for x in d)} | {_stat(x['recall'] for x in d)} | "
-                    f"{_stat(x['f1'] for x in d)} | {flagged} / {noisy} |")
-    if not rows:
-        return ""
-    return ("| Setting | Method | seeds | AUROC | precision | recall | F1 | flagged / noisy |\n"
-            "|---|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
-
-
-def head_to_head_table(cells: list[dict]) -> str:
-    """SelfMix's clean_prob vs cleanlab on K-fold CV probabilities, same noisy data (paired seeds)."""
-    groups = _group(cells)
-    lines = []
-    for s in sorted({k[:3] for k in groups}):
-        cl = {c["cell"]["seed"]: c for c in groups.get((*s, "cl"), [])}
-        sm = {c["cell"]["seed"]: c for c in groups.get((*s, "selfmix"), [])}
-        ce = {c["cell"]["seed"]: c for c in groups.get((*s, "ce"), [])}
-        seeds = sorted(set(cl) & set(sm))
-        if not seeds:
-            continue
-        w = sm[seeds[0]]["settings"]["warmup_epochs"]
-        det = lambda c, e: {k: c["epochs"][e][f"detection_{k}"] for k in ("auroc", "precision", "recall", "f1")}  # noqa: E731
-        entries = [
-            ("SelfMix clean_prob, last epoch", [det(sm[x], -1) for x in seeds],
-             [sm[x]["wall_seconds"] for x in seeds], "whole SelfMix run (training included)"),
-            (f"SelfMix after warm-up (epoch {w}: GMM on CE losses)", [det(sm[x], w - 1) for x in seeds],
-             [sum(e["seconds"] for e in sm[x]["epochs"][:w]) for x in seeds], "the warm-up epochs"),
-            ("cleanlab, K-fold CV probabilities", [
-                {"auroc": cl[x]["extras"].get("quality_auroc"), "precision": cl[x]["extras"].get("flag_precision"),
-                 "recall": cl[x]["extras"].get("flag_recall"), "f1": cl[x]["extras"].get("flag_f1")} for x in seeds],
-             [cl[x]["extras"]["cv_seconds"] + cl[x]["extras"]["cleanlab_seconds"] for x in seeds],
-             f"{cl[seeds[0]]['extras']['cv_folds']} folds x {cl[seeds[0]]['extras']['cv_epochs']} epochs + "
-             "find_label_issues"),
-        ]
-        ce_seeds = [x for x in seeds if x in ce]
-        if ce_seeds:
-            entries.append(("CE to the end + GMM on its losses (last epoch)", [det(ce[x], -1) for x in ce_seeds],
-                            [ce[x]["wall_seconds"] for x in ce_seeds], "whole CE run"))
-        for name, ds, walls, what in entries:
-            lines.append(f"| {_setting_label(s)} | {name} | {len(ds)} | {_stat(d['auroc'] for d in ds)} | "
-                         f"{_stat(d['precision'] for d in ds)} | {_stat(d['recall'] for d in ds)} | "
-                         f"{_stat(d['f1'] for d in ds)} | {_stat(walls, scale=1, digits=0)} | {what} |")
-    if not lines:
-        return ""
-    return ("| Setting | Detector | seeds | AUROC | precision | recall | F1 | wall (s) | wall covers |\n"
-            "|---|---|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(lines))
-
-
-def curve_table(cells: list[dict], methods: Sequence[str] = ("ce", "selfmix")) -> str:
-    """Test accuracy and memorisation per epoch (mean over seeds): the shape behind best vs last."""
-    groups = _group(cells)
-    keys = [k for k in sorted(groups) if k[3] in methods]
-    if not keys:
-        return ""
-    e_max = max(len(c["epochs"]) for k in keys for c in groups[k])
-    lines = ["| Setting | Method | seeds | " + " | ".join(f"ep {e}" for e in range(1, e_max + 1)) + " |",
-             "|---|---|---:|" + "---:|" * e_max]
-    for k in keys:
-        g = groups[k]
-        acc = [_stat(c["epochs"][e]["test_accuracy"] for c in g if len(c["epochs"]) > e) for e in range(e_max)]
-        mem = [_stat(c["epochs"][e]["memorised"] for c in g if len(c["epochs"]) > e) for e in range(e_max)]
-        lines.append(f"| {_setting_label(k[:3])} | `{k[3]}` test acc | {len(g)} | " + " | ".join(acc) + " |")
-        lines.append(f"| | `{k[3]}` memorised | | " + " | ".join(mem) + " |")
-    return "\n".join(lines)
-
-
-def handover_table(cells: list[dict]) -> str:
-    """Per SelfMix seed: how good the warm-up was when SelfMix took over, and the outcome.
-
-    The first clean/noisy split comes from the warmed-up model; CE of the same seed (same
-    noisy labels, same warm-up: the first epochs are identical) is shown beside it.
-    """
-    groups = _group(cells)
-    lines = []
-    for key in sorted(k for k in groups if k[3] == "selfmix"):
-        ce = {c["cell"]["seed"]: c for c in groups.get((*key[:3], "ce"), [])}
-        for c in sorted(groups[key], key=lambda c: c["cell"]["seed"]):
-            w = c["settings"]["warmup_epochs"]
-            e = c["epochs"][w - 1]
-            sep = e["gmm"]["separation"] if e.get("gmm") else None
-            other = ce.get(c["cell"]["seed"])
-            lines.append(
-                f"| {_setting_label(key[:3])} | {c['cell']['seed']} | {_stat([e['test_accuracy']])} | "
-                f"{'—' if sep is None else f'{sep:.2f}'} | {_stat([e['detection_auroc']])} | "
-                f"{_stat([e['detection_recall']])} | {_stat([c['best_test_accuracy']])} | "
-                f"{_stat([c['last_test_accuracy']])} | {_stat([c['epochs'][-1]['memorised']])} | "
-                + (f"{_stat([other['best_test_accuracy']])} | {_stat([other['last_test_accuracy']])} | "
-                   f"{_stat([other['epochs'][-1]['memorised']])} |" if other else "— | — | — |"))
-    if not lines:
-        return ""
-    return ("| Setting | seed | test acc after warm-up | GMM separation | split AUROC | split recall | "
-            "SelfMix best | SelfMix last | SelfMix memorised | CE best | CE last | CE memorised |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(lines))
-
-
-def cost_table(cells: list[dict]) -> str:
-    """Per method and setting: seconds per epoch, wall per cell, peak RSS."""
-    groups = _group(cells)
-    lines = ["| Setting | Method | cells | s / epoch | wall / cell (s) | peak RSS (MB) |",
-             "|---|---|---:|---:|---:|---:|"]
-    order = _method_order(k[3] for k in groups)
-    for k in sorted(groups, key=lambda k: (k[:3], order.index(k[3]))):
-        g = groups[k]
-        lines.append(f"| {_setting_label(k[:3])} | `{k[3]}` | {len(g)} | "
-                     f"{_stat((c['seconds_per_epoch'] for c in g), scale=1)} | "
-                     f"{_stat((c['wall_seconds'] for c in g), scale=1, digits=0)} | "
-                     f"{max(c['peak_rss_mb'] for c in g):.0f} |")
-    return "\n".join(lines)
-
-
-def _last_title(runs: list[dict]) -> str | None:
-    """The newest `--title` in the folder's invocation log, so `--render-only` keeps the heading."""
-    for r in reversed(runs):
-        try:
-            words = shlex.split(r.get("command") or "")
-        except ValueError:
-            continue
-        for i, w in enumerate(words[:-1]):
-            if w == "--title":
-                return words[i + 1]
-    return None
-
-
-def cell_threads(out: str | Path) -> int | None:
-    """The torch thread count every cell in OUT ran with, or None if they differ (or there are none)."""
-    threads = {c.get("torch_threads") for c in load_cells(out)}
-    return threads.pop() if len(threads) == 1 and None not in threads else None
-
-
-def render(out: str | Path, title: str | None = None, machine: str | None = None) -> str:
-    """All tables for the cells in OUT, with the commands that made them."""
-    out = Path(out)
-    cells = load_cells(out)
-    meta = json.loads((out / "bench.json").read_text()) if (out / "bench.json").is_file() else {"settings": {}}
-    runs = [json.loads(x) for x in (out / "runs.jsonl").read_text().splitlines() if x.strip()] \
-        if (out / "runs.jsonl").is_file() else []
-    s = meta["settings"]
-    title = title or _last_title(runs)
-    parts = [f"## {title or 'Benchmark: ' + out.name}", ""]
-    if machine:
-        parts += [f"Machine: {machine}.", ""]
-    parts += ["Settings (fixed for this output folder): " + ", ".join(f"{k}={v}" for k, v in s.items()) + ".", ""]
-    if runs:
-        parts += ["Commands (each resumes the same folder; finished cells are skipped):", ""]
-        for r in runs:
-            ran = len(r.get("ran", []))
-            parts.append(f"- `{r.get('command') or '(library call)'}` — {r['started_at']}, {r['wall_seconds'] / 60:.1f} min, "
-                         f"{ran} cells run, {len(r.get('skipped', []))} skipped, {len(r.get('failed', []))} failed, "
-                         f"{len(r.get('not_run', []))} not started")
-        parts.append("")
-    parts += [f"{len(cells)} cells. Accuracy in %, mean ± std over seeds (seed count in brackets); "
-              "`paper` is the SelfMix paper's five-run mean for the closest column (BERT-base, full-size or "
-              "5k data, see docs).", ""]
-    from .methods import GROUPS
-
-    main = [m for m in _method_order(c["cell"]["method"] for c in cells)
-            if m not in GROUPS["ablations"] and m not in GROUPS["reference"]]
-    for noise, table, name in (("asym", "3", "Asymmetric noise (paper Table 3 layout)"),
-                               ("idn", "4", "Instance-dependent noise (paper Table 4 layout)"),
-                               ("sym", "-", "Symmetric noise"), ("none", "-", "No noise")):
-        t = accuracy_table(cells, table, noise, methods=main)
-        if t:
-            parts += [f"### {name}", "", t, ""]
-    abl = ["selfmix", *GROUPS["ablations"], *GROUPS["reference"]]
-    t = accuracy_table(cells, "5", "asym", methods=abl, settings_filter=lambda s: s[2] >= 0.4)
-    t_idn = accuracy_table(cells, "5", "idn", methods=abl)
-    if any(c["cell"]["method"] in abl[1:] for c in cells):
-        parts += ["### Ablations and reference-code variants (paper Table 5 layout: 40% asymmetric noise)", ""]
-        parts += [t, ""] if t else []
-        parts += ["Instance-dependent noise:", "", t_idn, ""] if t_idn and any(
-            c["cell"]["method"] in abl[1:] and c["cell"]["noise"] == "idn" for c in cells) else []
-    for heading, t in (("Detection quality of the methods that flag samples (last epoch)", detection_table(cells)),
-                       ("Detection head-to-head: SelfMix vs cleanlab on the same noisy data", head_to_head_table(cells)),
-                       ("SelfMix per seed: the warm-up at the hand-over and the outcome (CE of the same seed "
-                        "beside it; the GMM split is the one SelfMix's first epoch trains on)", handover_table(cells)),
-                       ("Test accuracy and memorisation per epoch (memorised = share of flipped training samples "
-                        "predicted as their wrong label)", curve_table(cells)),
-                       ("Cost", cost_table(cells))):
-        if t:
-            parts += [f"### {heading}", "", t, ""]
-    return "\n".join(parts)
 
 
 # ---- CLI -------------------------------------------------------------------------------------
@@ -776,12 +509,13 @@ def cmd_bench(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
     elif not (out / "cells").is_dir():
         raise ValueError(f"{out} holds no cells to render")
-    try:
-        from bench.report import DOC, machine_description, update_section
-    except ImportError:  # run from outside the repository: no docs to update
-        DOC, machine_description, update_section = None, lambda threads=None: None, None
+    from .doc import DOC, update_section
+
+    if a.doc is None and not DOC.parent.is_dir():  # run from outside the repository: no docs to update
         a.no_doc = True
-    md = render(out, a.title, machine_description(threads=cell_threads(out)))
+    from .render import render
+
+    md = render(out, a.title)
     if a.no_doc:
         print(md)
     else:

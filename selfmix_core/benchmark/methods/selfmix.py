@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import FastChoices, LossWeights, ReferenceDeviations, TrainConfig, ValidationConfig
+from ...config import FastChoices, LossWeights, ReferenceDeviations, TrainConfig, ValidationConfig
 from .base import TrainerMethod
 
 _ALL_REF = ReferenceDeviations(softmax_before_ce=True, variance_norm=True, min_class_pseudo=True)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dataclasses
-from ..selection import Selection
+from ...selection import Selection
 from .base import BaselineTrainer, Method
 
 # Adam learning rate of the transition layer's own parameter group (see the docstring).

@@ -23,13 +23,13 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..config import ModelConfig, TrainConfig
-from ..data import TextDataset
-from ..model import TextClassifier, load_encoder, load_tokenizer
-from ..reports import EpochReport
-from ..selection import Selection
-from ..config import derive_seed  # noqa: F401  (re-exported: the methods use it from here)
-from ..trainer import SelfMixTrainer, TrainerCallback, TrainerControl
+from ...config import ModelConfig, TrainConfig
+from ...data import TextDataset
+from ...model import TextClassifier, load_encoder, load_tokenizer
+from ...reports import EpochReport
+from ...selection import Selection
+from ...config import derive_seed  # noqa: F401  (re-exported: the methods use it from here)
+from ...trainer import SelfMixTrainer, TrainerCallback, TrainerControl
 
 # (num_labels, seed) -> a freshly initialised TextClassifier. Same seed, same weights.
 ModelFactory = Callable[[int, int], TextClassifier]

@@ -7,7 +7,7 @@ Training" (COLING). Averages of five runs, BERT-base, 6 epochs, best / last epoc
 
 table: "3" (asymmetric noise), "4" (instance-dependent noise), "5" (ablations, 40% asym).
 data_size: the training-set size the paper used ("all" = the full split); Table 4 does
-not state it. Method names are this project's registry names (`selfmix_core.methods`).
+not state it. Method names are this project's registry names (`selfmix_core.benchmark.methods`).
 """
 
 from __future__ import annotations

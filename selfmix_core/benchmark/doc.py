@@ -12,8 +12,8 @@ import re
 import subprocess
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
-HEADER = "# Benchmarks\n\nEvery figure here was printed by a script under `bench/`; each section names the command that made it.\n"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "BENCHMARKS.md"
+HEADER = "# Benchmarks\n\nEvery figure here was printed by a script (under `bench/`, or `python -m selfmix_core bench` and\n`python -m selfmix_core.benchmark.summary` from the cells under `runs/`); each section names the command that made it.\n"
 
 
 def machine_description(threads: int | None = None) -> str:
@@ -54,7 +54,7 @@ def git_revision() -> str:
 
 def update_section(name: str, markdown: str, doc: Path = DOC) -> None:
     """Replace (or append) the section `name` of `doc` with `markdown`."""
-    from selfmix_core.atomic import atomic_write_text
+    from ..atomic import atomic_write_text
 
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     block = f"{begin}\n{markdown.strip()}\n{end}"

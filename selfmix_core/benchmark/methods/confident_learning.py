@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from ..metrics import detection_metrics
-from ..trainer import SelfMixTrainer
+from ...metrics import detection_metrics
+from ...trainer import SelfMixTrainer
 from .base import BaselineTrainer, Method, derive_seed, method_selection
 
 # The SelfMix authors' settings (baselines/train_cl.py): cleanlab's default 5 folds, 3 CV epochs.

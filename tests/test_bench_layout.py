@@ -1,0 +1,161 @@
+"""The benchmark's layout: its own subpackage, no import cycle with the CLI, and
+docs/BENCHMARKS.md redrawn from the committed cells exactly as committed."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "selfmix_core"
+
+
+def _fresh(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter; it prints a JSON list, returned here."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_cli_import_loads_no_benchmark_module():
+    loaded = _fresh("import json, sys, selfmix_core.cli; "
+                    "print(json.dumps(sorted(m for m in sys.modules if m.startswith('selfmix_core'))))")
+    assert "selfmix_core.records" in loaded
+    assert not [m for m in loaded if m.startswith("selfmix_core.benchmark")], loaded
+
+
+def test_benchmark_import_loads_no_cli():
+    loaded = _fresh("import json, sys; import selfmix_core.benchmark.harness, selfmix_core.benchmark.render, "
+                    "selfmix_core.benchmark.summary, selfmix_core.benchmark.methods, selfmix_core.benchmark.doc; "
+                    "print(json.dumps(sorted(m for m in sys.modules if m.startswith('selfmix_core'))))")
+    assert "selfmix_core.cli" not in loaded, loaded
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (function-level imports included), as absolute names."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+            mod = ".".join([*base, node.module] if node.module else base)
+            out.add(mod)
+            out |= {f"{mod}.{a.name}" for a in node.names}
+    return out
+
+
+def test_no_import_cycle_even_inside_functions():
+    """The harness's side never imports the CLI; the engine never imports the benchmark,
+    except cli.py, which wires up the `bench` subcommand (one direction only)."""
+    bench_files = sorted((PACKAGE / "benchmark").rglob("*.py"))
+    assert bench_files
+    for f in bench_files:
+        assert "selfmix_core.cli" not in _imports(f), f
+    for f in sorted(PACKAGE.glob("*.py")):
+        wanted = {m for m in _imports(f) if m.startswith("selfmix_core.benchmark")}
+        if f.name == "cli.py":
+            assert wanted <= {"selfmix_core.benchmark.harness", "selfmix_core.benchmark.harness.add_parser",
+                              "selfmix_core.benchmark.harness.cmd_bench"}, wanted
+        else:
+            assert not wanted, (f, wanted)
+
+
+def test_bench_subcommand_still_parses():
+    from selfmix_core.cli import build_parser
+
+    a = build_parser().parse_args(["bench", "--out", "x", "--render-only"])
+    assert a.command == "bench" and a.render_only
+
+
+# ---- docs/BENCHMARKS.md and README.md redrawn from the committed cells -------------------------
+
+BENCH_SECTIONS = ["bench-trec", "bench-trec2k", "bench-trec-warmup4", "bench-agnews", "bench-agnews5k"]
+
+
+@pytest.mark.parametrize("name", BENCH_SECTIONS)
+def test_bench_sections_are_redrawn_byte_for_byte(name):
+    """`python -m selfmix_core bench --out runs/NAME --render-only` would write exactly the committed section."""
+    from selfmix_core.benchmark.doc import DOC
+    from selfmix_core.benchmark.render import render
+    from selfmix_core.benchmark.summary import committed_section
+
+    assert committed_section(name, DOC) == render(ROOT / "runs" / name).strip()
+
+
+def test_trust_section_is_redrawn_byte_for_byte(monkeypatch):
+    """The section's own command (`python bench/bench_trust.py ...`, as it names it) reproduces it."""
+    import re
+    import shlex
+
+    from selfmix_core.benchmark.doc import DOC
+    from selfmix_core.benchmark.summary import committed_section
+    from selfmix_core.benchmark.trust import section
+
+    committed = committed_section("trust", DOC)
+    command = re.search(r"Made by `python bench/bench_trust.py ([^`]*)`", committed).group(1)
+    monkeypatch.chdir(ROOT)  # the folders are named relative to the repository root
+    assert section(shlex.split(command)) == committed
+
+
+def _templates():
+    from selfmix_core.benchmark.summary import templates
+
+    return templates()
+
+
+@pytest.mark.parametrize("template", _templates(), ids=lambda p: p.stem)
+def test_every_number_of_the_reading_guides_comes_from_the_cells(template):
+    """The hand-written guides (docs/summaries/*.md, numbers as expressions over the cells)
+    render to exactly what is committed: a number edited by hand, or a cell that changes
+    under a claim, fails here. Redraw with `python -m selfmix_core.benchmark.summary`."""
+    from selfmix_core.benchmark.doc import DOC
+    from selfmix_core.benchmark.summary import committed_section, render_section, target_doc
+
+    committed = committed_section(template.stem, target_doc(template, DOC))
+    assert committed is not None, f"no section {template.stem} in {target_doc(template, DOC)}"
+    assert committed == render_section(template).strip()
+
+
+def test_guides_have_no_number_typed_by_hand_in_their_results():
+    """The Short answer table and the paired counts are expressions, not literals."""
+    text = (ROOT / "docs" / "summaries" / "selfmix-comparison.md").read_text()
+    table = text[text.index("| Setting (training texts)"):text.index("Paper columns:")]
+    for line in table.splitlines()[2:]:
+        cells = line.split("|")[2:]
+        assert all("{{" in c or c.strip() == "—" for c in cells if c.strip()), line
+    assert "17 of" not in text and "paired runs" in text
+
+
+def test_template_language(tmp_path):
+    from selfmix_core.benchmark.summary import MINUS, Values, f, render_template, span
+
+    a, b = Values([70.0, 60.0, 80.0], [0, 1, 2]), Values([65.0, 62.0], [2, 1])
+    assert list(a - b) == [-2.0, 15.0] and (a - b).seeds == [1, 2]  # paired by seed, not by position
+    assert f(-4.2, sign=True) == f"{MINUS}4.2" and f(0.04, sign=True) == "+0.0" and f(5000, 0) == "5,000"
+    assert span([79.5, 99.5]) == "79-100" and span([79.5, 99.4], outward=False) == "80-99"
+    assert render_template("{% let x = 1 + 1 %}\nx is {{ x }}, {{ f(2 / 3) }}{{ check(x == 2, 'two') }}") == "x is 2, 0.7"
+    with pytest.raises(ValueError, match="no longer support: x is three"):
+        render_template("{{ check(1 + 1 == 3, 'x is three') }}")
+    with pytest.raises(ValueError, match="not reachable"):
+        render_template("{{ __import__('os') }}")
+    with pytest.raises(ValueError, match="'open' is not defined"):
+        render_template("{{ open('/etc/passwd') }}")
+
+
+def test_expression_evaluator_has_no_eval_and_no_way_out():
+    from selfmix_core.benchmark.expr import ExpressionError, evaluate
+
+    names = {"xs": [3, 1, 2], "sorted": sorted, "len": len, "d": {"a": 1}}
+    assert evaluate("[x * 2 for x in xs if x > 1]", names) == [6, 4]
+    assert evaluate("{k: v for k, v in d.items()}", names) == {"a": 1}
+    assert evaluate("(lambda a, b: a - b)(5, 2) + sorted(xs, key=lambda x: -x)[0]", names) == 6
+    assert evaluate("f'{xs[0]:.2f} / {len(xs)}' if 1 < 2 <= 2 else 'no'", names) == "3.00 / 3"
+    assert evaluate("xs[1:] + [not xs, 7 // 2, -2 ** 2, 'a' in d and 'b' not in d]", names) == [1, 2, False, 3, -4, True]
+    for bad in ("xs.__class__", "(y := 1)", "d._private", "[await x for x in xs]", "lambda *a: a"):
+        with pytest.raises(ExpressionError):
+            evaluate(bad, names)
