@@ -90,6 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pseudo-label loss from the first dropout pass only, not both")
     f.add_argument("--fast-epoch-over-all", action="store_true",
                    help="a SelfMix epoch of ceil(n / batch) steps instead of one pass over X")
+    s = t.add_argument_group("speed (all on by default; docs/BENCHMARKS.md, section speed)")
+    s.add_argument("--no-group-by-length", action="store_true",
+                   help="batches in plain shuffled order instead of grouped by token length within shuffled chunks")
+    s.add_argument("--no-cache-tokens", action="store_true", help="tokenise every batch instead of once per run")
+    s.add_argument("--no-bf16", action="store_true",
+                   help="fp32 on the CPU even where it computes bf16 natively (AVX512-BF16/AMX); CUDA keeps bf16")
+    s.add_argument("--no-fast-scoring", action="store_true",
+                   help="scoring and test passes under no_grad in character-length order (the old pass)")
+    s.add_argument("--no-fused-adam", action="store_true", help="Adam's loop of element-wise ops, not its fused kernel")
+    s.add_argument("--provisional-every", type=float, default=0.0,
+                   help="during the first epoch, print a rough ranking of the samples trained so far every this "
+                        "fraction of it, e.g. 0.5 (default 0: off)")
+    s.add_argument("--test-sample", type=int, default=2000,
+                   help="during training, evaluate on a fixed stratified sample of this many test texts; "
+                        "the last epoch uses the whole test set (0: the whole set every epoch)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the physical cores this process may use)")
     o = t.add_argument_group("output")
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/checkpoints")
@@ -119,8 +136,8 @@ def _flags_epoch(value: str) -> str | int:
 
 
 def config_from_args(a: argparse.Namespace):
-    from .config import (FastChoices, LossWeights, ModelConfig, ReferenceDeviations, SelectionConfig, TrainConfig,
-                         ValidationConfig)
+    from .config import (FastChoices, LossWeights, ModelConfig, ReferenceDeviations, SelectionConfig, SpeedConfig,
+                         TrainConfig, ValidationConfig)
 
     return TrainConfig(
         method=a.method,
@@ -145,6 +162,10 @@ def config_from_args(a: argparse.Namespace):
         fast=FastChoices(soft_targets_from_rdrop=a.fast_soft_targets, kl_mean=a.fast_kl_mean,
                          single_pass_pseudo=a.fast_single_pass_pseudo, epoch_over_all=a.fast_epoch_over_all),
         validation=ValidationConfig(fraction=a.val_fraction),
+        speed=SpeedConfig(group_by_length=not a.no_group_by_length, cache_tokens=not a.no_cache_tokens,
+                          bf16_cpu=not a.no_bf16, fast_scoring=not a.no_fast_scoring,
+                          fused_adam=not a.no_fused_adam, provisional_every=a.provisional_every,
+                          test_sample=a.test_sample),
     )
 
 
@@ -156,7 +177,8 @@ _OPTION_OF_FIELD = {
     "extra_warmup_epochs": "--extra-warmup-epochs", "batch_size": "--batch-size",
     "epochs": "--epochs", "lr": "--lr", "tau": "--tau", "temperature": "--temperature",
     "alpha": "--alpha", "seed": "--seed", "device": "--device", "val_fraction": "--val-fraction",
-    "gmm_max_iter": "--gmm-max-iter", "gmm_tol": "--gmm-tol",
+    "gmm_max_iter": "--gmm-max-iter", "gmm_tol": "--gmm-tol", "test_sample": "--test-sample",
+    "provisional_every": "--provisional-every",
 }
 
 
@@ -164,6 +186,8 @@ def checked_config(a: argparse.Namespace):
     """config_from_args, with a validation error worded in terms of the options."""
     import re
 
+    if a.threads is not None and a.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {a.threads}")
     try:
         return config_from_args(a)
     except ValueError as exc:
@@ -256,7 +280,10 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
         raise UsageError(f"cannot use --out {a.out!r} as the output folder: {exc.strerror or exc}; "
                          "pass a folder path that can be created and written") from exc
     # torch loads only now, so bad data and arguments are reported without waiting for it.
+    from .speed import configure_threads
     from .trainer import SelfMixTrainer, TrainerCallback, TrainerControl
+
+    configure_threads(a.threads)
 
     control = TrainerControl()
 
@@ -278,6 +305,13 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
             if self.bar is not None:
                 self.bar.close()
                 self.bar = None
+
+        def on_provisional(self, trainer, f):
+            flagged = int((f.clean_prob < trainer.config.selection.tau).sum())
+            auroc = "" if f.auroc is None else f", detection AUROC {f.auroc:.3f}"
+            say(f"provisional flags after {f.fraction:.0%} of epoch {f.epoch} ({f.seconds:.1f} s): {flagged} of "
+                f"{f.samples_seen} samples trained so far look mislabeled{auroc} (rough; the epoch's report follows)",
+                flush=True)
 
         on_train_end = lambda self, trainer, stopped: self.bar.close() if self.bar is not None else None  # noqa: E731
 

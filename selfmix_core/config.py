@@ -15,6 +15,11 @@ paper and the authors' code agree (soft targets from the training passes, an ave
 L_R, epochs over all samples, a longer-running GMM). They are all off by default (the
 paper's method); `FastChoices.all()` is the "selfmix-fast" variant the benchmark compares.
 
+`SpeedConfig` collects the shortcuts that make an epoch faster (length-grouped
+batches, cached tokens, bf16 on CPUs that have it, a faster scoring pass, a sampled
+test set during training). They are on for new runs; a config saved before they
+existed loads with all of them off, so an old run reproduces bit for bit.
+
 `ValidationConfig` is the label-free decision rule: a stratified slice of the training
 set held out with its given (noisy) labels, whose accuracy decides when the warm-up
 hands over to SelfMix and which epoch's flags are recommended (decision.py).
@@ -191,6 +196,57 @@ class FastChoices:
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    """How fast an epoch runs (speed.py; measured in docs/BENCHMARKS.md, section speed).
+
+    group_by_length: training batches are cut from shuffled chunks of `group_chunk`
+        batches, each chunk sorted by token length, and the batches of a chunk are
+        shuffled: less padding, still a random order (every sample once per epoch).
+    group_chunk: batches per shuffled chunk (16: 512 samples at batch size 32).
+    cache_tokens: tokenise the training and test texts once per run instead of once per
+        batch (same token ids; skipped above `speed.MAX_CACHED_TOKENS`).
+    bf16_cpu: bf16 autocast on a CPU with native bf16 (AVX512-BF16 or AMX), checked at
+        start-up; elsewhere fp32. The GMM and the losses stay in fp32. (CUDA always
+        runs under bf16 autocast, as before this option existed.)
+    fast_scoring: the scoring and test passes run under torch.inference_mode() in
+        order of token length (instead of character length).
+    fused_adam: Adam's fused kernel (torch.optim.Adam(fused=True)) on CPU and CUDA: one
+        pass over the parameters instead of a loop of element-wise ops (the same update up
+        to float rounding).
+    provisional_every: during the first warm-up epoch, every this fraction of it (0.25:
+        at 25%, 50% and 75%) score the samples trained so far with dropout off, fit the
+        GMM on them and hand the callbacks a provisional ranking (on_provisional); it
+        draws no random numbers the training uses, so the run is unchanged. 0 = off.
+    test_sample: during training, evaluate on a fixed stratified sample of this many
+        test texts when the test set is larger; the last epoch uses the whole test set
+        (0 = the whole test set every epoch). metrics.json says which (n_test).
+    """
+
+    group_by_length: bool = True
+    group_chunk: int = 16
+    cache_tokens: bool = True
+    bf16_cpu: bool = True
+    fast_scoring: bool = True
+    fused_adam: bool = True
+    provisional_every: float = 0.0
+    test_sample: int = 2000
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.group_chunk, int) and self.group_chunk >= 1,
+               f"group_chunk must be a whole number >= 1, got {self.group_chunk!r}")
+        _check(isinstance(self.test_sample, int) and self.test_sample >= 0,
+               f"test_sample must be a whole number >= 0 (0 = the whole test set), got {self.test_sample!r}")
+        _check(_in_range(self.provisional_every, 0.0, 1.0) and self.provisional_every < 1.0,
+               f"provisional_every must be a fraction from 0 (off) up to 1, got {self.provisional_every!r}")
+
+    @classmethod
+    def off(cls) -> "SpeedConfig":
+        """Every speed option off: the engine as it ran before they existed."""
+        return cls(group_by_length=False, cache_tokens=False, bf16_cpu=False, fast_scoring=False, fused_adam=False,
+                   test_sample=0)
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
     """The label-free decision rule (decision.py). No true or test label is ever read.
 
@@ -253,6 +309,7 @@ class TrainConfig:
     seed: makes a run reproducible (data order, dropout, mixup, GMM init).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]".
     score_batch_size: batch size of the no-dropout scoring pass over the train set.
+    speed: SpeedConfig (all on; off in configs saved before it existed).
     """
 
     method: str = "selfmix"
@@ -274,6 +331,7 @@ class TrainConfig:
     reference: ReferenceDeviations = field(default_factory=ReferenceDeviations)
     fast: FastChoices = field(default_factory=FastChoices)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def __post_init__(self) -> None:
         _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
@@ -324,6 +382,7 @@ class TrainConfig:
             "reference": ReferenceDeviations,
             "fast": FastChoices,
             "validation": ValidationConfig,
+            "speed": SpeedConfig,
         }
         for key, klass in nested.items():
             if isinstance(d.get(key), dict):
@@ -341,10 +400,12 @@ class TrainConfig:
 def _migrate(d: dict[str, Any]) -> dict[str, Any]:
     """A config saved before FastChoices/ValidationConfig existed (runs in the store,
     checkpoints) describes the engine it ran with: every fast choice except the KL sum
-    it asked for, the GMM it ran with, and no held-out split."""
+    it asked for, the GMM it ran with, and no held-out split. One saved before
+    SpeedConfig existed ran with every speed option off."""
+    d = dict(d)
+    d.setdefault("speed", dataclasses.asdict(SpeedConfig.off()))
     if "fast" in d:
         return d
-    d = dict(d)
     ref = dict(d.get("reference") or {})
     kl_sum = bool(ref.pop("kl_sum", False))
     d["reference"] = ref

@@ -19,6 +19,8 @@ def epoch_record(r) -> dict:
         "losses": r.losses,
         "test_accuracy": r.test_accuracy,
         "test_macro_f1": r.test_macro_f1,
+        "n_test": r.n_test,
+        "test_sampled": r.test_sampled,
         "train_accuracy_true": r.train_accuracy_true,
         "detection_auroc": det.auroc if det else None,
         "detection_precision": det.precision if det else None,

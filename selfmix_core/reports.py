@@ -156,6 +156,9 @@ class EpochReport:
         -1 / NaN in reports saved before they existed, or with fewer than 3 classes.
     recommended_epoch / recommendation: the epoch whose flags are recommended so far
         (this one or an earlier one) and why, in one sentence.
+    test_accuracy / test_macro_f1: on n_test test texts; test_sampled: True when those
+        were the fixed stratified sample of SpeedConfig.test_sample (the last epoch uses
+        the whole test set).
     fallback: set when X or U came out empty (or too small) and the epoch trained
         another way; the text says how.
     embeddings: (N, H) float16, the pooled sentence embeddings the classifier head read
@@ -186,6 +189,8 @@ class EpochReport:
     train_n_noisy: int | None = None
     test_accuracy: float | None = None
     test_macro_f1: float | None = None
+    n_test: int | None = None
+    test_sampled: bool = False
     train_accuracy_true: float | None = None
     detection: DetectionMetrics | None = None
     given_vs_predicted: np.ndarray | None = None

@@ -36,6 +36,12 @@ Randomness: every epoch derives its own generators from (seed, epoch), and dropo
 runs inside `torch.random.fork_rng`, so the trainer leaves no global RNG state behind
 and a resumed run reproduces an uninterrupted one.
 
+Speed (SpeedConfig, speed.py; all off in configs saved before it): batches grouped by
+token length within shuffled chunks, tokens cached per run, bf16 autocast on a CPU with
+native bf16 (always on CUDA), inference-mode scoring in token-length order, fused Adam,
+a fixed stratified test sample before the last epoch, and optional provisional flags
+during the first epoch (on_provisional).
+
 Distribution: with a `DistContext` of several ranks (torchrun), each rank trains and
 scores its share of every batch, gradients and per-sample arrays are summed across
 ranks, and the GMM is fitted on rank 0 (distributed.py); with the default context all
@@ -64,6 +70,7 @@ version of this engine did otherwise, and those choices stay as `FastChoices` fl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -79,7 +86,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig, derive_seed
+from .config import SpeedConfig, TrainConfig, derive_seed
 from .data import TextDataset
 from .decision import (collapse_warning, held_out_metrics, majority_share, prediction_warnings, recommend_epoch,
                        validation_split, warmup_should_continue)
@@ -89,6 +96,8 @@ from .metrics import accuracy, confusion_counts, detection_metrics, macro_f1
 from .model import TextClassifier, build_classifier
 from .reports import EpochReport, GMMParams, StepProgress, top_k
 from .selection import Selection, select
+from .speed import (ProvisionalFlags, TokenCache, grouped_batches, grouped_order, provisional_steps, stratified_sample,
+                    token_cache_fits, use_bf16)
 
 CHECKPOINT_FORMAT = 1
 
@@ -114,6 +123,7 @@ class TrainerCallback:
     def on_epoch_begin(self, trainer: "SelfMixTrainer", epoch: int, phase: str) -> None: ...
     def on_step_end(self, trainer: "SelfMixTrainer", progress: StepProgress) -> None: ...
     def on_epoch_end(self, trainer: "SelfMixTrainer", report: EpochReport) -> None: ...
+    def on_provisional(self, trainer: "SelfMixTrainer", flags: "ProvisionalFlags") -> None: ...
     def on_train_end(self, trainer: "SelfMixTrainer", stopped: bool) -> None: ...
 
 
@@ -226,7 +236,8 @@ class SelfMixTrainer:
         self.model = model.to(self.device)
         self.dist.broadcast_module(self.model)  # one starting point for every rank
         self.tokenizer = tokenizer
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        fused = config.speed.fused_adam and self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, **({"fused": True} if fused else {}))
         self.state = TrainerState(total_epochs=config.epochs)
         n = len(train)
         # The held-out slice depends on the seed and the given labels only (never on true
@@ -244,7 +255,10 @@ class SelfMixTrainer:
         self.resumed_report: EpochReport | None = None
         if resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest.json").is_file():
             self._load_checkpoint()
-        self._amp = self.device.type == "cuda"
+        # bf16 autocast: always on CUDA; on a CPU with native bf16 when speed.bf16_cpu.
+        self._amp = use_bf16(self.device, config.speed.bf16_cpu)
+        self._caches: list[tuple[Sequence[str], TokenCache | None]] = []  # (texts, their tokens)
+        self._test_eval: tuple[np.ndarray, list[str]] | None = None  # the fixed test sample
         self._micro = 1  # micro-batches per step; doubled on out-of-memory
         self._score_bs = config.score_batch_size  # halved on out-of-memory
         self._notices: list[str] = []  # resource notices for the current epoch's report
@@ -461,21 +475,49 @@ class SelfMixTrainer:
             remaining = cfg.warmup_samples - self.state.warmup_samples_seen
             order = order[: max(remaining, 0)]
         bs = cfg.batch_size
-        steps = math.ceil(len(order) / bs)
+        batches = self._grouped(order, bs, gen, as_batches=True)
+        steps = math.ceil(len(order) / bs) if batches is None else len(batches)
         total, seen = 0.0, 0
+        # Provisional flags: only in the run's first epoch, a warm-up (or CE) epoch.
+        provisional = provisional_steps(steps, cfg.speed.provisional_every) if epoch == 1 else set()
+        done: list[np.ndarray] = []
         self.model.train()
         t0 = time.perf_counter()
         for step in range(steps):
             if self._should_stop():
                 return None
-            b = order[step * bs : (step + 1) * bs]
+            b = order[step * bs : (step + 1) * bs] if batches is None else batches[step]
             parts = self._optimise((b,), self._ce_losses)
             total += parts["ce"] * len(b)
             seen += len(b)
+            done.append(b)
+            if step + 1 in provisional and not self._provisional(epoch, (step + 1) / steps, np.concatenate(done), t0):
+                return None
             self._progress(epoch, phase, step + 1, steps, seen, t0)
         if phase == "warmup":
             self.state.warmup_samples_seen += seen
         return {"ce": total / max(seen, 1)}, seen
+
+    def _provisional(self, epoch: int, fraction: float, trained: np.ndarray, t0: float) -> bool:
+        """Score the (M,) samples trained so far with dropout off, fit the GMM on them and
+        emit on_provisional. No random number the training draws is used (the GMM has its
+        own generator; no dropout runs), so the run goes on unchanged. False if stopped."""
+        idx = np.sort(trained)
+        labels = self.split.labels[idx]
+        scored = self._score([self.train.texts[i] for i in idx], labels)
+        self.model.train()
+        if scored is None:
+            return False
+        loss, probs = scored
+        sel = self._select(loss, labels, np.random.default_rng([self.config.seed, epoch, 5, len(idx)]))
+        auroc = None
+        if self.train.true_labels is not None:
+            auroc = detection_metrics(sel.clean_prob, labels, np.asarray(self.train.true_labels)[idx],
+                                      self.config.selection.tau).auroc
+        self._emit("on_provisional", ProvisionalFlags(
+            epoch=epoch, fraction=fraction, samples_seen=len(idx), index=idx, loss=loss, clean_prob=sel.clean_prob,
+            predicted_label=probs.argmax(1), auroc=auroc, seconds=time.perf_counter() - t0))
+        return True
 
     def _train_selfmix_epoch(self, epoch: int, rng: np.random.Generator, gen: torch.Generator):
         cfg = self.config
@@ -500,8 +542,8 @@ class SelfMixTrainer:
             steps = math.ceil(n_train / cfg.batch_size)
         else:  # the authors' loop: one pass over X in batches of bx (over U when X is empty)
             steps = math.ceil(len(x_idx) / bx) if bx else math.ceil(len(u_idx) / bu)
-        x_stream = _Cycler(x_idx, gen)
-        u_stream = _Cycler(u_idx, gen)
+        x_stream = _Cycler(x_idx, gen, lambda o: self._grouped(o, max(bx, 1), gen))
+        u_stream = _Cycler(u_idx, gen, lambda o: self._grouped(o, max(bu, 1), gen))
         # Mixup permutations: from `gen` in one process (as always); under distribution
         # from a generator of this rank's own, since the ranks' shares differ in size and
         # `gen` must draw the same global batches on every rank.
@@ -526,7 +568,7 @@ class SelfMixTrainer:
 
     def _ce_losses(self, b: np.ndarray) -> tuple[torch.Tensor, dict]:
         """Cross-entropy of the batch b (indices into the train set)."""
-        enc = self._encode([self.train.texts[i] for i in b])
+        enc = self._encode_train(b)
         y = self._to_device(torch.from_numpy(self.split.labels[b]))
         with self._autocast():
             logits = self.model(**enc)  # (B, K)
@@ -545,17 +587,16 @@ class SelfMixTrainer:
         fast = cfg.fast
         nx, nu = len(xb), len(ub)
         n_u = nu if n_u is None else n_u
-        texts_u = [self.train.texts[i] for i in ub]
         targets_u = None
         if nu and not fast.soft_targets_from_rdrop:
             # The paper: "close dropout when making sample selection or inference"; the
             # authors' trainer predicts U's soft labels in eval mode before mixing.
             self.model.eval()
             with torch.no_grad(), self._autocast():
-                p_eval = torch.softmax(self.model(**self._encode(texts_u)).float(), -1)  # (nu, K)
+                p_eval = torch.softmax(self.model(**self._encode_train(ub)).float(), -1)  # (nu, K)
             self.model.train()
             targets_u = sharpen(p_eval, cfg.temperature)
-        enc = self._encode([self.train.texts[i] for i in xb] + texts_u * 2)
+        enc = self._encode_train(np.concatenate([xb, ub, ub]).astype(np.int64))
         with self._autocast():
             emb = self.model.embed(**enc)  # (nx + 2nu, H): x, u (pass 1), u (pass 2)
             emb_x, emb_u1, emb_u2 = emb[:nx], emb[nx : nx + nu], emb[nx + nu :]
@@ -636,7 +677,6 @@ class SelfMixTrainer:
                 )
 
     # ---- scoring / evaluation -----------------------------------------------------------
-    @torch.no_grad()
     def _score(self, texts: Sequence[str], labels: np.ndarray | None = None, embeddings: bool = False):
         """Dropout off. Returns (per-sample CE (N,), probabilities (N, K)) or None if stopped;
         with embeddings=True a third item, the pooled embeddings the head read ((N, H)
@@ -647,11 +687,20 @@ class SelfMixTrainer:
         the rows are summed across ranks (each row comes from one rank), so every rank
         returns all N rows. The stop flag is then checked before and after the pass
         only: ranks may run different numbers of batches, and a check is a collective.
+        With speed.fast_scoring the pass runs under torch.inference_mode() in order of
+        token length (cached tokens with speed.cache_tokens); else under no_grad.
         """
+        fast = self.config.speed.fast_scoring
+        with torch.inference_mode() if fast else torch.no_grad():
+            return self._score_pass(texts, labels, fast, embeddings)
+
+    def _score_pass(self, texts: Sequence[str], labels: np.ndarray | None, fast: bool, embeddings: bool = False):
         labels = self.split.labels if labels is None else labels
         self.model.eval()
         n = len(texts)
-        order = self.dist.shard(np.argsort([len(t) for t in texts], kind="stable"))
+        cache = self._token_cache(texts)
+        lengths = cache.lengths if fast and cache is not None else [len(t) for t in texts]
+        order = self.dist.shard(np.argsort(lengths, kind="stable"))
         probs = np.zeros((n, self.num_classes), dtype=np.float32)
         loss = np.zeros(n, dtype=np.float32)
         emb_out = None
@@ -662,7 +711,7 @@ class SelfMixTrainer:
             if not self.dist.enabled and self.control.should_stop:
                 return None
             b = order[start : start + self._score_bs]
-            enc = self._encode([texts[i] for i in b])
+            enc = self._encode([texts[i] for i in b]) if cache is None else self._collate(cache, b)
             try:
                 with self._autocast():
                     if embeddings and hasattr(self.model, "embed") and hasattr(self.model, "classify"):
@@ -756,12 +805,13 @@ class SelfMixTrainer:
             report.detection = detection_metrics(clean_prob, labels, true, cfg.selection.tau, mask=mask)
             report.train_accuracy_true = accuracy(true, pred)
         if self.test is not None:
-            out = self._score(self.test.texts, labels=np.asarray(self.test.labels, dtype=np.int64))
+            texts, y = self._test_texts(last=epoch >= self.state.total_epochs)
+            out = self._score(texts, labels=y)
             if out is not None:
                 test_pred = out[1].argmax(1)
-                y = np.asarray(self.test.labels)
                 report.test_accuracy = accuracy(y, test_pred)
                 report.test_macro_f1 = macro_f1(y, test_pred, k)
+                report.n_test, report.test_sampled = len(y), len(y) < len(self.test)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -774,6 +824,59 @@ class SelfMixTrainer:
             "input_ids": self._to_device(enc["input_ids"]),
             "attention_mask": self._to_device(enc["attention_mask"]),
         }
+
+    def _encode_train(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        """(B,) indices into the train set -> the encoded batch (cached tokens when on)."""
+        cache = self._token_cache(self.train.texts)
+        if cache is None:
+            return self._encode([self.train.texts[i] for i in idx])
+        return self._collate(cache, idx)
+
+    def _collate(self, cache: TokenCache, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        enc = cache.collate(idx)
+        return {k: self._to_device(v) for k, v in enc.items()}
+
+    def _token_cache(self, texts: Sequence[str]) -> TokenCache | None:
+        """The TokenCache of the train texts, the test texts or the test sample (made on
+        first use); None for other texts, with speed.cache_tokens off, or when too large."""
+        for owner, cache in self._caches:
+            if owner is texts:
+                return cache
+        known = [self.train.texts] + ([self.test.texts] if self.test is not None else [])
+        if self._test_eval is not None:
+            known.append(self._test_eval[1])
+        if not self.config.speed.cache_tokens or not any(texts is t for t in known):
+            return None
+        max_length = self.config.model.max_length
+        cache = TokenCache(self.tokenizer, texts, max_length) if token_cache_fits(len(texts), max_length) else None
+        self._caches.append((texts, cache))
+        return cache
+
+    def _grouped(self, order: np.ndarray, batch_size: int, gen: torch.Generator, as_batches: bool = False):
+        """With speed.group_by_length: `order` regrouped by token length (speed.grouped_batches;
+        a list of batches with as_batches, else the flat order); without: None / `order`.
+        Without cached tokens (too many texts, or cache_tokens off) the lengths are in characters."""
+        sp = self.config.speed
+        if not sp.group_by_length:
+            return None if as_batches else order
+        cache = self._token_cache(self.train.texts)
+        lengths = cache.lengths if cache is not None else np.array([len(t) for t in self.train.texts])
+        fn = grouped_batches if as_batches else grouped_order
+        return fn(order, lengths, batch_size, sp.group_chunk, gen)
+
+    def _test_texts(self, last: bool) -> tuple[Sequence[str], np.ndarray]:
+        """The test texts and (M,) labels to evaluate: the whole test set at the last
+        epoch or when it holds at most speed.test_sample texts; otherwise a stratified
+        sample of that many, fixed for the run by its seed."""
+        y = np.asarray(self.test.labels, dtype=np.int64)
+        n = self.config.speed.test_sample
+        if last or n == 0 or len(y) <= n:
+            return self.test.texts, y
+        if self._test_eval is None:
+            idx = stratified_sample(y, n, np.random.default_rng([self.config.seed, 11]))
+            self._test_eval = (idx, [self.test.texts[i] for i in idx])
+        idx, texts = self._test_eval
+        return texts, y[idx]
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
@@ -869,7 +972,9 @@ class SelfMixTrainer:
                 "the checkpoint was made on different training data (other texts or given labels); "
                 "resume with the same data and settings, or start a new run in another folder"
             )
-        changed = _changed_settings(meta["config"], self.config.to_dict())
+        saved = dict(meta["config"])
+        saved.setdefault("speed", dataclasses.asdict(SpeedConfig.off()))  # saved before SpeedConfig
+        changed = _changed_settings(saved, self.config.to_dict())
         if changed:
             raise ValueError(
                 "the checkpoint was made with other settings (" + "; ".join(changed) + "); resume with the same "
@@ -933,15 +1038,19 @@ def _split_parts(parts: tuple[np.ndarray, ...], m: int) -> list[tuple[np.ndarray
 
 
 class _Cycler:
-    """Endless shuffled stream over an index array; reshuffles at each wrap."""
+    """Endless shuffled stream over an index array; reshuffles at each wrap.
+    arrange: optional function of each shuffled pass (e.g. grouping it by length)."""
 
-    def __init__(self, idx: np.ndarray, gen: torch.Generator):
-        self.idx, self.gen = idx, gen
+    def __init__(self, idx: np.ndarray, gen: torch.Generator, arrange=None):
+        self.idx, self.gen, self.arrange = idx, gen, arrange
         self.order = self._shuffle()
         self.pos = 0
 
     def _shuffle(self) -> np.ndarray:
-        return self.idx[torch.randperm(len(self.idx), generator=self.gen).numpy()] if len(self.idx) else self.idx
+        if not len(self.idx):
+            return self.idx
+        order = self.idx[torch.randperm(len(self.idx), generator=self.gen).numpy()]
+        return self.arrange(order) if self.arrange is not None else order
 
     def take(self, n: int) -> np.ndarray:
         if n == 0 or len(self.idx) == 0:

@@ -257,3 +257,22 @@ def test_plain_numeric_labels_in_samples_csv(tmp_path, tiny_model_dir):
         assert s["given_label"][0] == expected and set(s["given_label"]) == {expected, "1"}
         assert set(s["predicted_label"]) <= {expected, "1"}
         assert set(s["top2_label"]) <= {expected, "1"} and s["top3_label"].isna().all()  # 2 classes: no third
+
+
+def test_speed_flags_reach_the_config_and_metrics(tmp_path, tiny_files, tiny_model_dir, capsys):
+    """--no-* turn each speed option off, --test-sample sets the sample; metrics.json
+    records the config and how many test texts each epoch was evaluated on."""
+    train, test = tiny_files
+    out = tmp_path / "out"
+    rc = main(base_args(train, test, tiny_model_dir, out) + ["--no-group-by-length", "--no-cache-tokens",
+                                                             "--no-bf16", "--no-fast-scoring", "--no-fused-adam",
+                                                             "--test-sample", "12"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["speed"] == {"group_by_length": False, "group_chunk": 16, "cache_tokens": False,
+                                    "bf16_cpu": False, "fast_scoring": False, "fused_adam": False,
+                                    "provisional_every": 0.0, "test_sample": 12}
+    assert [(e["n_test"], e["test_sampled"]) for e in m["epochs"]] == [(12, True), (12, True), (30, False)]
+    assert main(base_args(train, test, tiny_model_dir, tmp_path / "bad") + ["--test-sample", "-1"]) == 2
+    assert "--test-sample must be" in capsys.readouterr().err
+    assert main(base_args(train, test, tiny_model_dir, tmp_path / "bad2") + ["--threads", "0"]) == 2

@@ -169,19 +169,27 @@ def test_200k_rows_load_and_train_without_per_row_tensors(tmp_path, tiny_model_f
     reports = list(trainer.run())  # three steps, then stopped mid-epoch
     after = memory_status()
     assert reports == []
-    assert spy.calls == [32, 32, 32]  # tokenised batch by batch, only what was trained
+    # SpeedConfig.cache_tokens: every text tokenised once, in chunks, then never again.
+    assert sum(spy.calls) == n and max(spy.calls) <= 4096
     growth = (after["VmHWM"] if measured_peak else after["VmRSS"]) - before["VmRSS"]
-    # Pre-tokenising 200k rows at max_length 64 would take 200k x 64 x 8 B x 2 (ids +
-    # mask) = 205 MB; the per-sample state the trainer keeps is ~10 B a row (2 MB).
+    # Padded tensors for 200k rows at max_length 64 would take 200k x 64 x 8 B x 2 (ids +
+    # mask) = 205 MB; the token cache holds the unpadded ids as int32 (4 B a token, 16 B a
+    # row), and the per-sample state the trainer keeps is ~10 B a row (2 MB).
     assert growth < 100 * MB, f"trainer on {n:,} rows grew memory by {growth / MB:.0f} MB"
+    cache = trainer._token_cache(ds.texts)
+    assert cache.flat.dtype == np.int32 and cache.flat.nbytes <= 4 * 64 * n
     assert all(a.nbytes <= 8 * n for a in (trainer.split.labels, trainer.split.in_training,
                                            trainer.split.forced_clean))
 
 
 def test_training_and_scoring_tokenise_per_batch(tiny_dataset, tiny_model_factory, tokenizer):
+    """Without the token cache (--no-cache-tokens, or too many texts) every batch is
+    tokenised as it comes; with it (the default) every text once per run."""
+    from selfmix_core.config import SpeedConfig
+
     spy = TokenizerSpy(tokenizer)
     cfg = TrainConfig(epochs=2, warmup_epochs=1, batch_size=8, device="cpu", score_batch_size=16,
-                      model=ModelConfig(max_length=16))
+                      model=ModelConfig(max_length=16), speed=SpeedConfig(cache_tokens=False))
     reports = list(SelfMixTrainer(cfg, tiny_dataset, model=tiny_model_factory(3), tokenizer=spy).run())
     assert len(reports) == 2
     n = len(tiny_dataset)
@@ -189,6 +197,10 @@ def test_training_and_scoring_tokenise_per_batch(tiny_dataset, tiny_model_factor
     # encodes x (4) + u twice (2 x 4) = 12 texts; then scoring again.
     assert max(spy.calls) <= 16 and sum(spy.calls) > 3 * n
     assert spy.calls[: n // 8] == [8] * (n // 8)
+    once = TokenizerSpy(tokenizer)
+    list(SelfMixTrainer(cfg.replace(speed=SpeedConfig()), tiny_dataset, model=tiny_model_factory(3),
+                        tokenizer=once).run())
+    assert once.calls == [n]
 
 
 # ---- compressed files and wide tables (issue #10 item 8) ------------------------------------------
