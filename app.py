@@ -1,7 +1,8 @@
 """SelfMix Studio: find and fix wrong labels in a text-classification dataset.
 
 Run it with `streamlit run app.py`. This file is the entry point and the Home page; the
-other pages are pages/1_Data.py ... pages/4_Export.py. Every page starts with
+other pages are pages/1_Data.py ... pages/4_Export.py and pages/5_Explore.py (shown between
+Train and Review). Every page starts with
 studio.state.run_page: page config, the shared store, the selected dataset/run (also kept
 in the URL), the sidebar navigation and pickers; then it renders itself.
 """
@@ -29,6 +30,7 @@ def home() -> None:
     steps = [
         (state.PAGE_DATA, "1 · Data", "Load a labeled CSV, TSV, JSONL or Parquet file (or the demo), pick the text and label columns, save it."),
         (state.PAGE_TRAIN, "2 · Train", "Start training; watch the loss histograms, the clean/noisy split and the accuracy epoch by epoch."),
+        (state.PAGE_EXPLORE, "Explore", "Optional: a map of the samples, the given × predicted matrix and the loss histograms to select samples from; near-duplicates and outliers."),
         (state.PAGE_REVIEW, "3 · Review", "Go through the flagged samples, most suspicious first: accept the suggestion, pick another label, keep or drop."),
         (state.PAGE_EXPORT, "4 · Export", "Download the cleaned dataset (CSV, JSONL or Parquet), the decision log and a per-class summary."),
     ]

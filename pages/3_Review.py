@@ -22,17 +22,19 @@ from selfmix_core.review import (
     STATUS_MISLABELED,
     STATUS_UNCERTAIN,
     bulk_accept_rows,
+    bulk_note,
+    bulk_rows,
     choice_to_decision,
     decision_choices,
     describe_conflicts,
     describe_undo,
     filter_review,
     review_counts,
-    review_frame,
     top_suggestions,
     undo_last_action,
 )
 from selfmix_core.store import StaleDecisionError
+from studio import explore as studio_explore
 from studio import state
 from studio.text import md
 
@@ -78,12 +80,14 @@ def _shown_decision(decision_id) -> int | None:
     return None if decision_id is None or int(decision_id) < 0 else int(decision_id)
 
 
-def _write(run_id: str, rows, expected: dict) -> int | None:
+def _write(run_id: str, rows, expected: dict, note: str | None = None) -> int | None:
     """Store one review action of this tab, made against the decisions it showed
-    (`expected`). Returns how many were written, or None when another tab changed one of
-    those samples meanwhile (nothing is written; the page says which and redraws)."""
+    (`expected`); `note` names the samples in the decision log. Returns how many were
+    written, or None when another tab changed one of those samples meanwhile (nothing is
+    written; the page says which and redraws)."""
     try:
-        return state.get_store().add_decisions(run_id, rows, session=state.session_token(), expected=expected)
+        return state.get_store().add_decisions(run_id, rows, session=state.session_token(), expected=expected,
+                                               note=note)
     except StaleDecisionError as exc:
         st.session_state["review_notes"] = [describe_conflicts(exc.conflicts)]
         return None
@@ -122,9 +126,92 @@ def render_filters(names: list[str]) -> dict:
     flagged_only = t2.toggle("Only flagged (and already decided) samples", key="review_flagged_only",
                              on_change=_reset_page)
     undecided = t3.toggle("Only samples without a decision", key="review_undecided", on_change=_reset_page)
+    ss.setdefault("review_near_duplicates", False)
+    ss.setdefault("review_outliers", False)
+    u1, u2, _ = st.columns([3, 2, 2])
+    near = u1.toggle("Only near-duplicates with conflicting labels", key="review_near_duplicates",
+                     on_change=_reset_page,
+                     help="Samples whose text is identical, or whose sentence embedding is nearly identical (the "
+                          "threshold is set on the Explore page), to a sample with another given label.")
+    outliers = u2.toggle("Only outliers", key="review_outliers", on_change=_reset_page,
+                         help="Samples far from every class in embedding space (junk, another language, ...): "
+                              "not necessarily a label error.")
     return dict(given=given, suggested=suggested, score_range=tuple(score), query=query,
                 flagged_only=flagged_only, undecided_only=undecided,
-                status=None if status == STATUS_ALL else status)
+                status=None if status == STATUS_ALL else status, near_duplicates=near, outliers=outliers)
+
+
+def issue_samples(store, run_id: str, epoch: int, dataset, near: bool, outliers: bool) -> list[int] | None:
+    """The samples the near-duplicate / outlier filters keep (both on: in both), None = no
+    such filter; notes on the page when the epoch lacks what they need."""
+    if not near and not outliers:
+        return None
+    with st.spinner("Searching for near-duplicates and outliers…"):
+        dup, scores = studio_explore.issues(store, run_id, epoch, dataset)
+    keep = np.ones(len(dup.group), dtype=bool)
+    if near:
+        keep &= dup.is_near_duplicate
+    if outliers:
+        if scores is None:
+            st.info("Outliers need this epoch's sentence embeddings, which are kept for the recommended and the "
+                    "last epoch only: pick one of those.")
+            keep &= False
+        else:
+            from selfmix_core.explore import outlier_flags
+
+            keep &= outlier_flags(scores)
+    return np.flatnonzero(keep).tolist()
+
+
+@state.safe_callback
+def _clear_selection() -> None:
+    st.session_state.pop(studio_explore.REVIEW_SELECTION, None)
+    _first_page()
+
+
+@state.safe_callback
+def _bulk_selection(run_id: str, filtered: pd.DataFrame, action: str, selection: str,
+                    label_key: str | None = None, names: list | None = None) -> None:
+    """One bulk action on every sample of the selection, named in the log by its note."""
+    label = None
+    if action == "relabel":
+        choice = st.session_state.get(label_key)
+        if not names or choice not in names:
+            st.session_state["review_notes"] = ["Pick the label to relabel the selection to."]
+            return
+        label = names.index(choice)
+    rows = bulk_rows(filtered, action, label)
+    if rows.empty:
+        st.session_state["review_toast"] = "Nothing to change: every selected sample already has that decision."
+        return
+    note = bulk_note(action, len(rows), selection)
+    expected = {int(i): _shown_decision(d) for i, d in zip(filtered["sample_index"], filtered["decision_id"])}
+    expected = {i: expected[i] for i in rows["sample_index"].tolist()}
+    if _write(run_id, rows, expected, note=note) is not None:
+        st.session_state["review_toast"] = note[0].upper() + note[1:] + ". Undo takes them all back at once."
+    _bump_editor()
+
+
+def render_selection(run_id: str, selection: dict, filtered: pd.DataFrame, names: list[str]) -> None:
+    """The banner of a selection sent from the Explore page, and its bulk actions."""
+    name = str(selection.get("name") or "selected")
+    n = len(filtered)
+    with st.container(border=True):
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.markdown(f"Showing the **{n:,} samples {md(name)}** (the other filters are off while a selection is "
+                    "shown).")
+        c2.button("Show all samples", key="review_selection_clear", on_click=_clear_selection,
+                  help="Back to the flagged samples and the filters.")
+        b1, b2, b3, b4, b5 = st.columns([2, 2, 1, 1, 1], vertical_alignment="bottom")
+        b1.button(f"Accept the suggestion for all {n:,}", key="review_sel_accept", on_click=_bulk_selection,
+                  args=(run_id, filtered, "accept", name),
+                  help="Every selected sample whose suggestion differs from its given label.")
+        label_key = "review_sel_label"
+        b2.selectbox("Relabel all to", names, key=label_key)
+        b3.button("Relabel all", key="review_sel_relabel", on_click=_bulk_selection,
+                  args=(run_id, filtered, "relabel", name), kwargs={"label_key": label_key, "names": names})
+        b4.button("Keep all", key="review_sel_keep", on_click=_bulk_selection, args=(run_id, filtered, "keep", name))
+        b5.button("Drop all", key="review_sel_drop", on_click=_bulk_selection, args=(run_id, filtered, "drop", name))
 
 
 def _save_edits(run_id: str, view: pd.DataFrame, names: list[str], edits: dict, shown: dict) -> None:
@@ -225,7 +312,8 @@ def _action_text(action: dict, me: str) -> str:
     what = (f"sample #{action['sample_index']}" if action["n"] == 1
             else f"{action['n']:,} samples from #{action['sample_index']}")
     who = "this tab" if action["session"] == me else "another tab" if action["session"] else "no tab recorded"
-    return f"{action['action']} {what} · {action['time'][11:19]} UTC · {who}"
+    note = f" ({action['note']})" if action.get("note") else ""
+    return f"{action['action']} {what}{note} · {action['time'][11:19]} UTC · {who}"
 
 
 def render_undo(store, run_id: str) -> None:
@@ -417,34 +505,18 @@ def main() -> None:
     ss = st.session_state
     store = state.get_store()
     st.title("Review")
-    dataset = state.selected_dataset(store)
-    if dataset is None:
-        st.info("No dataset yet: go to **Data** first, then train a run; its flagged samples are reviewed here.")
-        st.page_link(state.PAGE_DATA, label="Go to Data", icon=state.PAGE_ICONS["data"])
+    found = state.run_with_epochs(
+        store, "No dataset yet: go to **Data** first, then train a run; its flagged samples are reviewed here.",
+        "No run yet: go to **Train** and start one; flagged samples appear here after its first epoch.",
+        "This run has no finished epoch yet: the flagged samples appear when epoch 1 ends. "
+        "Follow it on the Train page.")
+    if found is None:
         return
-    run = state.selected_run(store)
-    if run is None:
-        st.info("No run yet: go to **Train** and start one; flagged samples appear here after its first epoch.")
-        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
+    run, summaries = found
+    view = state.epoch_view(store, run, summaries, "review_epoch", "This run's report does not match its dataset (different number of samples); it cannot be reviewed.")
+    if view is None:
         return
-    summaries = store.list_epoch_summaries(run["id"])
-    if not summaries:
-        st.info("This run has no finished epoch yet: the flagged samples appear when epoch 1 ends. "
-                "Follow it on the Train page.")
-        st.page_link(state.PAGE_TRAIN, label="Go to Train", icon=state.PAGE_ICONS["train"])
-        return
-    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-    with c1:
-        epoch, _recommended, why = state.epoch_picker(summaries, run["id"], key="review_epoch")
-    c2.caption(f"Recommended: {why}.")
-    summary = next(s for s in summaries if int(s["epoch"]) == epoch)
-    report = state.load_report(store, run["id"], epoch, token=summary.get("seconds"))
-    ds = state.load_dataset(store, run["dataset_id"])
-    names = list(ds.label_names)
-    if len(ds) != len(report.clean_prob):
-        st.error("This run's report does not match its dataset (different number of samples); it cannot be reviewed.")
-        return
-    df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
+    epoch, report, ds, names, df = view
 
     status = run["status"]
     where = f"epoch {epoch} of run **{md(run.get('name') or run['id'][:6])}** ({status})"
@@ -475,9 +547,18 @@ def main() -> None:
     if counts["flagged"] == 0:
         st.success("Nothing is flagged in this epoch. Turn off 'Only flagged' to browse every sample.")
 
-    filters = render_filters(names)
-    filtered = filter_review(df, **filters)
-    render_bulk(run["id"], bulk_accept_rows(filtered))
+    if ss.get("review_pair") is not None:  # a confused pair sent from the Train page replaces a selection
+        ss.pop(studio_explore.REVIEW_SELECTION, None)
+    selection = studio_explore.active_selection(run["id"])
+    if selection is not None:
+        filtered = filter_review(df, flagged_only=False, samples=selection["samples"])
+        render_selection(run["id"], selection, filtered, names)
+    else:
+        filters = render_filters(names)
+        near, outliers = filters.pop("near_duplicates"), filters.pop("outliers")
+        filters["samples"] = issue_samples(store, run["id"], epoch, ds, near, outliers)
+        filtered = filter_review(df, **filters)
+        render_bulk(run["id"], bulk_accept_rows(filtered))
     render_table(store, run["id"], filtered, names, report)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from selfmix_core.export import EXPORT_MIME, build_cleaned_frame, class_change_summary, export_bytes
+from studio import explore as studio_explore
 from studio import state
 from studio.text import md
 
@@ -29,7 +30,8 @@ def cleaned_frame(store, run: dict, include_dropped: bool = False,
         report = store.load_epoch_report(run["id"], epoch)
         clean_prob, predicted, tau = report.clean_prob, report.predicted_label, float(report.tau)
         scores = dict(predicted_prob=report.predicted_prob, top3_labels=report.top3_label,
-                      top3_probs=report.top3_prob, label_score=report.label_score)
+                      top3_probs=report.top3_prob, label_score=report.label_score,
+                      issues=studio_explore.issue_frame(store, run["id"], epoch, ds))
     frame = store.load_dataset_frame(run["dataset_id"])
     out = build_cleaned_frame(frame, ds.labels, list(ds.label_names), decisions, clean_prob, tau,
                               predicted_labels=predicted, include_dropped=include_dropped, flags_epoch=epoch,

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from .memory import peak_rss_mb
 from .records import (LABEL_COLUMNS, chosen_epoch, epoch_record, load_report, metrics_document,  # noqa: F401
-                      samples_frame, save_report)
+                      issue_frame, samples_frame, save_report)
 
 EXIT_BAD_INPUT = 2
 
@@ -333,6 +333,7 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
         records.append(epoch_record(last))  # killed after the checkpoint, before recording it
         if main_rank:
             save_report(reports_dir, last)
+    issues_of: dict = {}  # samples.csv's near-duplicate / outlier columns, computed once per flags epoch
     try:
         for report in trainer.run():
             last = report
@@ -363,7 +364,9 @@ def _train(a: argparse.Namespace, ctx=None) -> int:
                 flags = report
             atomic_write_text(out / "metrics.json",
                               json.dumps(metrics_document(config.method, config, records, flags, extra), indent=2))
-            samples = samples_frame(train, flags)
+            if issues_of.get("epoch") != flags.epoch:
+                issues_of.update(epoch=flags.epoch, frame=issue_frame(train, flags))  # once per flags epoch
+            samples = samples_frame(train, flags, issues_of["frame"])
             plain = [c for c in LABEL_COLUMNS if c in samples.columns] if a.plain_numeric_labels else []
             write_export(samples, out / "samples.csv", "csv", plain_numeric_columns=plain)
     except KeyboardInterrupt:

@@ -77,7 +77,12 @@ ADDED_COLUMNS = (
     "top3_label",
     "top3_prob",
     "flags_epoch",
+    "is_near_duplicate",
+    "near_duplicate_group",
+    "is_outlier",
+    "outlier_score",
 )
+ISSUE_COLUMNS = ("is_near_duplicate", "near_duplicate_group", "is_outlier", "outlier_score")
 _ACTIONS = ("relabel", "accept", "keep", "drop")
 _RELABELS = ("relabel", "accept")
 
@@ -137,6 +142,7 @@ def build_cleaned_frame(
     top3_labels: np.ndarray | None = None,
     top3_probs: np.ndarray | None = None,
     label_score: np.ndarray | None = None,
+    issues: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The original frame plus the audit columns, one row per sample (N rows in).
 
@@ -158,6 +164,8 @@ def build_cleaned_frame(
         top3_prob (names; None / NaN where unknown), like the CLI's samples.csv.
     label_score: (N,) the model's probability of the given label (EpochReport.label_score,
         lower = more likely mislabeled; NaN = unknown), or None (no column).
+    issues: (N rows) the columns is_near_duplicate, near_duplicate_group, is_outlier,
+        outlier_score (selfmix_core.explore.issue_columns), or None (no such columns).
 
     Returns a frame with RangeIndex and the original columns followed by
     sample_index (position in the dataset), given_label (name), final_label (name
@@ -224,9 +232,14 @@ def build_cleaned_frame(
         if top_ids.size and (top_ids.min() < -1 or top_ids.max() >= k):
             raise ValueError(f"top3_labels must be class ids in [0, {k - 1}] (or -1 for unknown)")
         top_p = _optional_prob(top3_probs, "top3_probs", (n, 3))
+    if issues is not None:
+        if not isinstance(issues, pd.DataFrame) or len(issues) != n \
+                or any(c not in issues.columns for c in ISSUE_COLUMNS):
+            raise ValueError(f"issues must be a DataFrame of {n} rows with columns {list(ISSUE_COLUMNS)}")
     optional = {"predicted_label": pred is not None, "flags_epoch": flags_epoch is not None,
                 "label_score": lscore is not None, "predicted_prob": pprob is not None}
     optional.update({f"top{j}_{w}": top_ids is not None for j in (1, 2, 3) for w in ("label", "prob")})
+    optional.update({c: issues is not None for c in ISSUE_COLUMNS})
     added = [c for c in ADDED_COLUMNS if optional.get(c, True)]
     taken = {str(c) for c in out.columns} | set(added)
     renames = {}
@@ -263,6 +276,9 @@ def build_cleaned_frame(
             out[f"top{j + 1}_prob"] = np.where(top_ids[:, j] >= 0, top_p[:, j], np.nan)
     if flags_epoch is not None:
         out["flags_epoch"] = np.full(n, int(flags_epoch), dtype=np.int64)
+    if issues is not None:
+        for c in ISSUE_COLUMNS:
+            out[c] = issues[c].reset_index(drop=True).array
     if not include_dropped:
         out = out.loc[~dropped].reset_index(drop=True)
     return out

@@ -89,16 +89,46 @@ def save_report(folder: Path, report) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / f"epoch-{report.epoch:03d}.npz", report.arrays_bytes())
     atomic_write_text(folder / f"epoch-{report.epoch:03d}.json", json.dumps(report.scalars_dict()))
+    emb = getattr(report, "embeddings", None)
+    if emb is not None:  # epoch-NNN.emb.npy, (N, H) float16: kept for this and the recommended epoch only
+        import io
+
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(emb, dtype="<f2"), allow_pickle=False)
+        atomic_write_bytes(folder / f"epoch-{report.epoch:03d}.emb.npy", buf.getvalue())
+        keep = {f"epoch-{e:03d}.emb.npy" for e in (report.epoch, report.recommended_epoch) if e}
+        for old in folder.glob("epoch-*.emb.npy"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
 
 
 def load_report(folder: Path, epoch: int):
     from .reports import EpochReport
 
     scalars = json.loads((folder / f"epoch-{epoch:03d}.json").read_text())
-    return EpochReport.from_parts(scalars, (folder / f"epoch-{epoch:03d}.npz").read_bytes())
+    report = EpochReport.from_parts(scalars, (folder / f"epoch-{epoch:03d}.npz").read_bytes())
+    emb_path = folder / f"epoch-{epoch:03d}.emb.npy"
+    if emb_path.exists():
+        import numpy as np
+
+        report.embeddings = np.load(emb_path, allow_pickle=False)
+    return report
 
 
-def samples_frame(train, r):
+def issue_frame(train, r):
+    """samples.csv's is_near_duplicate, near_duplicate_group, is_outlier, outlier_score of
+    report r (selfmix_core.explore; NA without the report's embeddings, except the
+    near-duplicates of identical text)."""
+    from .explore import find_issues, issue_columns
+
+    dup, scores = find_issues(getattr(r, "embeddings", None), train.texts, train.labels)
+    return issue_columns(dup, scores, len(train))
+
+
+def samples_frame(train, r, issues=None):
+    """samples.csv; issues: issue_frame(train, r) to add its four columns (None: without)."""
     import numpy as np
     import pandas as pd
 
@@ -121,4 +151,7 @@ def samples_frame(train, r):
         df[f"top{j + 1}_prob"] = np.where(top_ids[:, j] >= 0, np.asarray(r.top3_prob, dtype=np.float64)[:, j], np.nan)
     df["loss"] = r.loss
     df["is_label_issue"] = r.is_label_issue
+    if issues is not None:
+        for col in issues.columns:
+            df[col] = issues[col].to_numpy()
     return df

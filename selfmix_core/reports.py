@@ -103,6 +103,8 @@ ARRAY_FIELDS: dict[str, str] = {
 _ARRAY_DEFAULTS = {"in_validation": False, "top3_label": -1, "top3_prob": np.nan}
 _ARRAY_WIDTH = {"top3_label": 3, "top3_prob": 3}
 TOP_K = 3
+# Fields saved apart from the scalars and the .npz (large; not every epoch keeps them).
+_SEPARATE_FIELDS = ("embeddings",)
 
 
 def top_k(probs: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
@@ -159,6 +161,10 @@ class EpochReport:
         the whole test set).
     fallback: set when X or U came out empty (or too small) and the epoch trained
         another way; the text says how.
+    embeddings: (N, H) float16, the pooled sentence embeddings the classifier head read
+        in this epoch's scoring pass (dropout off), or None. Not part of scalars_dict()
+        or arrays_bytes(): the store keeps them apart (Store.save_embeddings), for the
+        recommended and the last epoch only.
     """
 
     epoch: int
@@ -199,6 +205,7 @@ class EpochReport:
     recommendation: str | None = None
     top3_label: np.ndarray | None = None
     top3_prob: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.clean_prob)
@@ -230,7 +237,7 @@ class EpochReport:
         """JSON-safe dict of everything except the per-sample arrays."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ARRAY_FIELDS:
+            if f.name in ARRAY_FIELDS or f.name in _SEPARATE_FIELDS:
                 continue
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):

@@ -44,6 +44,8 @@ __all__ = [
     "STATUS_MISLABELED",
     "STATUS_UNCERTAIN",
     "bulk_accept_rows",
+    "bulk_note",
+    "bulk_rows",
     "choice_to_decision",
     "decision_choice",
     "decision_choices",
@@ -295,9 +297,12 @@ def filter_review(
     flagged_only: bool = True,
     undecided_only: bool = False,
     status: str | None = None,
+    samples: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """The rows of a review_frame() that pass every filter, most likely wrong first.
 
+    samples: sample indices to keep only (a selection from the Explore page, or the
+        near-duplicates / outliers); None = every sample.
     given / suggested: class names (one, or a list; None or empty = all classes).
     score_range: (lo, hi) inclusive bounds on label_score. Samples without a score
         (dropped from training) pass only while the range is the full [0, 1].
@@ -309,6 +314,9 @@ def filter_review(
     Sorted by label_score ascending (NaN last), ties by clean_prob, then sample_index.
     """
     mask = np.ones(len(df), dtype=bool)
+    if samples is not None:
+        idx = np.asarray(list(samples), dtype=np.int64)
+        mask &= np.isin(df["sample_index"].to_numpy(dtype=np.int64), idx)
     if flagged_only:
         mask &= df["in_review"].to_numpy(dtype=bool)
     if undecided_only:
@@ -377,6 +385,51 @@ def bulk_accept_rows(filtered: pd.DataFrame) -> pd.DataFrame:
             "action": "accept",
         }
     )
+
+
+BULK_VERBS = {"accept": "accepted the suggestion for", "relabel": "relabelled", "keep": "kept", "drop": "dropped"}
+
+
+def bulk_rows(filtered: pd.DataFrame, action: str, label: int | None = None) -> pd.DataFrame:
+    """One bulk action on every row of `filtered` (a selection): "accept" (the suggestion,
+    rows whose suggestion differs from the given label only), "relabel" to class id
+    `label` ("keep" for rows given that label), "keep" or "drop". Rows whose decision
+    would not change are left out. Columns sample_index, old_label, new_label, action:
+    ready for Store.add_decisions()."""
+    if action not in BULK_VERBS:
+        raise ValueError(f"action must be one of {sorted(BULK_VERBS)}, got {action!r}")
+    given = filtered["given_id"].to_numpy(dtype=np.int64)
+    current = filtered["action"].to_numpy(dtype=object)
+    final = filtered["final_id"].to_numpy(dtype=np.int64)
+    if action == "accept":
+        new = filtered["suggested_id"].to_numpy(dtype=np.int64)
+        keep = (new != given) & ~((current == "accept") & (final == new))
+        acts = np.full(len(given), "accept", dtype=object)
+    elif action == "relabel":
+        if label is None or isinstance(label, bool) or not isinstance(label, (int, np.integer)) or label < 0:
+            raise ValueError(f"relabel needs the class id to relabel to, got {label!r}")
+        new = np.full(len(given), int(label), dtype=np.int64)
+        acts = np.where(given == label, "keep", "relabel").astype(object)
+        keep = ~((acts == current) & ((acts == "keep") | (final == new)))
+    else:
+        new = np.full(len(given), -1, dtype=np.int64)
+        acts = np.full(len(given), action, dtype=object)
+        keep = current != action
+    out_new = [None if a in ("keep", "drop") else int(v) for a, v in zip(acts[keep], new[keep])]
+    return pd.DataFrame({
+        "sample_index": filtered["sample_index"].to_numpy(dtype=np.int64)[keep],
+        "old_label": given[keep],
+        "new_label": pd.array(out_new, dtype="Int64") if out_new else pd.array([], dtype="Int64"),
+        "action": acts[keep],
+    })
+
+
+def bulk_note(action: str, n: int, selection: str) -> str:
+    """The decision log's note of a bulk action on a named selection: "relabelled 37
+    samples selected on the map"."""
+    if action not in BULK_VERBS:
+        raise ValueError(f"action must be one of {sorted(BULK_VERBS)}, got {action!r}")
+    return f"{BULK_VERBS[action]} {n:,} sample{'s' if n != 1 else ''} {selection}".strip()
 
 
 def undo_last_action(store: Any, run_id: str, session: str | None = None) -> list[dict[str, Any]]:

@@ -24,7 +24,14 @@ for rows from before schema 2) and its `batch` (one token per add_decision(s) ca
 decisions of one review action, e.g. a bulk accept, share it), so that Undo takes back a
 tab's own last action, whole, and never another tab's. A write may name the decision it
 expects each sample to have (`expected`): if another tab changed it meanwhile, nothing is
-written and StaleDecisionError says which samples.
+written and StaleDecisionError says which samples. Since schema 3 a review action may
+carry a `note` naming the samples it was made on ("selected on the map").
+
+Schema 3 (issue #13) also keeps the pooled sentence embeddings of an epoch's scoring pass
+(float16, `save_embeddings`) for the epochs the Explore page can show: a saved report's
+embeddings are kept for its epoch and its recommended epoch, every other epoch's are
+deleted (at 100k texts one epoch of 384-wide embeddings is 77 MB). The 2-D projections
+of those embeddings are cached beside them (`save_projection`).
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ __all__ = [
     "default_home",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_FILENAME = "studio.sqlite3"
 BUSY_TIMEOUT_MS = 5000
 
@@ -209,8 +216,40 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+# Schema 3 (issue #13): an action's note (the selection it was made on), an epoch's
+# sentence embeddings and their cached 2-D projections.
+_SCHEMA_V3 = """
+ALTER TABLE decisions ADD COLUMN note TEXT;
+CREATE TABLE embeddings (
+    run_id    TEXT NOT NULL REFERENCES runs(id),
+    epoch     INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    dim       INTEGER NOT NULL,
+    data      BLOB NOT NULL,              -- (n, dim) float16, C order, little-endian
+    saved_at  TEXT NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE projections (
+    run_id    TEXT NOT NULL REFERENCES runs(id),
+    epoch     INTEGER NOT NULL,
+    method    TEXT NOT NULL,
+    coords    BLOB NOT NULL,              -- (n, 2) float32, C order, little-endian
+    seconds   REAL NOT NULL,
+    saved_at  TEXT NOT NULL,
+    PRIMARY KEY (run_id, epoch, method)
+);
+"""
+
+
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Existing decisions keep note = NULL; existing runs have no embeddings (the Explore
+    page says so: a run trained before schema 3 has nothing to draw)."""
+    for statement in _split_sql(_SCHEMA_V3):
+        conn.execute(statement)
+
+
 # MIGRATIONS[v] brings a database at version v - 1 to version v.
-MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2}
+MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
 
 
 def _split_sql(script: str) -> list[str]:
@@ -754,6 +793,85 @@ class Store:
                 (run_id, epoch, str(report.phase), scalars, sqlite3.Binary(blob), now),
             )
             conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
+        if report.embeddings is not None:
+            keep = {epoch} | ({int(report.recommended_epoch)} if report.recommended_epoch else set())
+            self.save_embeddings(run_id, epoch, report.embeddings, keep_epochs=keep)
+
+    # ---- sentence embeddings and their 2-D projections (schema 3) ---------------------------------
+    def save_embeddings(self, run_id: str, epoch: int, embeddings: Any,
+                        keep_epochs: Iterable[int] | None = None) -> None:
+        """Save epoch `epoch`'s (N, H) sentence embeddings as float16 (replacing any).
+        keep_epochs: when given, every other epoch's embeddings (and cached projections) of
+        the run are deleted in the same transaction; `epoch` is always kept."""
+        epoch = _as_index(epoch, "epoch")
+        emb = np.asarray(embeddings)
+        if emb.ndim != 2 or emb.shape[0] < 1 or emb.shape[1] < 1:
+            raise ValueError(f"embeddings must be an (N, H) array with N, H >= 1, got shape {emb.shape}")
+        if not np.issubdtype(emb.dtype, np.number) or np.issubdtype(emb.dtype, np.complexfloating):
+            raise ValueError(f"embeddings must be real numbers, got dtype {emb.dtype}")
+        data = np.ascontiguousarray(emb, dtype="<f2").tobytes()
+        keep = None if keep_epochs is None else sorted({epoch, *(_as_index(e, "keep_epochs") for e in keep_epochs)})
+        now = _now()
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(
+                "INSERT INTO embeddings (run_id, epoch, n, dim, data, saved_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, epoch) DO UPDATE SET n = excluded.n, dim = excluded.dim,"
+                " data = excluded.data, saved_at = excluded.saved_at",
+                (run_id, epoch, int(emb.shape[0]), int(emb.shape[1]), sqlite3.Binary(data), now),
+            )
+            conn.execute("DELETE FROM projections WHERE run_id = ? AND epoch = ?", (run_id, epoch))
+            if keep is not None:
+                marks = ", ".join("?" * len(keep))
+                for table in ("embeddings", "projections"):
+                    conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND epoch NOT IN ({marks})", (run_id, *keep))
+
+    def embedding_epochs(self, run_id: str) -> list[int]:
+        """The run's epochs whose embeddings are kept, ascending."""
+        conn = self._conn()
+        self._require_run(conn, run_id)
+        rows = conn.execute("SELECT epoch FROM embeddings WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def load_embeddings(self, run_id: str, epoch: int) -> np.ndarray | None:
+        """Epoch `epoch`'s (N, H) float16 embeddings, or None when they are not kept."""
+        epoch = _as_index(epoch, "epoch")
+        conn = self._conn()
+        self._require_run(conn, run_id)
+        row = conn.execute("SELECT n, dim, data FROM embeddings WHERE run_id = ? AND epoch = ?",
+                           (run_id, epoch)).fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(bytes(row["data"]), dtype="<f2").reshape(int(row["n"]), int(row["dim"])).copy()
+
+    def save_projection(self, run_id: str, epoch: int, method: str, coords: Any, seconds: float) -> None:
+        """Cache the (N, 2) projection of epoch `epoch`'s embeddings made with `method`."""
+        epoch = _as_index(epoch, "epoch")
+        if not isinstance(method, str) or not method:
+            raise ValueError(f"method must be a non-empty string, got {method!r}")
+        xy = np.asarray(coords, dtype=np.float64)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise ValueError(f"coords must have shape (N, 2), got {xy.shape}")
+        data = np.ascontiguousarray(xy, dtype="<f4").tobytes()
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(
+                "INSERT INTO projections (run_id, epoch, method, coords, seconds, saved_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, epoch, method) DO UPDATE SET coords = excluded.coords,"
+                " seconds = excluded.seconds, saved_at = excluded.saved_at",
+                (run_id, epoch, method, sqlite3.Binary(data), float(seconds), _now()),
+            )
+
+    def load_projection(self, run_id: str, epoch: int, method: str) -> tuple[np.ndarray, float] | None:
+        """((N, 2) float32 coordinates, seconds it took) of a cached projection, or None."""
+        epoch = _as_index(epoch, "epoch")
+        conn = self._conn()
+        self._require_run(conn, run_id)
+        row = conn.execute("SELECT coords, seconds FROM projections WHERE run_id = ? AND epoch = ? AND method = ?",
+                           (run_id, epoch, str(method))).fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(bytes(row["coords"]), dtype="<f4").reshape(-1, 2).copy(), float(row["seconds"])
 
     def load_epoch_report(self, run_id: str, epoch: int) -> EpochReport:
         """The full report (per-sample arrays (N,) included) of one saved epoch."""
@@ -880,6 +998,7 @@ class Store:
         *,
         session: str | None = None,
         expected: Mapping[int, int | None] | None = None,
+        note: str | None = None,
     ) -> int:
         """Append many decisions in ONE transaction (all or none): one review action (Undo
         takes them back together). Returns how many.
@@ -890,7 +1009,13 @@ class Store:
         session: as in add_decision(). expected: {sample_index: the decision id the person
         saw (None: no decision)}; if any of those samples has another decision now, nothing
         is written and StaleDecisionError names them.
+        note: what the samples were (e.g. "selected on the map"), kept on every row of the
+        action and shown in the log and the list of recent actions (at most 200 characters).
         """
+        if note is not None:
+            if not isinstance(note, str):
+                raise ValueError(f"note must be a string or None, got {type(note).__name__}")
+            note = note.strip()[:200] or None
         keys = ("sample_index", "old_label", "new_label", "action")
         if isinstance(rows, pd.DataFrame):
             missing = [k for k in keys if k not in rows.columns]
@@ -927,9 +1052,9 @@ class Store:
             self._require_run(conn, run_id)
             self._check_expected(conn, run_id, check)
             conn.executemany(
-                "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action, session, batch)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((run_id, now, *r, session, batch) for r in clean),
+                "INSERT INTO decisions (run_id, time, sample_index, old_label, new_label, action, session, batch, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((run_id, now, *r, session, batch, note) for r in clean),
             )
         return len(clean)
 
@@ -1053,21 +1178,23 @@ class Store:
         """The newest review actions not undone yet (of `session` only, when given), newest
         first, at most `limit`: [{"id": the action's newest decision id (pass it to
         undo_action), "time", "session", "action" (the decisions' action, or "mixed"),
-        "n" (decisions), "sample_index" (the first sample)}]."""
+        "n" (decisions), "sample_index" (the first sample), "note" (the action's note or
+        None)}]."""
         conn = self._conn()
         self._require_run(conn, run_id)
         where = self._LIVE + (" AND d.session = ?" if session is not None else "")
         params: tuple[Any, ...] = (run_id, session) if session is not None else (run_id,)
         rows = conn.execute(
             "SELECT MAX(d.id) AS id, MAX(d.time) AS time, MAX(d.session) AS session, MIN(d.action) AS a0,"
-            " MAX(d.action) AS a1, COUNT(*) AS n, MIN(d.sample_index) AS sample_index FROM decisions d"
+            " MAX(d.action) AS a1, COUNT(*) AS n, MIN(d.sample_index) AS sample_index, MAX(d.note) AS note"
+            " FROM decisions d"
             f" WHERE {where} GROUP BY COALESCE(d.batch, 'time:' || d.time) ORDER BY MAX(d.id) DESC LIMIT ?",
             (*params, max(int(limit), 0)),
         ).fetchall()
         return [
             {"id": int(r["id"]), "time": r["time"], "session": r["session"],
              "action": r["a0"] if r["a0"] == r["a1"] else "mixed", "n": int(r["n"]),
-             "sample_index": int(r["sample_index"])}
+             "sample_index": int(r["sample_index"]), "note": r["note"]}
             for r in rows
         ]
 
@@ -1075,19 +1202,20 @@ class Store:
         """The whole log in order: columns id, time, sample_index, old_label, new_label,
         action, undoes, session (new_label / undoes are nullable Int64; undo rows repeat
         the undone decision's sample_index and labels; session: the tab that wrote the
-        row, None for the CLI and for rows from before schema 2)."""
+        row, None for the CLI and for rows from before schema 2; note: the action's note,
+        e.g. "selected on the map", None without one)."""
         conn = self._conn()
         self._require_run(conn, run_id)
         rows = conn.execute(
-            "SELECT id, time, sample_index, old_label, new_label, action, undoes, session FROM decisions"
+            "SELECT id, time, sample_index, old_label, new_label, action, undoes, session, note FROM decisions"
             " WHERE run_id = ? ORDER BY id",
             (run_id,),
         ).fetchall()
-        cols = ["id", "time", "sample_index", "old_label", "new_label", "action", "undoes", "session"]
+        cols = ["id", "time", "sample_index", "old_label", "new_label", "action", "undoes", "session", "note"]
         df = pd.DataFrame([tuple(r) for r in rows], columns=cols)
         df = df.astype(
             {"id": "int64", "sample_index": "int64", "old_label": "Int64", "new_label": "Int64",
-             "undoes": "Int64", "time": str, "action": str, "session": object}
+             "undoes": "Int64", "time": str, "action": str, "session": object, "note": object}
         )
         return df
 

@@ -358,7 +358,7 @@ class SelfMixTrainer:
             [summed] = self.dist.sum_arrays(np.array([losses[k] for k in keys], dtype=np.float64))
             losses = dict(zip(keys, summed.tolist()))
         t1 = time.perf_counter()
-        scored = self._score(self.train.texts)
+        scored = self._score(self.train.texts, embeddings=True)
         if scored is None:
             return None
         loss, probs = scored[0], scored[1]
@@ -372,6 +372,7 @@ class SelfMixTrainer:
         )
         t2 = time.perf_counter()
         report = self._build_report(epoch, phase, losses, n_seen, loss, probs, sel, fallback, train_sizes, t0, t1, t2)
+        report.embeddings = scored[2] if len(scored) > 2 else None  # (N, H) float16: the Explore map
         return report
 
     def _select(self, loss: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
@@ -676,8 +677,10 @@ class SelfMixTrainer:
                 )
 
     # ---- scoring / evaluation -----------------------------------------------------------
-    def _score(self, texts: Sequence[str], labels: np.ndarray | None = None):
-        """Dropout off. Returns (per-sample CE (N,), probabilities (N, K)) or None if stopped.
+    def _score(self, texts: Sequence[str], labels: np.ndarray | None = None, embeddings: bool = False):
+        """Dropout off. Returns (per-sample CE (N,), probabilities (N, K)) or None if stopped;
+        with embeddings=True a third item, the pooled embeddings the head read ((N, H)
+        float16), from the same forward pass.
 
         Texts are batched in order of length so that dynamic padding wastes little.
         Under distribution each rank scores every world_size-th text of that order and
@@ -689,9 +692,9 @@ class SelfMixTrainer:
         """
         fast = self.config.speed.fast_scoring
         with torch.inference_mode() if fast else torch.no_grad():
-            return self._score_pass(texts, labels, fast)
+            return self._score_pass(texts, labels, fast, embeddings)
 
-    def _score_pass(self, texts: Sequence[str], labels: np.ndarray | None, fast: bool):
+    def _score_pass(self, texts: Sequence[str], labels: np.ndarray | None, fast: bool, embeddings: bool = False):
         labels = self.split.labels if labels is None else labels
         self.model.eval()
         n = len(texts)
@@ -700,6 +703,7 @@ class SelfMixTrainer:
         order = self.dist.shard(np.argsort(lengths, kind="stable"))
         probs = np.zeros((n, self.num_classes), dtype=np.float32)
         loss = np.zeros(n, dtype=np.float32)
+        emb_out = None
         if self.dist.enabled and self._should_stop():
             return None
         start = 0
@@ -710,7 +714,11 @@ class SelfMixTrainer:
             enc = self._encode([texts[i] for i in b]) if cache is None else self._collate(cache, b)
             try:
                 with self._autocast():
-                    logits = self.model(**enc).float()
+                    if embeddings and hasattr(self.model, "embed") and hasattr(self.model, "classify"):
+                        emb = self.model.embed(**enc)
+                        logits = self.model.classify(emb).float()
+                    else:  # a model that is not a TextClassifier (tests, baselines): no embeddings
+                        emb, logits = None, self.model(**enc).float()
             except torch.OutOfMemoryError:
                 if self._score_bs == 1:
                     raise
@@ -723,10 +731,21 @@ class SelfMixTrainer:
             y = self._to_device(torch.from_numpy(np.asarray(labels)[b]))
             loss[b] = per_sample_ce(logits, y).cpu().numpy()
             probs[b] = torch.softmax(logits, -1).cpu().numpy()
+            if emb is not None:
+                if emb_out is None:
+                    emb_out = np.zeros((n, emb.shape[-1]), dtype=np.float16)
+                emb_out[b] = emb.float().cpu().numpy()
         if self.dist.enabled:
             loss, probs = self.dist.sum_arrays(loss, probs)
+            if embeddings and hasattr(self.model, "head"):  # a rank with no batch: zeros of the head's width
+                if emb_out is None:
+                    emb_out = np.zeros((n, self.model.head[0].in_features), dtype=np.float16)
+                [emb_out] = self.dist.sum_arrays(emb_out.astype(np.float32))
+                emb_out = emb_out.astype(np.float16)
             if self._should_stop():
                 return None
+        if embeddings:
+            return loss, probs, emb_out
         return loss, probs
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

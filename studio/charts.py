@@ -677,3 +677,132 @@ def class_counts_figure(counts: Mapping[str, int], compare: Mapping[str, int] | 
                           yaxis=dict(title="samples"), height=320 + (60 if compare else 0),
                           margin=dict(l=50, r=20, t=50, b=40), showlegend=bool(compare), legend=LEGEND_BELOW)
     return fig
+
+
+# ---- the Explore page (issue #13): figures a person selects samples from -------------------------
+
+MAP_COLOR_BY = ("clean probability", "given label", "suggested label", "decision")
+MAP_HOVER_CHARS = 160  # a hover shows this much of the text
+FLAGGED_SYMBOL, UNFLAGGED_SYMBOL = "x", "circle"
+_QUALITATIVE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf")
+
+
+def _hover_texts(frame: pd.DataFrame) -> list[str]:
+    out = []
+    for i, t, g, s, d in zip(frame["sample_index"], frame["text"], frame["given_label"], frame["suggested_label"],
+                             frame["action"]):
+        t = str(t)
+        t = t if len(t) <= MAP_HOVER_CHARS else t[:MAP_HOVER_CHARS] + "…"
+        out.append(f"#{int(i)} · given {plot(g)} · suggested {plot(s)}"
+                   + ("" if d == "none" else f" · {plot(d)}") + "<br>" + plot(t))
+    return out
+
+
+def embedding_map(xy: np.ndarray, frame: pd.DataFrame, color_by: str = "clean probability",
+                  selected: Sequence[int] | None = None, hover: bool = True, height: int = 620) -> go.Figure:
+    """The 2-D map of the samples (WebGL: go.Scattergl). xy: (M, 2) coordinates of the M
+    rows of `frame` (a review_frame(), or the rows of it the map draws), in that order.
+
+    color_by: one of MAP_COLOR_BY: "clean probability" (one trace, a colour scale) or a
+    label / decision (one trace per value, legend entries clickable). Flagged samples are
+    drawn as crosses. Every point's customdata is its sample_index (a selection event
+    names samples by it). selected: sample indices to show selected (the others dimmed).
+    hover=False leaves the hover texts out (faster at 100k points).
+    Trace names: "samples" (clean probability) or the label / decision values.
+    """
+    if color_by not in MAP_COLOR_BY:
+        raise ValueError(f"color_by must be one of {MAP_COLOR_BY}, got {color_by!r}")
+    xy = np.asarray(xy, dtype=np.float32)
+    if xy.shape != (len(frame), 2):
+        raise ValueError(f"xy has shape {xy.shape}, expected ({len(frame)}, 2): one point per row of the frame")
+    idx = frame["sample_index"].to_numpy(dtype=np.int64)
+    flagged = frame["is_label_issue"].to_numpy(dtype=bool)
+    symbols = np.where(flagged, FLAGGED_SYMBOL, UNFLAGGED_SYMBOL)
+    texts = np.asarray(_hover_texts(frame), dtype=object) if hover else None
+    sel_set = None if selected is None else np.isin(idx, np.asarray(list(selected), dtype=np.int64))
+    fig = go.Figure()
+
+    def add(mask: np.ndarray, name: str, marker: dict) -> None:
+        pos = np.flatnonzero(mask)
+        trace = go.Scattergl(
+            x=xy[pos, 0], y=xy[pos, 1], mode="markers", name=name, customdata=idx[pos],
+            marker=dict(size=6, symbol=symbols[pos], line=dict(width=0), **marker),
+            hovertemplate="%{text}<extra></extra>" if hover else "#%{customdata}<extra></extra>",
+            text=texts[pos] if texts is not None else None,
+        )
+        if sel_set is not None:
+            trace.selectedpoints = np.flatnonzero(sel_set[pos]).tolist()
+            trace.unselected = dict(marker=dict(opacity=0.15))
+        fig.add_trace(trace)
+
+    if color_by == "clean probability":
+        cp = frame["clean_prob"].to_numpy(dtype=np.float64)
+        add(np.ones(len(frame), dtype=bool), "samples",
+            dict(color=np.nan_to_num(cp, nan=1.0), colorscale="RdYlGn", cmin=0.0, cmax=1.0, opacity=0.8,
+                 colorbar=dict(title=dict(text="clean prob."), thickness=12)))
+    else:
+        col = {"given label": "given_label", "suggested label": "suggested_label", "decision": "action"}[color_by]
+        values = frame[col].astype(object).where(frame[col].notna(), "dropped").astype(str).to_numpy()
+        for j, v in enumerate(pd.unique(values)):
+            add(values == v, plot(v), dict(color=_QUALITATIVE[j % len(_QUALITATIVE)], opacity=0.8))
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="lasso", legend=LEGEND_BELOW,
+        xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
+        title=dict(text="Crosses: flagged samples. Lasso or box to select; click a legend entry to hide it.",
+                   font=dict(size=13)),
+    )
+    return fig
+
+
+def selectable_matrix(counts: np.ndarray, label_names: Sequence[str], height: int | None = None) -> go.Figure:
+    """The given x predicted counts as one square marker per cell (a scatter, so a click
+    selects a cell: plotly heatmaps cannot be selected). customdata = [given, predicted]
+    class ids; colour = the row share P(predicted | given); the count is written in the
+    cell up to HEATMAP_TEXT_MAX_K classes. Trace name "cells"."""
+    c = np.asarray(counts, dtype=np.int64)
+    k = len(label_names)
+    if c.shape != (k, k):
+        raise ValueError(f"counts must be ({k}, {k}) for {k} classes, got {c.shape}")
+    names = [plot(n) for n in label_names]
+    rows = c.sum(1, keepdims=True)
+    share = np.divide(c, rows, out=np.zeros(c.shape, dtype=np.float64), where=rows > 0)
+    g, p = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    g, p = g.ravel(), p.ravel()
+    size = max(8, min(60, int(600 / max(k, 1))))
+    fig = go.Figure(go.Scatter(
+        x=[names[j] for j in p], y=[names[i] for i in g], mode="markers+text" if k <= HEATMAP_TEXT_MAX_K else "markers",
+        name="cells", customdata=np.stack([g, p], 1),
+        text=[f"{v:,}" for v in c.ravel()], textfont=dict(size=11),
+        marker=dict(symbol="square", size=size, color=share.ravel(), colorscale="Blues", cmin=0, cmax=1,
+                    colorbar=dict(title=dict(text="P(pred | given)"), thickness=12), line=dict(width=0)),
+        hovertemplate="given %{y} → predicted %{x}: %{text} samples<extra></extra>",
+    ))
+    fig.update_layout(
+        height=height or max(320, 60 + size * k + 40), margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text="Given label × predicted label: click a cell to pick its samples", font=dict(size=13)),
+        xaxis=dict(title="predicted label", type="category", side="top"),
+        yaxis=dict(title="given label", type="category", autorange="reversed"), clickmode="event+select",
+    )
+    return fig
+
+
+def selectable_loss_histogram(loss: np.ndarray, nbins: int = 40, title: str = "") -> go.Figure:
+    """One class's per-sample losses as bars (np.histogram, `nbins` equal bins); each bar's
+    customdata = [lo, hi] of its bin, so a box selection (or a click) of bars gives a loss
+    range. Trace name "losses"."""
+    x = np.asarray(loss, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        x = np.zeros(1)
+    counts, edges = np.histogram(x, bins=max(1, int(nbins)))
+    fig = go.Figure(go.Bar(
+        x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name="losses",
+        customdata=np.stack([edges[:-1], edges[1:]], 1), marker=dict(color=ALL_COLOR),
+        hovertemplate="loss %{customdata[0]:.3f}–%{customdata[1]:.3f}: %{y} samples<extra></extra>",
+    ))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), dragmode="select", bargap=0.02,
+                      title=dict(text=plot(title) or None, font=dict(size=13)),
+                      xaxis=dict(title="per-sample loss (cross-entropy of the given label)"),
+                      yaxis=dict(title="samples"))
+    return fig

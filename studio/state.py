@@ -33,6 +33,7 @@ PAGE_DATA = "pages/1_Data.py"
 PAGE_TRAIN = "pages/2_Train.py"
 PAGE_REVIEW = "pages/3_Review.py"
 PAGE_EXPORT = "pages/4_Export.py"
+PAGE_EXPLORE = "pages/5_Explore.py"  # shown between Train and Review
 
 # Material icons (rendered by Streamlit's own font in markdown, whatever the OS has).
 STATUS_ICONS = {
@@ -41,7 +42,8 @@ STATUS_ICONS = {
     "finished": ":material/check_circle:", "failed": ":material/error:",
 }
 PAGE_ICONS = {"home": ":material/home:", "data": ":material/table_view:", "train": ":material/model_training:",
-              "review": ":material/fact_check:", "export": ":material/download:"}
+              "review": ":material/fact_check:", "export": ":material/download:",
+              "explore": ":material/scatter_plot:"}
 
 
 # ---- the store -----------------------------------------------------------------------------
@@ -266,7 +268,8 @@ PERSISTENT_KEYS = (
     "train_temperature", "train_alpha", "train_batch", "train_max_length", "train_lr", "train_seed",
     "train_class_reg", "train_method", "train_device", "train_name",
     "review_given", "review_suggested", "review_score", "review_query", "review_flagged_only", "review_undecided",
-    "review_page", "export_include_dropped",
+    "review_page", "export_include_dropped", "review_near_duplicates", "review_outliers",
+    "explore_method", "explore_color", "explore_dup_threshold", "explore_hist_class",
 )
 
 
@@ -280,7 +283,7 @@ def persist_widgets() -> None:
 APP_TITLE = "SelfMix Studio"
 NAV = (  # (page file, label, icon key): the sidebar navigation, drawn by every page
     (PAGE_HOME, "Home", "home"), (PAGE_DATA, "Data", "data"), (PAGE_TRAIN, "Train", "train"),
-    (PAGE_REVIEW, "Review", "review"), (PAGE_EXPORT, "Export", "export"),
+    (PAGE_EXPLORE, "Explore", "explore"), (PAGE_REVIEW, "Review", "review"), (PAGE_EXPORT, "Export", "export"),
 )
 
 
@@ -374,6 +377,47 @@ def epoch_picker(summaries: list[dict], run_id: str, key: str) -> tuple[int, int
     st.selectbox("Flags of epoch", epochs, key=key, format_func=label, on_change=safe_callback(_remember_epoch),
                  args=(run_id, key), help=f"Whose flags and scores are shown and exported. Recommended: {why}.")
     return int(ss[key]), recommended, why
+
+
+def run_with_epochs(store: Store, no_dataset: str, no_run: str, no_epoch: str) -> tuple[dict, list[dict]] | None:
+    """The selected run and its epoch summaries, for a page that shows a finished epoch;
+    None after saying (in the given words) what to do first, with a link there."""
+    if selected_dataset(store) is None:
+        st.info(no_dataset)
+        st.page_link(PAGE_DATA, label="Go to Data", icon=PAGE_ICONS["data"])
+        return None
+    run = selected_run(store)
+    if run is None:
+        st.info(no_run)
+        st.page_link(PAGE_TRAIN, label="Go to Train", icon=PAGE_ICONS["train"])
+        return None
+    summaries = store.list_epoch_summaries(run["id"])
+    if not summaries:
+        st.info(no_epoch)
+        st.page_link(PAGE_TRAIN, label="Go to Train", icon=PAGE_ICONS["train"])
+        return None
+    return run, summaries
+
+
+def epoch_view(store: Store, run: dict, summaries: list[dict], key: str, mismatch: str):
+    """The epoch picker (`key`) and what a page shows of the picked epoch: (epoch, report,
+    dataset, label names, review_frame with the run's current decisions); None after
+    showing `mismatch` when the report and the dataset differ in size."""
+    from selfmix_core.review import review_frame
+
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    with c1:
+        epoch, _recommended, why = epoch_picker(summaries, run["id"], key=key)
+    c2.caption(f"Recommended: {why}.")
+    summary = next(s for s in summaries if int(s["epoch"]) == epoch)
+    report = load_report(store, run["id"], epoch, token=summary.get("seconds"))
+    ds = load_dataset(store, run["dataset_id"])
+    names = list(ds.label_names)
+    if len(ds) != len(report.clean_prob):
+        st.error(mismatch)
+        return None
+    df = review_frame(ds.texts, report, names, store.current_decisions(run["id"]), given_labels=ds.labels)
+    return epoch, report, ds, names, df
 
 
 def true_labels_for(dataset) -> np.ndarray | None:

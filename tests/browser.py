@@ -92,8 +92,9 @@ def app_server(home: Path, log_path: Path, **env_extra: str):
 
 
 @contextmanager
-def chrome(workdir: Path, width: int = 1440, height: int = 1700):
-    """Headless Chromium whose downloads land in workdir/downloads (as `driver.downloads`)."""
+def chrome(workdir: Path, width: int = 1440, height: int = 1700, extra_flags: tuple[str, ...] = ()):
+    """Headless Chromium whose downloads land in workdir/downloads (as `driver.downloads`).
+    extra_flags: more command-line flags (e.g. software WebGL for plotly's Scattergl)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -105,7 +106,7 @@ def chrome(workdir: Path, width: int = 1440, height: int = 1700):
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", f"--user-data-dir={Path(workdir) / 'chrome-profile'}",
-                 f"--window-size={width},{height}"):
+                 f"--window-size={width},{height}", *extra_flags):
         opts.add_argument(flag)
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                            "download.prompt_for_download": False})

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from selfmix_core.explore import find_issues, issue_columns
 from selfmix_core.export import build_cleaned_frame
 from selfmix_core.reports import EpochReport, GMMParams
 from selfmix_core.store import Store
@@ -819,12 +820,14 @@ def test_export_buttons_and_bytes(store, captured_downloads):
     assert out[out["sample_index"] == 2].iloc[0]["action"] == "keep"
     pq_name = next(n for n in files if n.endswith(".parquet"))
     pq = pd.read_parquet(io.BytesIO(files[pq_name][1]()))
+    given = np.array([NAMES.index(v) for v in frame["label"]])  # no embeddings kept: identical texts only
     expected = build_cleaned_frame(frame, np.array([NAMES.index(v) for v in frame["label"]]), NAMES,
                                    store.current_decisions(run_id), np.arange(40) / 40, 0.5,
                                    predicted_labels=(np.array([NAMES.index(v) for v in frame["label"]]) + 1) % 3,
                                    flags_epoch=1, predicted_prob=np.full(40, 0.8),
                                    top3_labels=np.full((40, 3), -1), top3_probs=np.full((40, 3), np.nan),
-                                   label_score=store.load_epoch_report(run_id, 1).label_score)
+                                   label_score=store.load_epoch_report(run_id, 1).label_score,
+                                   issues=issue_columns(*find_issues(None, frame["text"].tolist(), given), 40))
     pd.testing.assert_frame_equal(pq.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
     jl_name = next(n for n in files if n.endswith(".jsonl"))
     assert len(files[jl_name][1]().decode().strip().splitlines()) == 39

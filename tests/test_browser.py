@@ -276,3 +276,53 @@ def test_markdown_in_names_and_labels_is_shown_as_text(tmp_path, beacon, driver)
         settle(d, 1.0)
         assert not made_from(d, base), made_from(d, base)
     assert hits == [], hits  # the browser never fetched anything from the beacon
+
+
+# ---- the Explore page's map: a real lasso (issue #13) -------------------------------------------------
+
+
+def test_lasso_on_the_map_opens_review_with_those_samples(tmp_path):
+    """A lasso drawn with the mouse (Selenium ActionChains on plotly's drag layer) over
+    part of the WebGL map selects samples; "Review these N samples" opens the Review page
+    showing exactly N samples, named as selected on the map."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from tests.test_explore_pages import explored_run
+
+    home = tmp_path / "home"
+    store = Store(home)
+    explored_run(store)  # a finished run on the tiny data, with embeddings
+    store.close()
+    with app_server(home, tmp_path / "server.log") as url, \
+            chrome(tmp_path, extra_flags=("--enable-unsafe-swiftshader", "--use-angle=swiftshader")) as d:
+        d.get(url)
+        go(d, "Explore")
+        wait_for_text(d, "PCA of epoch 1")
+        drag = WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located(
+            (By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .draglayer .nsewdrag')))
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", drag)
+        settle(d, 2.0)
+        w, h = drag.size["width"], drag.size["height"]
+        # a lasso around the left half of the plot area (offsets from the element's centre)
+        path = [(-0.48, -0.48), (0.0, -0.48), (0.0, 0.48), (-0.48, 0.48), (-0.48, -0.40)]
+        chain = ActionChains(d, duration=50)
+        x0, y0 = path[0]
+        chain.move_to_element_with_offset(drag, int(x0 * w), int(y0 * h)).click_and_hold()
+        prev = (int(x0 * w), int(y0 * h))
+        for fx, fy in path[1:]:
+            for step in range(1, 6):  # several small moves: plotly draws the lasso from them
+                x = prev[0] + (int(fx * w) - prev[0]) * step // 5
+                y = prev[1] + (int(fy * h) - prev[1]) * step // 5
+                chain.move_to_element_with_offset(drag, x, y)
+            prev = (int(fx * w), int(fy * h))
+        chain.release().perform()
+        found = WebDriverWait(d, PAGE_WAIT).until(EC.presence_of_element_located(
+            (By.XPATH, "//*[contains(normalize-space(.), 'samples selected on the map.') and not(*)]")))
+        n = int(found.text.split()[0].replace(",", ""))
+        assert 0 < n < 40, found.text  # part of the map
+        shot(d, "explore-lasso")
+        click_button(d, f"Review these {n} samples")
+        WebDriverWait(d, PAGE_WAIT).until(
+            EC.presence_of_element_located((By.XPATH, "//h1[normalize-space(.)='Review']")))
+        wait_for_text(d, f"Showing the {n} samples selected on the map")
+        wait_for_text(d, f"{n} matching samples")

@@ -60,6 +60,11 @@ def test_train_writes_metrics_and_samples(tmp_path, tiny_files, tiny_model_dir, 
     assert (s["top1_label"] == s["predicted_label"]).all() and (s["top1_prob"] >= s["top2_prob"]).all()
     assert (s["given_label"] != s["true_label"]).sum() == 12  # the injected flips, names not ids
     assert set(s["given_label"]) <= {"fruit", "vehicle", "colour"}
+    # issue #13: the near-duplicate and outlier columns, from the kept embeddings of the flags epoch
+    assert list(s.columns[-4:]) == ["is_near_duplicate", "near_duplicate_group", "is_outlier", "outlier_score"]
+    assert s["outlier_score"].notna().all()
+    kept = sorted(p.name for p in (out / "reports").glob("epoch-*.emb.npy"))
+    assert f"epoch-{m['epochs'][-1]['epoch']:03d}.emb.npy" in kept and len(kept) <= 2
     assert (out / "checkpoints" / "latest.json").is_file()
 
 

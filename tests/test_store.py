@@ -257,7 +257,7 @@ def test_decisions_log_undo_replay(store, run_id):
     assert cur == {5: {**cur[5], "action": "relabel", "new_label": 2, "decision_id": d1}}
 
     log = store.decision_log(run_id)
-    assert list(log.columns) == ["id", "time", "sample_index", "old_label", "new_label", "action", "undoes", "session"]
+    assert list(log.columns) == ["id", "time", "sample_index", "old_label", "new_label", "action", "undoes", "session", "note"]
     assert list(log["action"]) == ["relabel", "drop", "keep", "accept", "undo", "undo", "undo"]
     assert log["undoes"].tolist()[4:] == [4, 3, 2]
     assert log["id"].is_monotonic_increasing
@@ -433,7 +433,7 @@ def test_schema_1_database_is_migrated_with_its_decisions(tmp_path):
     conn.close()
 
     store = Store(home)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     assert set(store.current_decisions("r1")) == {0, 1, 2}
     assert store.decision_log("r1")["session"].isna().all()
     store.add_decision("r1", 5, 0, None, "drop", session="tab")
@@ -444,4 +444,4 @@ def test_schema_1_database_is_migrated_with_its_decisions(tmp_path):
         with store._tx() as c:
             c.execute("DELETE FROM decisions")
     store.close()
-    assert Store(home).schema_version() == 2  # opening again changes nothing
+    assert Store(home).schema_version() == 3  # opening again changes nothing

@@ -55,6 +55,9 @@ def test_run_to_completion_writes_reports_and_progress(store, model_dir):
     assert [s["phase"] for s in summaries] == ["warmup", "selfmix"]
     report = store.load_epoch_report(run_id, 2)
     assert report.clean_prob.shape == (40,)
+    # the scoring pass's embeddings: kept for the last and the recommended epoch only (issue #13)
+    assert set(store.embedding_epochs(run_id)) == {2, summaries[-1]["recommended_epoch"] or 2}
+    assert store.load_embeddings(run_id, 2).shape[0] == 40
     progress = store.get_progress(run_id)
     assert progress["message"] == "finished" and progress["epoch"] == 2
     assert worker.get_worker(run_id) is None  # deregistered once done

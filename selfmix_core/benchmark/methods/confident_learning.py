@@ -36,11 +36,11 @@ class _FoldTrainer(SelfMixTrainer):
     """CE fine-tuning of one CV fold. Skips the per-epoch scoring pass over its own training
     texts (nobody reads those reports; it would cost about a third of each epoch)."""
 
-    def _score(self, texts, labels=None):
+    def _score(self, texts, labels=None, embeddings=False):
         if texts is self.train.texts:
             n = len(texts)
             return np.zeros(n, dtype=np.float32), np.full((n, self.num_classes), 1.0 / self.num_classes, np.float32)
-        return super()._score(texts, labels)
+        return super()._score(texts, labels, embeddings=embeddings)
 
 
 def cross_val_pred_probs(train, config, model_factory, tokenizer, folds: int, epochs: int, control=None) -> np.ndarray:
