@@ -121,7 +121,8 @@ def trec(cache: Path) -> dict:
            "exact_duplicate_rows": int(repeats.sum())}
     for thr in (0.99, 0.97, 0.95):
         dup = explore.near_duplicates(emb, texts, y, thr)
-        emb_only = explore.near_duplicates(emb, [str(i) for i in range(len(texts))], y, thr)  # texts all different
+        emb_only = explore.near_duplicates(emb, [str(i) for i in range(len(texts))], y, thr,
+                                           min_word_overlap=0)  # texts all different: the embeddings alone
         found = sum(1 for g in group_ids if len(set(emb_only.group[first == g])) == 1 and emb_only.group[g] >= 0)
         out[f"thr_{thr}"] = {"embedding_only_found": int(found), "groups": dup.n_groups,
                              "conflicting_groups": dup.n_conflicting, "largest_group": dup.largest_group,
@@ -160,7 +161,8 @@ def injected(cache: Path) -> dict:
     out = {"n": len(df)}
     dup = explore.near_duplicates(emb, texts, y, explore.DEFAULT_DUPLICATE_THRESHOLD)
     text_only = explore.near_duplicates(None, texts, y, use_embeddings=False)
-    emb_only = explore.near_duplicates(emb, [str(i) for i in range(len(texts))], y, explore.DEFAULT_DUPLICATE_THRESHOLD)
+    emb_only = explore.near_duplicates(emb, [str(i) for i in range(len(texts))], y, explore.DEFAULT_DUPLICATE_THRESHOLD,
+                                       min_word_overlap=0)
     for name, d in (("near_duplicates", dup), ("text_only", text_only), ("embedding_only", emb_only)):
         out[name] = {"copies_found": float(d.is_near_duplicate[is_copy].mean()),
                      "originals_found": float(d.is_near_duplicate[copied_from].mean()),
@@ -198,11 +200,17 @@ def fine_tuned(run_dir: Path) -> dict:
             e[f"map_{method}_s"] = time.perf_counter() - t0
             e[f"map_{method}_knn_acc"] = explore.knn_accuracy(xy, y, k=10)
         for thr in (0.99, 0.97, 0.95):
-            d = explore.near_duplicates(emb, [str(i) for i in range(len(texts))], y, thr)
+            d = explore.near_duplicates(emb, [str(i) for i in range(len(texts))], y, thr, min_word_overlap=0)
             e[f"thr_{thr}"] = {"embedding_only_found": int(sum(1 for g in groups if d.group[g] >= 0
                                                               and len(set(d.group[first == g])) == 1)),
                                "groups": d.n_groups, "conflicting_groups": d.n_conflicting,
                                "largest_group": d.largest_group}
+            # the detector as the page and samples.csv run it: the real texts, pairs sharing words
+            w = explore.near_duplicates(emb, texts, y, thr)
+            e[f"thr_{thr}_words"] = {"groups": w.n_groups, "conflicting_groups": w.n_conflicting,
+                                     "largest_group": w.largest_group,
+                                     "exact_found": int(sum(1 for g in groups if w.group[g] >= 0
+                                                            and len(set(w.group[first == g])) == 1))}
         out["epochs"][int(path.name[6:9])] = e
     return out
 
@@ -297,7 +305,24 @@ def run_section(r: dict, plain: dict) -> str:
             "threshold the identical-text groups the embedding search alone finds, then its groups / groups with "
             "differing labels / largest group.\n\n"
             "| epoch | PCA map | t-SNE map | at 0.99 | at 0.97 | at 0.95 |\n|---|---:|---:|---:|---:|---:|\n"
-            + "\n".join(rows) + "\n\n" + run_reading(r, plain))
+            + "\n".join(rows) + "\n\n" + words_table(r) + run_reading(r, plain))
+
+
+def words_table(r: dict) -> str:
+    """The detector as it runs (embedding pairs that also share explore.MIN_WORD_OVERLAP of
+    their words, or identical text), on the same embeddings; empty for older results."""
+    rows = []
+    for epoch, e in sorted(r["epochs"].items(), key=lambda kv: int(kv[0])):
+        if "thr_0.97_words" not in e:
+            return ""
+        rows.append(f"| {epoch} | " + " | ".join(
+            f"{e[f'thr_{t}_words']['exact_found']} of {r['exact_groups']}, {e[f'thr_{t}_words']['groups']} / "
+            f"{e[f'thr_{t}_words']['conflicting_groups']} / {e[f'thr_{t}_words']['largest_group']}"
+            for t in (0.99, 0.97, 0.95)) + " |")
+    return (f"The detector as the page and `samples.csv` run it: an embedding pair counts only when the two texts "
+            f"also share at least {explore.MIN_WORD_OVERLAP:.0%} of their words (Jaccard), plus identical texts. "
+            "Identical-text groups found, then groups / with differing labels / largest group:\n\n"
+            "| epoch | at 0.99 | at 0.97 | at 0.95 |\n|---|---:|---:|---:|\n" + "\n".join(rows) + "\n\n")
 
 
 def run_reading(r: dict, plain: dict) -> str:
@@ -306,13 +331,18 @@ def run_reading(r: dict, plain: dict) -> str:
     e = r["epochs"].get(rec) or next(iter(r["epochs"].values()))
     thr = explore.DEFAULT_DUPLICATE_THRESHOLD
     big = e.get(f"thr_{thr}", {}).get("largest_group")
-    return (f"On the fine-tuned embeddings of epoch {rec} the map separates the classes much better (PCA "
+    text = (f"On the fine-tuned embeddings of epoch {rec} the map separates the classes much better (PCA "
             f"{e['map_pca_knn_acc']:.1%}, t-SNE {e['map_tsne_knn_acc']:.1%}) than the plain encoder's embeddings of "
             f"the whole training set above (PCA {plain['map_pca_knn_acc']:.1%}, t-SNE {plain['map_tsne_knn_acc']:.1%}). "
-            f"But fine-tuning pulls each class together: at the default threshold {thr} the near-duplicate search "
-            f"chains {big} samples into one group, and at 0.99 still {e['thr_0.99']['largest_group']} (the page warns "
-            "above 50 and asks for a higher threshold). On a run's own embeddings the identical-text matching is the "
-            "dependable part of the near-duplicate detector; the embedding part needs a threshold near 1 there.")
+            f"But fine-tuning pulls each class together: at the default threshold {thr} the embeddings alone "
+            f"chain {big} samples into one group, and at 0.99 still {e['thr_0.99']['largest_group']}.")
+    words = e.get(f"thr_{thr}_words")
+    if words:
+        text += (f" With the word-overlap condition the detector's largest group at {thr} is "
+                 f"{words['largest_group']} samples ({words['groups']} groups, {words['conflicting_groups']} with "
+                 f"differing labels), and it still finds {words['exact_found']} of the {r['exact_groups']} "
+                 "identical-text groups; the page warns above 50 samples in a group.")
+    return text
 
 
 def main(argv=None) -> int:
@@ -333,7 +363,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     command = "python bench/bench_explore.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     if a.add_run is not None:  # measure a CLI run's own embeddings and add them to the saved results
-        from bench.report import git_revision, machine_description
+        from selfmix_core.benchmark.doc import git_revision, machine_description
 
         warm_up()
         res = json.loads(a.out.read_text())
@@ -347,7 +377,7 @@ def main(argv=None) -> int:
         res = json.loads(a.render_only.read_text())
         update_or_print(render(res), a.no_doc)
         return 0
-    from bench.report import git_revision, machine_description
+    from selfmix_core.benchmark.doc import git_revision, machine_description
 
     warm_up()
     rng = np.random.default_rng(SEED)
@@ -379,7 +409,7 @@ def update_or_print(text: str, no_doc: bool) -> None:
     if no_doc:
         print(text)
     else:
-        from bench.report import update_section
+        from selfmix_core.benchmark.doc import update_section
 
         update_section("explore", text)
         print("updated section 'explore' of docs/BENCHMARKS.md")

@@ -54,7 +54,9 @@ def test_near_duplicates_by_embedding_and_by_text():
     emb, y = clusters()
     texts = [f"text {i}" for i in range(len(y))]
     emb[1] = emb[0] * 1.001  # near-copy of 0, same label: a group, not an issue
+    texts[1] = "text 0 again"  # (a near-copy shares most of its words too)
     emb[40] = emb[2] + 1e-4  # near-copy of 2 (class 0) given class 1: an issue
+    texts[40] = "text 2 copy"
     texts[70] = "  TEXT 3 "  # identical to text 3 after normalisation, another label: an issue
     texts[5] = "Text 4"  # identical to text 4, same label: counted only
     dup = explore.near_duplicates(emb, texts, y, threshold=0.9999)
@@ -67,8 +69,24 @@ def test_near_duplicates_by_embedding_and_by_text():
     assert sorted(frame["sample_index"]) == [2, 3, 40, 70] and set(frame["group_size"]) == {2}
     text_only = explore.near_duplicates(None, texts, y, use_embeddings=False)
     assert set(np.flatnonzero(text_only.is_near_duplicate)) == {3, 70}
-    # a lower threshold makes bigger groups (whole clusters at 0.5)
-    assert explore.near_duplicates(emb, texts, y, threshold=0.5).largest_group >= 30
+    # a lower threshold makes bigger groups (whole clusters at 0.5, embeddings alone)
+    assert explore.near_duplicates(emb, texts, y, threshold=0.5, min_word_overlap=0).largest_group >= 30
+
+
+def test_a_tight_class_cluster_is_not_a_duplicate_group():
+    # A fine-tuned encoder maps a class into a tight cluster: embeddings nearly identical,
+    # texts different. Only the pair that also shares its words is a near-duplicate.
+    rng = np.random.default_rng(5)
+    centre = rng.normal(size=16).astype(np.float32)
+    emb = centre + rng.normal(scale=1e-3, size=(6, 16)).astype(np.float32)
+    texts = ["how far is the moon", "who wrote hamlet", "what is the capital of peru", "name a red fruit",
+             "how far is the moon from earth", "when did the war end"]
+    y = np.array([0, 1, 0, 1, 1, 0])
+    dup = explore.near_duplicates(emb, texts, y, threshold=0.99)
+    assert sorted(np.flatnonzero(dup.group >= 0)) == [0, 4] and dup.n_groups == 1 and dup.largest_group == 2
+    assert set(np.flatnonzero(dup.is_near_duplicate)) == {0, 4}  # labels 0 and 1 differ
+    assert explore.near_duplicates(emb, texts, y, threshold=0.99, min_word_overlap=0).largest_group == 6
+    np.testing.assert_allclose(explore._word_overlap(texts, np.array([0, 1]), np.array([4, 2])), [5 / 7, 0.0])
 
 
 def test_near_duplicates_validate():
