@@ -36,7 +36,7 @@ VERDICTS = {
     "wrong_suggestion_right": "given label wrong, suggestion right",
     "wrong_suggestion_wrong": "given label wrong, suggestion wrong too",
     "given_right": "given label right",
-    "ambiguous": "ambiguous (the text fits both)",
+    "ambiguous": "ambiguous (the text fits both labels, or neither clearly)",
 }
 KEEP = ["index", "given_label", "predicted_label", "predicted_prob", "label_score", "clean_prob",
         "top1_label", "top1_prob", "top2_label", "top2_prob", "top3_label", "top3_prob"]
@@ -84,11 +84,15 @@ def render(folder: Path) -> str:
     texts = pd.read_csv(TRAIN_CSV)["text"] if TRAIN_CSV.is_file() else None
     epochs = metrics["epochs"]
     n_train, flags_epoch = metrics["n_train"], metrics["flags_epoch"]
+    try:  # the folder as the repository names it, wherever the command ran from
+        shown = folder.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        shown = folder.as_posix()
     lines = [
         "## Banking77, all 10,003 training texts (issue #11)",
         "",
         f"`{COMMAND}` (`bench/bench_banking77.py`, which also made this section from the run's metrics.json and "
-        f"the hand review in `{folder.as_posix()}`). Device: {metrics['device']}, {metrics['processes']} process; "
+        f"the hand review in `{shown}`). Device: {metrics['device']}, {metrics['processes']} process; "
         "AMD EPYC, 2 cores, 24 GiB RAM, no GPU, torch 2.13.0+cpu; other work (tests, helpers' builds) shared the "
         "2 cores during the run, so the times are those of a busy machine. The labels are Banking77's own (no noise "
         f"injected); the test set is its {metrics['n_test']:,} texts. The CLI's defaults otherwise: 10% held out "
@@ -130,7 +134,12 @@ def render(folder: Path) -> str:
         "",
         f"Given label wrong in {wrong} of {len(sheet)}; the suggestion the right fix in "
         f"{int(counts.get('wrong_suggestion_right', 0))} of {len(sheet)}. Label scores of the 50: "
-        f"{sheet['label_score'].min():.4f} to {sheet['label_score'].max():.4f}.",
+        f"{sheet['label_score'].min():.4f} to {sheet['label_score'].max():.4f}. For a reviewer working down "
+        f"this page: {int(counts.get('wrong_suggestion_right', 0))} one-key accepts (A), "
+        f"{int(counts.get('wrong_suggestion_wrong', 0))} relabels to another class, "
+        f"{int(counts.get('given_right', 0))} keeps (K), and {int(counts.get('ambiguous', 0))} judgement calls "
+        "where Banking77 separates intents by a nuance the text does not carry (e.g. pending or declined, a failed "
+        "or a declined transfer, a dialogue turn without its context).",
     ]
     if texts is not None:
         lines += ["", "Examples (up to two of each verdict, the lowest label score first):", "",

@@ -179,3 +179,18 @@ def test_every_project_import_in_the_scripts_resolves():
         assert not missing, missing
     finally:
         sys.path.remove(str(ROOT))
+
+
+def test_banking77_section_redraws_from_its_folder():
+    # issue #11's section: the run's figures and the hand review under runs/, the example
+    # texts from ../shared (skipped without it)
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench import bench_banking77 as b77
+    finally:
+        sys.path.remove(str(ROOT))
+    if not b77.TRAIN_CSV.is_file():
+        pytest.skip("../shared/data/banking77 is absent")
+    doc = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    body = doc.split("<!-- BEGIN banking77-full -->\n", 1)[1].split("<!-- END banking77-full -->", 1)[0]
+    assert body.strip() == b77.render(ROOT / "runs" / "i11-banking77-full").strip()
