@@ -69,7 +69,9 @@ def joined(at: AppTest) -> str:
     return "\n".join(parts)
 
 
-def add_tiny_dataset(store: Store, n: int = 40, noisy: bool = True) -> str:
+def add_tiny_dataset(store: Store, n: int = 40, noisy: bool = True, edit=None) -> str:
+    """The tiny data as a stored dataset; `edit(frame)` may change the frame (after the
+    noise) before it is stored."""
     frame = tiny_frame(n)
     meta = {"text_column": "text", "label_column": "label", "true_label_column": None, "label_names": NAMES}
     if noisy:  # flip every 5th label to the next class; keep the originals
@@ -77,6 +79,8 @@ def add_tiny_dataset(store: Store, n: int = 40, noisy: bool = True) -> str:
         idx = np.arange(0, n, 5)
         frame.loc[idx, "label"] = [NAMES[(NAMES.index(v) + 1) % 3] for v in frame.loc[idx, "label"]]
         meta["true_label_column"] = "true_label"
+    if edit is not None:
+        edit(frame)
     return store.add_dataset("tiny", frame, meta)
 
 

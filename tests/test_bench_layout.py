@@ -194,3 +194,15 @@ def test_banking77_section_redraws_from_its_folder():
     doc = (ROOT / "docs" / "BENCHMARKS.md").read_text()
     body = doc.split("<!-- BEGIN banking77-full -->\n", 1)[1].split("<!-- END banking77-full -->", 1)[0]
     assert body.strip() == b77.render(ROOT / "runs" / "i11-banking77-full").strip()
+
+
+def test_explore_section_redraws_from_its_results():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench import bench_explore
+    finally:
+        sys.path.remove(str(ROOT))
+    doc = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    body = doc.split("<!-- BEGIN explore -->\n", 1)[1].split("<!-- END explore -->", 1)[0]
+    res = json.loads((ROOT / "runs" / "bench-explore.json").read_text())
+    assert body.strip() == bench_explore.render(res).strip()

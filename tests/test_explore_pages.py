@@ -24,7 +24,11 @@ def explored_run(store: Store) -> str:
     """A finished 1-epoch run on the tiny data (40 samples, every 5th label flipped) with
     embeddings: 3 clusters by given label, sample twin() a near-copy of sample 0 with
     another label, sample 39 far from every class."""
-    ds = add_tiny_dataset(store)
+    def near_copy_text(frame):  # a near-duplicate shares its words too (explore.MIN_WORD_OVERLAP)
+        j = int(np.flatnonzero(frame["label"].to_numpy() != frame["label"].iloc[0])[0])
+        frame.loc[j, "text"] = frame.loc[0, "text"] + " again"
+
+    ds = add_tiny_dataset(store, edit=near_copy_text)
     run = store.create_run(ds, {"epochs": 1, "selection": {"tau": 0.5}}, name="explore")
     report = hand_report(store, run)
     rng = np.random.default_rng(0)
