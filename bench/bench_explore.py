@@ -132,12 +132,7 @@ def trec(cache: Path) -> dict:
                              "flagged_samples": int(dup.is_near_duplicate.sum()), "seconds": dup.seconds}
     out["exact_same_label_count"] = explore.near_duplicates(None, texts, y, use_embeddings=False).n_exact_same_label
     # class separation of the 2-D map
-    for method in ("pca", "tsne"):
-        t0 = time.perf_counter()
-        xy = explore.project(emb, method, seed=SEED)
-        out[f"map_{method}_s"] = time.perf_counter() - t0
-        out[f"map_{method}_knn_acc"] = explore.knn_accuracy(xy, y, k=10)
-    out["full_dim_knn_acc"] = explore.knn_accuracy(explore._unit_rows(emb.astype(np.float32)), y, k=10)
+    out.update({k: v for k, v in map_separation(texts, y, emb).items() if k != "n"})
     return out
 
 
