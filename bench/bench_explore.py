@@ -272,6 +272,7 @@ def render(res: dict) -> str:
         f"{res['map'][-1]['near_duplicate_s']:.0f} s here (above {explore.REDUCE_ABOVE:,} samples its candidates come "
         f"from a {explore.REDUCED_DIM}-wide PCA subspace and are checked in full): the page runs it once per run, "
         "epoch and threshold and keeps the answer.",
+        *([browser_section(res["browser"])] if "browser" in res else []),
         "### TREC's training set (bundled MiniLM embeddings, not fine-tuned)\n\n"
         f"{t['n']:,} texts hold {t['exact_groups']} groups of identical normalised texts "
         f"({t['exact_duplicate_rows']} repeated rows; {t['exact_groups_conflicting']} groups with differing labels). "
@@ -312,6 +313,20 @@ def render(res: dict) -> str:
         "The flag threshold catches only a part of them: sort the Outliers view by score rather than trusting "
         "the flag alone.",
     ])
+
+
+def browser_section(b: dict) -> str:
+    """bench/bench_explore_browser.py's timings: the map in headless Chromium."""
+    rows = "\n".join(f"| {m['n']:,} | {m['first_draw_s']:.1f} | {m['redraw_after_lasso_s']:.1f} | "
+                      f"{m['selected']:,} | {m['load_average']:.1f} |" for m in b["sizes"])
+    return ("### The map in a browser\n\n"
+            f"`{b['command'].strip()}` at revision {b['revision']}: headless Chromium with software WebGL "
+            "(SwiftShader, as on a machine without a GPU) on the same 2 cores, beside the server. First draw: from "
+            "asking for the Explore page to every point drawn (the server's PCA and figure, the transfer, the "
+            "browser's drawing). Redraw: from the end of a lasso over the left half of the map to the selection "
+            "counted on the page and the map drawn again.\n\n"
+            "| points | first draw (s) | redraw after a lasso (s) | samples selected | 1-minute load average |\n"
+            "|---:|---:|---:|---:|---:|\n" + rows)
 
 
 def run_section(r: dict, plain: dict) -> str:
