@@ -5,6 +5,7 @@ progress and the per-epoch charts. Training runs in a background worker
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -450,18 +451,26 @@ def render_charts(store, run: dict) -> None:
         c2.plotly_chart(charts.split_sizes_figure(summaries, recommended=recommended), key=f"chart_split_{rid}")
 
 
+def _class_picker(key: str, names: list[str], default: Callable[[], list[int]], label: str, help_text: str) -> list[int]:
+    """A multiselect of class ids shown by name, starting on default() (again whenever the
+    session holds something that is not a list of this run's class ids)."""
+    ss = st.session_state
+    if key not in ss or not all(isinstance(c, int) and 0 <= c < len(names) for c in ss[key]):
+        ss[key] = default()
+    return st.multiselect(label, list(range(len(names))), key=key, format_func=lambda c: names[c],
+                          placeholder="pick classes to draw", help=help_text)
+
+
 def render_class_picker(rid: str, report, names: list[str]) -> list[int]:
     """Above a dozen classes, which classes' histograms to draw: a multiselect that starts
     on the classes with the most flagged samples (up to MAX_HIST_CLASSES)."""
-    ss = st.session_state
-    key = f"train_hist_classes_{rid}"
-    if key not in ss or not all(isinstance(c, int) and 0 <= c < len(names) for c in ss[key]):
+    def most_flagged() -> list[int]:
         flagged = np.bincount(np.asarray(report.given_label)[report.is_label_issue], minlength=len(names))
         order = sorted(range(len(names)), key=lambda c: (-int(flagged[c]), c))
-        ss[key] = sorted(c for c in order[:MAX_HIST_CLASSES] if flagged[c] > 0) or order[:1]
-    return st.multiselect("Classes shown", list(range(len(names))), key=key, format_func=lambda c: names[c],
-                          placeholder="pick classes to draw",
-                          help=f"It starts on the {MAX_HIST_CLASSES} classes with the most flagged samples.")
+        return sorted(c for c in order[:MAX_HIST_CLASSES] if flagged[c] > 0) or order[:1]
+
+    return _class_picker(f"train_hist_classes_{rid}", names, most_flagged, "Classes shown",
+                         f"It starts on the {MAX_HIST_CLASSES} classes with the most flagged samples.")
 
 
 def _review_pair_button(pairs, choice_key: str) -> None:
@@ -522,14 +531,12 @@ def render_heatmap_classes(rid: str, report, names: list[str]) -> list[int]:
     """Which classes the many-class heatmaps draw: a multiselect that starts on the
     charts.HEATMAP_MAX_CLASSES classes most involved in confusions. All K at once would
     be squeezed into the page's width (a few pixels a column)."""
-    ss = st.session_state
-    key = f"train_heatmap_classes_{rid}"
-    if key not in ss or not all(isinstance(c, int) and 0 <= c < len(names) for c in ss[key]):
-        ss[key] = sorted(charts.most_confused_classes(report.given_vs_predicted, charts.HEATMAP_MAX_CLASSES))
-    picked = st.multiselect("Classes in the heatmaps", list(range(len(names))), key=key,
-                            format_func=lambda c: names[c], placeholder="pick classes to draw",
-                            help=f"It starts on the {charts.HEATMAP_MAX_CLASSES} classes most confused with others. "
-                                 f"More than about {charts.HEATMAP_MAX_CLASSES} make the cells too narrow to read.")
+    picked = _class_picker(
+        f"train_heatmap_classes_{rid}", names,
+        lambda: sorted(charts.most_confused_classes(report.given_vs_predicted, charts.HEATMAP_MAX_CLASSES)),
+        "Classes in the heatmaps",
+        f"It starts on the {charts.HEATMAP_MAX_CLASSES} classes most confused with others. "
+        f"More than about {charts.HEATMAP_MAX_CLASSES} make the cells too narrow to read.")
     return picked or [0]
 
 

@@ -54,15 +54,14 @@ PROVISIONAL_FILE = "provisional.npz"  # in a run's folder: the newest provisiona
 
 def save_provisional(path: Path, flags: ProvisionalFlags) -> None:
     """Write `flags` to `path` (.npz) atomically: a reader sees the old file or the new one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, epoch=flags.epoch, fraction=flags.fraction, samples_seen=flags.samples_seen,
                  index=np.asarray(flags.index, dtype=np.int64), loss=np.asarray(flags.loss, dtype=np.float32),
                  clean_prob=np.asarray(flags.clean_prob, dtype=np.float32),
                  predicted_label=np.asarray(flags.predicted_label, dtype=np.int64),
                  auroc=np.nan if flags.auroc is None else flags.auroc, seconds=flags.seconds)
-    os.replace(tmp, path)
 
 
 def load_provisional(path: Path) -> ProvisionalFlags | None:

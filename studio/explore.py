@@ -19,6 +19,8 @@ import streamlit as st
 
 from selfmix_core import explore
 
+from .state import session_cached
+
 REVIEW_SELECTION = "review_selection"
 DUP_THRESHOLD_KEY = "explore_dup_threshold"
 
@@ -26,13 +28,8 @@ DUP_THRESHOLD_KEY = "explore_dup_threshold"
 def embeddings(store, run_id: str, epoch: int) -> np.ndarray | None:
     """Epoch `epoch`'s (N, H) float16 embeddings, or None when the store keeps none for it
     (kept in this session: the last two loaded)."""
-    key = (str(store.home), run_id, int(epoch))
-    cache: dict = st.session_state.setdefault("_embedding_cache", {})
-    if key not in cache:
-        if len(cache) >= 2:
-            cache.pop(next(iter(cache)))
-        cache[key] = store.load_embeddings(run_id, int(epoch))
-    return cache[key]
+    return session_cached("_embedding_cache", (str(store.home), run_id, int(epoch)), 2,
+                          lambda: store.load_embeddings(run_id, int(epoch)))
 
 
 def projection(store, run_id: str, epoch: int, method: str) -> tuple[np.ndarray, float, bool] | None:

@@ -332,16 +332,23 @@ def load_dataset(store: Store, dataset_id: str):
     return _dataset_cached(str(store.home), dataset_id, info["created_at"])
 
 
+def session_cached(name: str, key: Any, limit: int, make: Callable[[], Any]) -> Any:
+    """make()'s value, kept in this session under `name` with the `limit` - 1 newest
+    others (the oldest is dropped first): big per-run arrays, not worth the cross-session
+    cache_resource."""
+    cache: dict = st.session_state.setdefault(name, {})
+    if key not in cache:
+        if len(cache) >= limit:
+            cache.pop(next(iter(cache)))
+        cache[key] = make()
+    return cache[key]
+
+
 def load_report(store: Store, run_id: str, epoch: int, token: Any = None):
     """A saved epoch report with its per-sample arrays. The last few are kept in this
     session; `token` (e.g. the summary's "seconds") tells a re-saved epoch apart."""
-    key = (str(store.home), run_id, int(epoch), token)
-    cache: dict = st.session_state.setdefault("_report_cache", {})
-    if key not in cache:
-        if len(cache) >= 4:
-            cache.pop(next(iter(cache)))
-        cache[key] = store.load_epoch_report(run_id, int(epoch))
-    return cache[key]
+    return session_cached("_report_cache", (str(store.home), run_id, int(epoch), token), 4,
+                          lambda: store.load_epoch_report(run_id, int(epoch)))
 
 
 # ---- the epoch whose flags are shown (Review and Export) ------------------------------------------
