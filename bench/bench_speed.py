@@ -3,7 +3,8 @@
     python bench/bench_speed.py --setting trec:1000:32:3 --setting agnews:1000:64:1 --seeds 0 --threads 2
 
 Per setting (dataset:train texts:max length:epochs, 40% asymmetric noise on TREC, 20%
-symmetric elsewhere, the first 2 epochs a CE warm-up) and seed, it trains the same data
+symmetric elsewhere, the first 2 epochs a CE warm-up; dataset `demo` is the app's demo
+preset, as bench_demo.py draws it, with no test set) and seed, it trains the same data
 from the same pretrained weights twice, epoch by epoch in turn so that load from other
 work on the machine falls on both alike: once with every speed option off (the engine as
 it was: SpeedConfig.off()) and once with the defaults (SpeedConfig()). It reports per
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import sys
@@ -104,10 +106,10 @@ class FlopCounter:
         trainer.model.encoder.register_forward_pre_hook(hook, with_kwargs=True)
         real_score = trainer._score
 
-        def score(texts, labels=None):
+        def score(texts, labels=None, **kwargs):
             self.stage = "score" if texts is trainer.train.texts else "test"
             try:
-                return real_score(texts, labels)
+                return real_score(texts, labels, **kwargs)
             finally:
                 self.stage = "train"
 
@@ -126,6 +128,15 @@ def load_setting(dataset: str, n: int, seed: int, with_test: bool = True):
     from selfmix_core.benchmark.harness import BenchSettings, load_bench_data, noisy_train
 
     kind, rate = NOISE.get(dataset, ("sym", 0.2))
+    if dataset == "demo":  # the app's demo preset (no test set): `python -m selfmix_core.demo fetch` first
+        from selfmix_core.data import dataset_from_frame
+        from selfmix_core.demo import demo_preset, load_demo_frame
+        from selfmix_core.noise import noisy_dataset
+
+        preset = demo_preset(load_demo_frame(), n=n, noise=kind, rate=rate, seed=0)
+        ds = dataset_from_frame(preset["frame"], "text", "label", label_names=preset["label_names"], source="demo")
+        noisy, _ = noisy_dataset(ds, kind, rate, np.random.default_rng(seed))
+        return noisy, None, (kind, rate)
     train, test = load_bench_data(DATA, dataset, BenchSettings(max_train_samples=n))
     noisy, _ = noisy_train(train, kind, rate, seed)
     return noisy, test if with_test else None, (kind, rate)
@@ -257,8 +268,8 @@ def _acc(r, with_n=True) -> str:
 def render(results, peaks, cmd, threads, revision) -> str:
     lines = ["## Speed: samples per second, MFU and where the time goes (issue #14)", "",
              f"`{cmd}`; revision {revision}; {machine_description(threads=threads)}; load average at the start "
-             f"{results[0]['load']:.1f} (other work shared the cores throughout, on both paths alike: they "
-             "ran epoch by epoch in turn).", "",
+             f"{results[0]['load']:.1f}; the two paths ran epoch by epoch in turn, so that other load on the machine, "
+             "if any, fell on both alike.", "",
              f"Dense matmul peak on {threads} thread{'s' if threads != 1 else ''}: fp32 {peaks['fp32'] / 1e9:.0f} "
              "GFLOP/s" + (f", bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s" if "bf16" in peaks else
                           ", no native bf16 on this CPU") + " (1024x1024 matrices, the best of repeats before "
@@ -299,15 +310,13 @@ def render(results, peaks, cmd, threads, revision) -> str:
                            sm[1] / sm[0] >= GOAL_SPEEDUP, f"{sm[1] / sm[0]:.2f}x"))
         goals.append((f"{name} seed {res['seed']}: scoring pass at least {GOAL_SPEEDUP:g}x",
                       sc[1] / sc[0] >= GOAL_SPEEDUP, f"{sc[1] / sc[0]:.2f}x"))
-        d_auc = nw[-1]["auroc"] - o[-1]["auroc"]
-        if o[-1]["test_acc"] is not None:
-            d_acc = nw[-1]["test_acc"] - o[-1]["test_acc"]
-            goals.append((f"{name} seed {res['seed']}: last test accuracy and AUROC within 0.01 of the old path",
-                          abs(d_acc) <= 0.01 and abs(d_auc) <= 0.01, f"accuracy {d_acc:+.3f}, AUROC {d_auc:+.3f}"))
         if res["max_length"] == 64 and res["n"] == 1000:
             goals.append((f"{name} seed {res['seed']}: first epoch under 20 s (demo-shaped: 1,000 texts, "
                           "max length 64)", first[1] < 20, f"{first[1]:.1f} s"))
-    lines += ["", "| goal | met | measured |", "|---|---|---|"]
+    lines += ["", "One seed over a few epochs cannot show that accuracy and AUROC are unchanged (a different batch "
+              "order alone moves a seed by more than 0.01): that goal is checked over seeds on the engine "
+              "benchmark's setting in the section \"does the new path learn the same?\" below.",
+              "", "| goal | met | measured |", "|---|---|---|"]
     lines += [f"| {g} | {'yes' if ok else '**no**'} | {m} |" for g, ok, m in goals]
     missed = [g for g, ok, _ in goals if not ok]
     lines += ["", f"{len(goals) - len(missed)} of {len(goals)} goals met" + (
@@ -336,7 +345,17 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0", help="comma list")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     p.add_argument("--no-doc", action="store_true")
+    p.add_argument("--results", type=Path, default=ROOT / "runs" / "bench-speed.json",
+                   help="where the figures are saved (and read back with --render-only)")
+    p.add_argument("--render-only", action="store_true", help="redraw the section from --results, run nothing")
     a = p.parse_args(argv)
+    if a.render_only:
+        saved = json.loads(a.results.read_text())
+        text = render(saved["results"], saved["peaks"], saved["command"], saved["threads"], saved["revision"])
+        print(text)
+        if not a.no_doc:
+            update_section("speed", text)
+        return 0
     from selfmix_core.speed import configure_threads, cpu_supports_bf16
 
     threads = configure_threads(a.threads)
@@ -364,7 +383,11 @@ def main(argv=None) -> int:
                 scale = r.pop("peak") / (peaks["bf16"] if r["bf16"] and "bf16" in peaks else peaks["fp32"])
                 r["train_mfu"] *= scale
                 r["score_mfu"] *= scale
-    cmd = "python bench/bench_speed.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    args = [x for x in (sys.argv[1:] if argv is None else argv) if x != "--no-doc"]
+    cmd = "python bench/bench_speed.py " + shlex.join(args)
+    a.results.parent.mkdir(parents=True, exist_ok=True)
+    a.results.write_text(json.dumps({"command": cmd, "threads": threads, "revision": revision, "peaks": peaks,
+                                     "results": results}, indent=1))
     text = render(results, peaks, cmd, threads, revision)
     print(text)
     if not a.no_doc:

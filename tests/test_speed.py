@@ -354,3 +354,59 @@ def test_train_page_shows_provisional_flags_before_the_first_epoch(tmp_path, mon
     assert list(table["sample"]) == list(flags.index[order])  # most suspicious first
     assert list(table["text"]) == [f"text {i}" for i in flags.index[order]]
     assert list(table["given"]) == [["a", "b", "c"][i % 3] for i in flags.index[order]]
+
+
+def _equality_cell(key_seed: int, method: str, speed: bool, acc: float, auroc: float, rec=None) -> dict:
+    cell = {"format": 1, "key": f"trec-asym-0.4-{method}-{key_seed}",
+            "cell": {"dataset": "trec", "noise": "asym", "rate": 0.4, "method": method, "seed": key_seed},
+            "settings": {"max_train_samples": 2000, "max_length": 32, "epochs": 6, "warmup_epochs": 2, "lr": 5e-5,
+                         "batch_size": 32, "data_seed": 0, "speed": speed},
+            "n_train": 2000, "last_test_accuracy": acc, "detection_last": {"auroc": auroc},
+            "machine": "test machine", "recommended_epoch": None}
+    if rec is not None:
+        cell.update(recommended_epoch=4, recommended_test_accuracy=rec, detection_recommended={"auroc": auroc})
+    return cell
+
+
+def _write_cells(folder, cells):
+    import json
+
+    (folder / "cells").mkdir(parents=True)
+    for c in cells:
+        (folder / "cells" / f"{c['key']}.json").write_text(json.dumps(c))
+
+
+def test_speed_equality_pairs_seeds_and_checks_the_mean(tmp_path):
+    """bench_speed_equality: paired by cell key, the goal on the mean of new - old over seeds."""
+    import bench.bench_speed_equality as eq
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    _write_cells(old, [_equality_cell(s, "ce", False, 0.80 + s / 100, 0.70) for s in range(3)]
+                 + [_equality_cell(s, "selfmix", False, 0.90, 0.90, rec=0.9) for s in range(3)])
+    # ce: +0.02, -0.02, +0.003 -> mean +0.001 (met); selfmix: +0.05 each (missed); seed 9 has no partner
+    _write_cells(new, [_equality_cell(s, "ce", True, 0.80 + s / 100 + d, 0.70) for s, d in
+                       zip(range(3), (0.02, -0.02, 0.003))]
+                 + [_equality_cell(s, "selfmix", True, 0.95, 0.90, rec=0.9) for s in range(3)]
+                 + [_equality_cell(9, "ce", True, 0.5, 0.5)])
+    text = eq.render(old, new, "cmd")
+    assert "| trec-2,000 asym 40% | `ce` | last acc | 3 | 81.0 | 81.1 | +0.1 | 2.0 | 1.2 |" in text
+    assert "| trec-2,000 asym 40% `ce`: mean last acc within 0.01 (3 seeds) | yes | +0.1 points (standard error 1.2) |" in text
+    assert "| trec-2,000 asym 40% `selfmix`: mean last acc within 0.01 (3 seeds) | **no** | +5.0 points (standard error 0.0) |" in text
+    assert "recommended acc" in text and "| 9 |" not in text
+    assert "3 of 4 goals met" in text
+
+
+def test_speed_equality_refuses_folders_that_differ_in_more_than_speed(tmp_path):
+    import bench.bench_speed_equality as eq
+
+    old, new, other = tmp_path / "old", tmp_path / "new", tmp_path / "other"
+    _write_cells(old, [_equality_cell(0, "ce", False, 0.8, 0.7)])
+    _write_cells(new, [_equality_cell(0, "ce", True, 0.8, 0.7)])
+    longer = _equality_cell(0, "ce", True, 0.8, 0.7)
+    longer["settings"]["max_length"] = 64
+    _write_cells(other, [longer])
+    with pytest.raises(ValueError, match="max_length"):
+        eq.render(old, other, "cmd")
+    with pytest.raises(ValueError, match="without --speed"):
+        eq.render(new, old, "cmd")
+    assert eq.main([str(old), str(other), "--no-doc"]) == 2

@@ -1,0 +1,124 @@
+"""Issue #14: does torch.compile pay for itself within a run? Eager and compiled, in turn.
+
+    python bench/bench_compile.py --setting trec:1000:32 --setting agnews:2000:64 --steps 8 --repeats 3
+
+Per setting, one trainer with the speed defaults (SpeedConfig()). First `repeats` rounds of eager CE
+steps and an eager scoring pass over the train set; then the encoder is wrapped in
+torch.compile (dynamic shapes, since length-grouped batches change the sequence length
+from step to step) and the same is timed again: the first compiled round includes the
+compilation (and every recompile a new shape triggers), the later rounds are the steady
+state. From those: compile overhead in seconds, steady-state speed-up, and the number of
+epochs of this setting after which the compiled run would have caught up with the eager
+one (none if it is not faster). Writes the section `speed-compile` of docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from bench.bench_speed import make_trainers  # noqa: E402
+from bench.bench_speed_steady import timed_steps  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
+
+
+def _round(t, steps: int, seed: int) -> tuple[float, float, float]:
+    """(seconds of the round, CE samples/s, scoring samples/s) for one round of CE steps + a scoring pass."""
+    t0 = time.perf_counter()
+    ce = timed_steps(t, "ce", steps, seed)
+    s0 = time.perf_counter()
+    t._score(t.train.texts)
+    end = time.perf_counter()
+    return end - t0, ce, len(t.train.texts) / (end - s0)
+
+
+def measure(setting: str, steps: int, repeats: int, seed: int) -> dict:
+    """Eager rounds, then compiled rounds (the first includes compiling) of one setting."""
+    dataset, n, length = setting.split(":")
+    trainers, _, n_train, _ = make_trainers(dataset, int(n), int(length), 3, seed, with_test=False)
+    t = trainers["new"][0]
+    rounds: dict[str, list[tuple[float, float, float]]] = {"eager": [], "compiled": []}
+    for r in range(repeats):
+        rounds["eager"].append(_round(t, steps, seed + r))
+        print(setting, "eager", [round(x, 2) for x in rounds["eager"][-1]], flush=True)
+    # make_trainers attaches bench_speed's FLOP-counting pre-hook; a real run has none, and
+    # dynamo would trace it (graph breaks, recompiles)
+    t.model.encoder._forward_pre_hooks.clear()
+    torch._dynamo.reset()  # an earlier setting's compiled graphs would be reused, hiding this one's cost
+    t.model.encoder = torch.compile(t.model.encoder, dynamic=True)
+    for r in range(repeats + 1):
+        rounds["compiled"].append(_round(t, steps, seed + r))
+        print(setting, "compiled", [round(x, 2) for x in rounds["compiled"][-1]], flush=True)
+    steady = rounds["compiled"][1:]
+    med = lambda rows, i: statistics.median(x[i] for x in rows)  # noqa: E731
+    out = {"dataset": dataset, "n": n_train, "length": int(length), "eager": rounds["eager"], "steady": steady,
+           "first": rounds["compiled"][0][0], "round_eager": med(rounds["eager"], 0), "round_compiled": med(steady, 0),
+           "ce": (med(rounds["eager"], 1), med(steady, 1)), "score": (med(rounds["eager"], 2), med(steady, 2))}
+    out["overhead"] = out["first"] - out["round_compiled"]
+    # an epoch of this setting: n_train / CE samples/s of training plus one scoring pass
+    out["epoch"] = tuple(n_train / out["ce"][i] + n_train / out["score"][i] for i in (0, 1))
+    return out
+
+
+def main(argv=None) -> int:
+    from selfmix_core.speed import configure_threads
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--setting", action="append", default=None,
+                   help="dataset:train texts:max length (repeatable; default trec:1000:32)")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-doc", action="store_true")
+    a = p.parse_args(argv)
+    threads = configure_threads(a.threads)
+    revision, load = git_revision(), os.getloadavg()[0]
+    results = [measure(s, a.steps, a.repeats, a.seed) for s in a.setting or ["trec:1000:32"]]
+    each = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
+    args = [x for x in (sys.argv[1:] if argv is None else argv) if x != "--no-doc"]
+    lines = [
+        "## Speed: torch.compile, eager and compiled in turn (issue #14)", "",
+        f"`python bench/bench_compile.py {shlex.join(args)}`; revision {revision}; "
+        f"{machine_description(threads=threads)}; load average at the start {load:.1f}. The speed defaults; a round "
+        f"= {a.steps} CE steps and one scoring pass over the train set, {a.repeats} rounds eager, then the encoder "
+        "compiled with `torch.compile(dynamic=True)` and the rounds again (the first compiled round includes "
+        "compiling). Epoch = the setting's training texts at the CE rate plus one scoring pass.", "",
+        "| setting | CE samples/s eager → compiled (each) | scoring samples/s eager → compiled (each) "
+        "| compiling s | epoch s eager → compiled | pays for itself after |",
+        "|---|---|---|---:|---|---|"]
+    verdicts = []
+    for r in results:
+        gain = r["epoch"][0] - r["epoch"][1]
+        be = r["overhead"] / gain if gain > 0 else None
+        name = f"{r['dataset']}-{r['n']:,} L{r['length']}"
+        lines.append(
+            f"| {name} | {r['ce'][0]:.1f} → {r['ce'][1]:.1f} ({r['ce'][1] / r['ce'][0]:.2f}x; "
+            f"{each(x[1] for x in r['eager'])} → {each(x[1] for x in r['steady'])}) "
+            f"| {r['score'][0]:.1f} → {r['score'][1]:.1f} ({r['score'][1] / r['score'][0]:.2f}x; "
+            f"{each(x[2] for x in r['eager'])} → {each(x[2] for x in r['steady'])}) | {r['overhead']:.1f} "
+            f"| {r['epoch'][0]:.1f} → {r['epoch'][1]:.1f} | {'never (not faster)' if be is None else f'{be:.1f} epochs'} |")
+        verdicts.append((name, be))
+    pays = [name for name, be in verdicts if be is not None and be <= 10]
+    lines += ["", (f"Within a run of at most 10 epochs compiling paid for itself in: {', '.join(pays)}."
+                   if pays else "In no setting did compiling pay for itself within a run of 10 epochs, the most "
+                   "the app and the benchmarks run: the engine does not use `torch.compile`.")]
+    text = "\n".join(lines)
+    print(text)
+    if not a.no_doc:
+        update_section("speed-compile", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
