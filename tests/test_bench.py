@@ -168,6 +168,26 @@ def test_cells_run_without_the_speed_options_unless_the_folder_asks(tmp_path):
     assert cell_config(cell, BenchSettings(**{**SETTINGS.to_dict(), "speed": True}), "cpu").speed == SpeedConfig()
 
 
+def test_speed_off_turns_single_options_off(tmp_path):
+    # --speed-off measures what one option changes: the folder pins it, the cells run without it.
+    from selfmix_core.benchmark.harness import Cell, cell_config, check_settings, settings_from_args
+    from selfmix_core.cli import build_parser
+    from selfmix_core.config import SpeedConfig
+
+    one_off = BenchSettings(**{**SETTINGS.to_dict(), "speed": True, "speed_off": "bf16_cpu, group_by_length"})
+    cell = Cell("trec", "asym", 0.4, "selfmix", 0)
+    assert cell_config(cell, one_off, "cpu").speed == SpeedConfig(bf16_cpu=False, group_by_length=False)
+    check_settings(tmp_path, one_off)
+    with pytest.raises(ValueError, match="speed_off was 'bf16_cpu, group_by_length', now ''"):
+        check_settings(tmp_path, BenchSettings(**{**SETTINGS.to_dict(), "speed": True}))
+    with pytest.raises(ValueError, match="unknown option.*group_chunk.*switches are"):
+        BenchSettings(speed=True, speed_off="group_chunk")  # a number, not a switch
+    with pytest.raises(ValueError, match="needs speed"):
+        BenchSettings(speed_off="bf16_cpu")
+    a = build_parser().parse_args(["bench", "--out", str(tmp_path / "x"), "--speed-off", "bf16_cpu"])
+    assert settings_from_args(a).speed and settings_from_args(a).speed_off == "bf16_cpu"
+
+
 def test_failed_cell_is_not_written_and_budget_stops(tmp_path, tiny_model_factory, tokenizer):
     root = write_tiny_dataset(tmp_path / "data")
     out = tmp_path / "out"

@@ -71,6 +71,18 @@ def paper_lambdas(noise: str, dataset: str) -> tuple[float, float]:
 # ---- grid and settings -------------------------------------------------------------------
 
 
+def _speed_off_fields(spec: str) -> list[str]:
+    """The SpeedConfig switches named in a comma list; ValueError for anything else."""
+    from ..config import SpeedConfig
+
+    switches = sorted(f.name for f in dataclasses.fields(SpeedConfig) if f.type in (bool, "bool"))
+    names = [x.strip() for x in spec.split(",") if x.strip()]
+    bad = [x for x in names if x not in switches]
+    if bad:
+        raise ValueError(f"speed_off: unknown option(s) {', '.join(bad)}; the switches are {', '.join(switches)}")
+    return names
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     """Everything but the grid; fixed per output folder.
@@ -85,6 +97,9 @@ class BenchSettings:
         tokens, bf16 where the CPU has it, ...). Off by default and in every folder made
         before it existed: their cells ran without them, and a folder's cells must stay
         comparable (bf16 and the batch order change the numbers).
+    speed_off: with speed, SpeedConfig options turned off (comma list of its boolean field
+        names, e.g. "bf16_cpu" or "group_by_length,bf16_cpu"): what each option changes,
+        measured one at a time.
     """
 
     max_train_samples: int | None = None
@@ -100,8 +115,12 @@ class BenchSettings:
     data_seed: int = 0
     pooling: str = "cls"
     speed: bool = False
+    speed_off: str = ""
 
     def __post_init__(self) -> None:
+        _speed_off_fields(self.speed_off)
+        if self.speed_off and not self.speed:
+            raise ValueError("speed_off needs speed: it turns options of the speed path off")
         for name in ("max_train_samples", "max_test_samples"):
             v = getattr(self, name)
             if v is not None and v < 2:
@@ -239,7 +258,8 @@ def cell_config(cell: Cell, settings: BenchSettings, device: str):
         selection=SelectionConfig(class_reg=cell.noise == "idn"),
         loss=LossWeights(lambda_p=lp, lambda_r=lr_),
         validation=ValidationConfig(fraction=0.0), extra_warmup_epochs=0,
-        speed=SpeedConfig() if settings.speed else SpeedConfig.off(),
+        speed=(SpeedConfig(**{f: False for f in _speed_off_fields(settings.speed_off)}) if settings.speed
+               else SpeedConfig.off()),
     )
 
 
@@ -472,6 +492,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--pooling", choices=["cls", "mean", "auto"], default="cls", help="sentence embedding (paper: cls)")
     s.add_argument("--speed", action="store_true",
                    help="the trainer's speed options (SpeedConfig); off by default, as in every folder made before them")
+    s.add_argument("--speed-off", default="", metavar="OPTIONS",
+                   help="with the speed options, these off (comma list of SpeedConfig's switches, e.g. bf16_cpu)")
     r = b.add_argument_group("running and output")
     r.add_argument("--out", required=True, help="results folder (cells/, bench.json, runs.jsonl)")
     r.add_argument("--device", default="auto")
@@ -489,7 +511,8 @@ def settings_from_args(a: argparse.Namespace) -> BenchSettings:
     return BenchSettings(max_train_samples=a.max_train_samples, max_test_samples=a.max_test_samples,
                          max_length=a.max_length, epochs=a.epochs, warmup_epochs=a.warmup_epochs, lr=a.lr,
                          batch_size=a.batch_size, model=a.model, cv_folds=a.cv_folds, cv_epochs=a.cv_epochs,
-                         data_seed=a.data_seed, pooling=a.pooling, speed=a.speed)
+                         data_seed=a.data_seed, pooling=a.pooling, speed=a.speed or bool(a.speed_off),
+                         speed_off=a.speed_off)
 
 
 def cmd_bench(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
