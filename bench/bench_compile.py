@@ -2,14 +2,16 @@
 
     python bench/bench_compile.py --setting trec:1000:32 --setting agnews:2000:64 --steps 8 --repeats 3
 
-Per setting, one trainer with the speed defaults (SpeedConfig()). First `repeats` rounds of eager CE
-steps and an eager scoring pass over the train set; then the encoder is wrapped in
-torch.compile (dynamic shapes, since length-grouped batches change the sequence length
-from step to step) and the same is timed again: the first compiled round includes the
-compilation (and every recompile a new shape triggers), the later rounds are the steady
-state. From those: compile overhead in seconds, steady-state speed-up, and the number of
-epochs of this setting after which the compiled run would have caught up with the eager
-one (none if it is not faster). Writes the section `speed-compile` of docs/BENCHMARKS.md.
+Per setting, two trainers with the speed defaults (SpeedConfig(); same data and weights),
+the second with its encoder wrapped in torch.compile (dynamic shapes, since length-grouped
+batches change the sequence length from step to step). A round = `steps` CE steps and a
+scoring pass over the train set. The compiled trainer's first round includes compiling (and
+the recompiles the first new shapes and the switch to scoring trigger); then the two take
+`repeats` rounds in turn, so that other load on the machine falls on both alike. From those:
+the compile overhead (first compiled round minus an eager one), the steady-state speed-up,
+and the number of epochs of this setting after which the compiled run would have caught up
+with the eager one (never if it is not faster). Writes the section `speed-compile` of
+docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -43,28 +45,31 @@ def _round(t, steps: int, seed: int) -> tuple[float, float, float]:
 
 
 def measure(setting: str, steps: int, repeats: int, seed: int) -> dict:
-    """Eager rounds, then compiled rounds (the first includes compiling) of one setting."""
+    """Two trainers of one setting (same data and weights), one of them compiled; its first
+    round includes compiling; then `repeats` rounds of each in turn, so that other load on
+    the machine falls on both alike."""
     dataset, n, length = setting.split(":")
-    trainers, _, n_train, _ = make_trainers(dataset, int(n), int(length), 3, seed, with_test=False)
-    t = trainers["new"][0]
-    rounds: dict[str, list[tuple[float, float, float]]] = {"eager": [], "compiled": []}
-    for r in range(repeats):
-        rounds["eager"].append(_round(t, steps, seed + r))
-        print(setting, "eager", [round(x, 2) for x in rounds["eager"][-1]], flush=True)
+    eager = make_trainers(dataset, int(n), int(length), 3, seed, with_test=False)[0]["new"][0]
+    comp, _, n_train, _ = make_trainers(dataset, int(n), int(length), 3, seed, with_test=False)
+    comp = comp["new"][0]
     # make_trainers attaches bench_speed's FLOP-counting pre-hook; a real run has none, and
     # dynamo would trace it (graph breaks, recompiles)
-    t.model.encoder._forward_pre_hooks.clear()
+    comp.model.encoder._forward_pre_hooks.clear()
     torch._dynamo.reset()  # an earlier setting's compiled graphs would be reused, hiding this one's cost
-    t.model.encoder = torch.compile(t.model.encoder, dynamic=True)
-    for r in range(repeats + 1):
-        rounds["compiled"].append(_round(t, steps, seed + r))
-        print(setting, "compiled", [round(x, 2) for x in rounds["compiled"][-1]], flush=True)
-    steady = rounds["compiled"][1:]
+    comp.model.encoder = torch.compile(comp.model.encoder, dynamic=True)
+    first = _round(comp, steps, seed)
+    print(setting, "compiled, first round", [round(x, 2) for x in first], flush=True)
+    rounds: dict[str, list[tuple[float, float, float]]] = {"eager": [], "compiled": []}
+    for r in range(repeats):
+        for name, t in (("eager", eager), ("compiled", comp)):
+            rounds[name].append(_round(t, steps, seed + r + 1))
+            print(setting, name, [round(x, 2) for x in rounds[name][-1]], flush=True)
+    steady = rounds["compiled"]
     med = lambda rows, i: statistics.median(x[i] for x in rows)  # noqa: E731
     out = {"dataset": dataset, "n": n_train, "length": int(length), "eager": rounds["eager"], "steady": steady,
-           "first": rounds["compiled"][0][0], "round_eager": med(rounds["eager"], 0), "round_compiled": med(steady, 0),
+           "first": first[0], "round_eager": med(rounds["eager"], 0), "round_compiled": med(steady, 0),
            "ce": (med(rounds["eager"], 1), med(steady, 1)), "score": (med(rounds["eager"], 2), med(steady, 2))}
-    out["overhead"] = out["first"] - out["round_compiled"]
+    out["overhead"] = out["first"] - out["round_eager"]
     # an epoch of this setting: n_train / CE samples/s of training plus one scoring pass
     out["epoch"] = tuple(n_train / out["ce"][i] + n_train / out["score"][i] for i in (0, 1))
     return out
@@ -91,9 +96,10 @@ def main(argv=None) -> int:
         "## Speed: torch.compile, eager and compiled in turn (issue #14)", "",
         f"`python bench/bench_compile.py {shlex.join(args)}`; revision {revision}; "
         f"{machine_description(threads=threads)}; load average at the start {load:.1f}. The speed defaults; a round "
-        f"= {a.steps} CE steps and one scoring pass over the train set, {a.repeats} rounds eager, then the encoder "
-        "compiled with `torch.compile(dynamic=True)` and the rounds again (the first compiled round includes "
-        "compiling). Epoch = the setting's training texts at the CE rate plus one scoring pass.", "",
+        f"= {a.steps} CE steps and one scoring pass over the train set; two trainers of the same weights, one with "
+        "its encoder compiled by `torch.compile(dynamic=True)`; its first round (compiling included) is timed on "
+        f"its own, then the two take {a.repeats} rounds each in turn. Compiling s = that first round minus an eager "
+        "round. Epoch = the setting's training texts at the CE rate plus one scoring pass.", "",
         "| setting | CE samples/s eager → compiled (each) | scoring samples/s eager → compiled (each) "
         "| compiling s | epoch s eager → compiled | pays for itself after |",
         "|---|---|---|---:|---|---|"]
