@@ -5,9 +5,11 @@ on the engine benchmark's setting, seed by seed, from two harness folders.
         --methods ce,selfmix --seeds 0,1,2 --max-length 32 --epochs 6 --warmup-epochs 2 --lr 5e-5 \\
         --threads 1 --device cpu --no-doc --out runs/i14-trec2k-old
     (the same with --speed and --out runs/i14-trec2k-new)
-    python bench/bench_speed_equality.py runs/i14-trec2k-old runs/i14-trec2k-new   # --no-doc: print only
+    (and, to see which options change the numbers, with --speed --speed-off bf16_cpu,group_by_length
+    and --out runs/i14-trec2k-pure)
+    python bench/bench_speed_equality.py runs/i14-trec2k-old runs/i14-trec2k-new runs/i14-trec2k-pure
 
-The two folders must differ in the speed options only (the harness records its settings in
+The folders must differ in the speed options only (the harness records its settings in
 every cell; this script refuses folders whose other settings differ). For every
 (setting, method, seed) present in both it compares the last epoch's test accuracy and
 detection AUROC, and the recommended epoch's where the method recommends one; the goal of
@@ -42,7 +44,7 @@ def _setting(cell: dict) -> tuple:
 
 
 def _comparable(settings: dict) -> dict:
-    return {k: v for k, v in settings.items() if k != "speed"}
+    return {k: v for k, v in settings.items() if k not in ("speed", "speed_off")}
 
 
 def pair_cells(old: list[dict], new: list[dict]) -> list[tuple[dict, dict]]:
@@ -53,7 +55,8 @@ def pair_cells(old: list[dict], new: list[dict]) -> list[tuple[dict, dict]]:
         raise ValueError("each folder needs at least one finished cell (cells/*.json)")
     s_old, s_new = old[0]["settings"], new[0]["settings"]
     if _comparable(s_old) != _comparable(s_new):
-        diff = sorted(k for k in set(s_old) | set(s_new) if k != "speed" and s_old.get(k) != s_new.get(k))
+        diff = sorted(k for k in set(s_old) | set(s_new)
+                      if k not in ("speed", "speed_off") and s_old.get(k) != s_new.get(k))
         raise ValueError(f"the folders differ in more than the speed options: {', '.join(diff)}")
     if s_old.get("speed") or not s_new.get("speed"):
         raise ValueError("the first folder must be made without --speed and the second with it")
@@ -67,7 +70,7 @@ def _values(cell: dict) -> dict[str, float | None]:
            # methods that do not flag (CE) still have each epoch's loss-ranking AUROC
            "last AUROC": (cell.get("detection_last") or {}).get("auroc", epochs[-1].get("detection_auroc")),
            "best acc": cell.get("best_test_accuracy")}
-    if cell.get("recommended_epoch") is not None:
+    if cell.get("detection_recommended"):  # methods with the label-free rule (CE's "recommended" is its last)
         out["recommended acc"] = cell.get("recommended_test_accuracy")
         out["recommended AUROC"] = (cell.get("detection_recommended") or {}).get("auroc")
     return out
@@ -77,64 +80,98 @@ def _fmt(v: float | None, scale: float = 100.0) -> str:
     return "—" if v is None else f"{scale * v:.1f}"
 
 
-def render(old_dir: Path, new_dir: Path, command: str) -> str:
-    old, new = load_cells(old_dir), load_cells(new_dir)
-    pairs = pair_cells(old, new)
-    s = old[0]["settings"]
+def _label(settings: dict) -> str:
+    off = settings.get("speed_off") or ""
+    return "new" if not off else f"new without {', '.join(x.strip() for x in off.split(','))}"
+
+
+def _same_epochs(o: dict, n: dict) -> str:
+    """How many epochs of the two runs have exactly the same test accuracy and AUROC."""
+    eo, en = o.get("epochs") or [], n.get("epochs") or []
+    same = sum(a.get("test_accuracy") == b.get("test_accuracy") and a.get("detection_auroc") == b.get("detection_auroc")
+               for a, b in zip(eo, en))
+    return f"{same} of {max(len(eo), len(en))}"
+
+
+def _variant(old: list[dict], new: list[dict], label: str, goals_here: bool) -> tuple[list[str], list[tuple]]:
+    """The per-seed table, the means and (for the full new path) the goals of one variant."""
     groups: dict[tuple, list[tuple[dict, dict]]] = {}
-    for o, n in pairs:
+    for o, n in pair_cells(old, new):
         groups.setdefault((_setting(o), o["cell"]["method"]), []).append((o, n))
-    lines = [
-        "## Speed: does the new path learn the same? Old and new path, seed by seed (issue #14)", "",
-        f"`{command}`, from the harness folders `{old_dir.name}` (every speed option off) and `{new_dir.name}` "
-        f"(`--speed`: the defaults of `SpeedConfig`), made by the commands in the script's docstring. "
-        f"Settings: {s['max_train_samples']} training texts, max length {s['max_length']}, {s['epochs']} epochs "
-        f"of which {s['warmup_epochs']} scheduled warm-up, lr {s['lr']:g}, batch {s['batch_size']}, data seed "
-        f"{s['data_seed']}. Machine: {machine_line(old + new)}.", "",
-        "Values in %; AUROC = detection AUROC of the flipped labels; new − old in points. The recommended epoch is "
-        "the label-free rule's (methods that have one).", "",
-        "| setting | method | seed | measure | old | new | new − old |",
-        "|---|---|---:|---|---:|---:|---:|"]
+    lines = [f"| setting | method | seed | measure | old | {label} | difference | epochs identical to the old path |",
+             "|---|---|---:|---|---:|---:|---:|---|"]
     summary, goals = [], []
     for (setting, method), rows in groups.items():
         name = f"{setting[0]}-{setting[3]:,} {setting[1]} {setting[2]:.0%}"
         values: dict[str, list[tuple[float, float]]] = {}
         for o, n in rows:
             vo, vn = _values(o), _values(n)
-            for measure in vo:
-                if vo[measure] is None or vn.get(measure) is None:
-                    continue
+            for i, measure in enumerate(m for m in vo if vo[m] is not None and vn.get(m) is not None):
                 values.setdefault(measure, []).append((vo[measure], vn[measure]))
                 lines.append(f"| {name} | `{method}` | {o['cell']['seed']} | {measure} | {_fmt(vo[measure])} "
-                             f"| {_fmt(vn[measure])} | {100 * (vn[measure] - vo[measure]):+.1f} |")
+                             f"| {_fmt(vn[measure])} | {100 * (vn[measure] - vo[measure]):+.1f} "
+                             f"| {_same_epochs(o, n) if i == 0 else ''} |")
         for measure, pairs_ in values.items():
             ds = [b - a for a, b in pairs_]
             mo, mn = float(np.mean([a for a, _ in pairs_])), float(np.mean([b for _, b in pairs_]))
             spread = float(np.std(ds, ddof=1)) if len(ds) > 1 else None
             summary.append((name, method, measure, len(ds), mo, mn, float(np.mean(ds)), spread))
-            if measure.startswith("last"):
+            if goals_here and measure.startswith("last"):
                 se = "" if spread is None else f" (standard error {100 * spread / np.sqrt(len(ds)):.1f})"
-                goals.append((f"{name} `{method}`: mean {measure} within {TOLERANCE:g} ({len(ds)} seeds)",
+                goals.append((f"{name} `{method}`: mean {measure} within {TOLERANCE:g} ({len(ds)} seed{'s' if len(ds) > 1 else ''})",
                               abs(float(np.mean(ds))) <= TOLERANCE, f"{100 * float(np.mean(ds)):+.1f} points{se}"))
-    lines += ["", "### Means over seeds", "",
-              "| setting | method | measure | seeds | old mean | new mean | mean of new − old | std of new − old "
+    lines += ["", f"Means over seeds, {label} against old:", "",
+              "| setting | method | measure | seeds | old mean | new mean | mean difference | std of the differences "
               "| standard error of the mean difference |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, method, measure, k, mo, mn, md, sd in summary:
         lines.append(f"| {name} | `{method}` | {measure} | {k} | {100 * mo:.1f} | {100 * mn:.1f} | {100 * md:+.1f} "
                      f"| {'—' if sd is None else f'{100 * sd:.1f}'} | {'—' if sd is None else f'{100 * sd / np.sqrt(k):.1f}'} |")
-    lines += ["", "| goal | met | measured |", "|---|---|---|"]
-    lines += [f"| {g} | {'yes' if ok else '**no**'} | {m} |" for g, ok, m in goals]
-    missed = [g for g, ok, _ in goals if not ok]
-    lines += ["", f"{len(goals) - len(missed)} of {len(goals)} goals met" + (
-        "; missed: " + "; ".join(missed) + "." if missed else ".")]
+    return lines, goals
+
+
+def render(old_dir: Path, new_dirs: Path | list[Path], command: str) -> str:
+    """The section: every folder of `new_dirs` (made with --speed, some options perhaps off
+    with --speed-off) against the old path's folder, seed by seed; the goal is checked for the
+    full new path (no option off)."""
+    new_dirs = [new_dirs] if isinstance(new_dirs, Path) else list(new_dirs)
+    old = load_cells(old_dir)
+    variants = [(d, load_cells(d)) for d in new_dirs]
+    s = old[0]["settings"] if old else {}
+    folders = ", ".join(f"`{d.name}` ({_label(cells[0]['settings']) if cells else 'empty'})" for d, cells in variants)
+    lines = [
+        "## Speed: does the new path learn the same? Old and new path, seed by seed (issue #14)", "",
+        f"`{command}`, from the harness folders `{old_dir.name}` (old: every speed option off) and {folders}, made "
+        "by the commands in the script's docstring (new: `--speed`, the defaults of `SpeedConfig`; a `--speed-off` "
+        "folder turns the named options off again)."
+        + (f" Settings: {s['max_train_samples']} training texts, max length {s['max_length']}, {s['epochs']} epochs "
+           f"of which {s['warmup_epochs']} scheduled warm-up, lr {s['lr']:g}, batch {s['batch_size']}, data seed "
+           f"{s['data_seed']}." if s else "")
+        + f" Machine: {machine_line(old + [c for _, cells in variants for c in cells])}.", "",
+        "Values in %; AUROC = detection AUROC of the flipped labels (for CE, of its loss ranking); differences in "
+        "points. The recommended epoch is the label-free rule's (methods that have one); best = the best epoch's "
+        "test accuracy (read with the test labels, for this comparison only). Epochs identical = epochs whose test "
+        "accuracy and AUROC equal the old path's to the last digit."]
+    goals = []
+    for d, cells in variants:
+        label = _label(cells[0]["settings"]) if cells else d.name
+        block, g = _variant(old, cells, label, goals_here=label == "new")
+        lines += ["", f"### Old path and {label} (`{d.name}`)", ""] + block
+        goals += g
+    if goals:
+        lines += ["", "| goal | met | measured |", "|---|---|---|"]
+        lines += [f"| {g} | {'yes' if ok else '**no**'} | {m} |" for g, ok, m in goals]
+        missed = [g for g, ok, _ in goals if not ok]
+        lines += ["", f"{len(goals) - len(missed)} of {len(goals)} goals met" + (
+            "; missed: " + "; ".join(missed) + "." if missed else ".")]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("old", type=Path, help="harness folder made without --speed")
-    p.add_argument("new", type=Path, help="harness folder made with --speed, otherwise the same settings")
+    p.add_argument("new", type=Path, nargs="+",
+                   help="harness folders made with --speed (and perhaps --speed-off), otherwise the same settings")
     p.add_argument("--no-doc", action="store_true")
     a = p.parse_args(argv)
     args = sys.argv[1:] if argv is None else list(argv)

@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = t.add_argument_group("speed (all on by default; docs/BENCHMARKS.md, section speed)")
     s.add_argument("--no-group-by-length", action="store_true",
                    help="batches in plain shuffled order instead of grouped by token length within shuffled chunks")
+    s.add_argument("--no-group-selfmix", action="store_true",
+                   help="SelfMix epochs draw their batches at random even with length grouping (EmbMix's partners)")
     s.add_argument("--no-cache-tokens", action="store_true", help="tokenise every batch instead of once per run")
     s.add_argument("--no-bf16", action="store_true",
                    help="fp32 on the CPU even where it computes bf16 natively (AVX512-BF16/AMX); CUDA keeps bf16")
@@ -162,7 +164,8 @@ def config_from_args(a: argparse.Namespace):
         fast=FastChoices(soft_targets_from_rdrop=a.fast_soft_targets, kl_mean=a.fast_kl_mean,
                          single_pass_pseudo=a.fast_single_pass_pseudo, epoch_over_all=a.fast_epoch_over_all),
         validation=ValidationConfig(fraction=a.val_fraction),
-        speed=SpeedConfig(group_by_length=not a.no_group_by_length, cache_tokens=not a.no_cache_tokens,
+        speed=SpeedConfig(group_by_length=not a.no_group_by_length, group_selfmix=not a.no_group_selfmix,
+                          cache_tokens=not a.no_cache_tokens,
                           bf16_cpu=not a.no_bf16, fast_scoring=not a.no_fast_scoring,
                           fused_adam=not a.no_fused_adam, provisional_every=a.provisional_every,
                           test_sample=a.test_sample),

@@ -203,6 +203,11 @@ class SpeedConfig:
         batches, each chunk sorted by token length, and the batches of a chunk are
         shuffled: less padding, still a random order (every sample once per epoch).
     group_chunk: batches per shuffled chunk (16: 512 samples at batch size 32).
+    group_selfmix: also group the SelfMix epochs' labeled and unlabeled batches (only with
+        group_by_length). EmbMix mixes each sample with a partner from its own batch, and
+        a length-grouped batch holds texts of one length, which on data like TREC means
+        mostly one kind of question: fewer mixes across classes. Measured in
+        docs/BENCHMARKS.md, section speed-equality.
     cache_tokens: tokenise the training and test texts once per run instead of once per
         batch (same token ids; skipped above `speed.MAX_CACHED_TOKENS`).
     bf16_cpu: bf16 autocast on a CPU with native bf16 (AVX512-BF16 or AMX), checked at
@@ -224,6 +229,7 @@ class SpeedConfig:
 
     group_by_length: bool = True
     group_chunk: int = 16
+    group_selfmix: bool = True
     cache_tokens: bool = True
     bf16_cpu: bool = True
     fast_scoring: bool = True
@@ -242,7 +248,8 @@ class SpeedConfig:
     @classmethod
     def off(cls) -> "SpeedConfig":
         """Every speed option off: the engine as it ran before they existed."""
-        return cls(group_by_length=False, cache_tokens=False, bf16_cpu=False, fast_scoring=False, fused_adam=False,
+        return cls(group_by_length=False, group_selfmix=False, cache_tokens=False, bf16_cpu=False, fast_scoring=False,
+                   fused_adam=False,
                    test_sample=0)
 
 
@@ -404,6 +411,9 @@ def _migrate(d: dict[str, Any]) -> dict[str, Any]:
     SpeedConfig existed ran with every speed option off."""
     d = dict(d)
     d.setdefault("speed", dataclasses.asdict(SpeedConfig.off()))
+    if isinstance(d["speed"], dict) and "group_selfmix" not in d["speed"]:
+        # saved before the option existed: SelfMix batches were grouped whenever CE's were
+        d["speed"] = {**d["speed"], "group_selfmix": bool(d["speed"].get("group_by_length", False))}
     if "fast" in d:
         return d
     ref = dict(d.get("reference") or {})

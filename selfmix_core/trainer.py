@@ -542,8 +542,9 @@ class SelfMixTrainer:
             steps = math.ceil(n_train / cfg.batch_size)
         else:  # the authors' loop: one pass over X in batches of bx (over U when X is empty)
             steps = math.ceil(len(x_idx) / bx) if bx else math.ceil(len(u_idx) / bu)
-        x_stream = _Cycler(x_idx, gen, lambda o: self._grouped(o, max(bx, 1), gen))
-        u_stream = _Cycler(u_idx, gen, lambda o: self._grouped(o, max(bu, 1), gen))
+        group = cfg.speed.group_selfmix  # else EmbMix's partners come from uniformly random batches
+        x_stream = _Cycler(x_idx, gen, (lambda o: self._grouped(o, max(bx, 1), gen)) if group else None)
+        u_stream = _Cycler(u_idx, gen, (lambda o: self._grouped(o, max(bu, 1), gen)) if group else None)
         # Mixup permutations: from `gen` in one process (as always); under distribution
         # from a generator of this rank's own, since the ranks' shares differ in size and
         # `gen` must draw the same global batches on every rank.

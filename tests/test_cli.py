@@ -264,12 +264,14 @@ def test_speed_flags_reach_the_config_and_metrics(tmp_path, tiny_files, tiny_mod
     records the config and how many test texts each epoch was evaluated on."""
     train, test = tiny_files
     out = tmp_path / "out"
-    rc = main(base_args(train, test, tiny_model_dir, out) + ["--no-group-by-length", "--no-cache-tokens",
+    rc = main(base_args(train, test, tiny_model_dir, out) + ["--no-group-by-length", "--no-group-selfmix",
+                                                             "--no-cache-tokens",
                                                              "--no-bf16", "--no-fast-scoring", "--no-fused-adam",
                                                              "--test-sample", "12"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["config"]["speed"] == {"group_by_length": False, "group_chunk": 16, "cache_tokens": False,
+    assert m["config"]["speed"] == {"group_by_length": False, "group_chunk": 16, "group_selfmix": False,
+                                    "cache_tokens": False,
                                     "bf16_cpu": False, "fast_scoring": False, "fused_adam": False,
                                     "provisional_every": 0.0, "test_sample": 12}
     assert [(e["n_test"], e["test_sampled"]) for e in m["epochs"]] == [(12, True), (12, True), (30, False)]

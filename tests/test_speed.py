@@ -88,6 +88,37 @@ def test_trainer_epochs_visit_every_sample_once_with_grouping(tiny_model_factory
     assert len(x_seen) >= n_x and len(set(x_seen[:n_x].tolist())) == n_x  # X's first pass: no repeats
 
 
+@pytest.mark.parametrize("group_selfmix", [True, False])
+def test_selfmix_batches_are_grouped_only_when_asked(group_selfmix, tiny_model_factory, tokenizer, monkeypatch):
+    """With group_selfmix off, a SelfMix epoch's X and U streams are plain shuffles (EmbMix
+    partners from random batches) while the warm-up stays grouped by length."""
+    data = varied_dataset()
+    t = SelfMixTrainer(cfg(epochs=2, speed=SpeedConfig(group_chunk=2, group_selfmix=group_selfmix)), data,
+                       model=tiny_model_factory(3), tokenizer=tokenizer)
+    calls = []
+    real = t._grouped
+
+    def spy(order, batch_size, gen, as_batches=False):
+        calls.append(as_batches)
+        return real(order, batch_size, gen, as_batches)
+
+    monkeypatch.setattr(t, "_grouped", spy)
+    it = t.run()
+    next(it)
+    assert calls == [True]  # the warm-up epoch's batches
+    calls.clear()
+    assert next(it).phase == "selfmix"
+    assert bool(calls) is group_selfmix  # the X and U cyclers' passes
+
+
+def test_configs_saved_before_group_selfmix_keep_grouping_selfmix_batches():
+    d = TrainConfig().to_dict()
+    del d["speed"]["group_selfmix"]  # saved with the speed defaults before the option existed
+    assert TrainConfig.from_dict(d).speed.group_selfmix is True
+    d["speed"]["group_by_length"] = False
+    assert TrainConfig.from_dict(d).speed.group_selfmix is False
+
+
 # ---- cached tokens -----------------------------------------------------------------------
 def test_token_cache_collates_like_the_tokenizer(tokenizer):
     texts = ["a", "the quick brown fox jumps over the lazy dog again and again", "two words", ""]
@@ -216,7 +247,8 @@ def test_old_configs_load_with_every_speed_option_off():
     older = {k: v for k, v in d.items() if k not in ("fast", "validation")}  # before FastChoices too
     assert TrainConfig.from_dict(older).speed == SpeedConfig.off()
     off = SpeedConfig.off()
-    assert not (off.group_by_length or off.cache_tokens or off.bf16_cpu or off.fast_scoring or off.fused_adam)
+    assert not (off.group_by_length or off.group_selfmix or off.cache_tokens or off.bf16_cpu or off.fast_scoring
+                or off.fused_adam)
     assert off.test_sample == 0
 
 
@@ -394,6 +426,16 @@ def test_speed_equality_pairs_seeds_and_checks_the_mean(tmp_path):
     assert "| trec-2,000 asym 40% `selfmix`: mean last acc within 0.01 (3 seeds) | **no** | +5.0 points (standard error 0.0) |" in text
     assert "recommended acc" in text and "| 9 |" not in text
     assert "3 of 4 goals met" in text
+    # a --speed-off folder is compared too, under its own heading, and sets no goal
+    partial = tmp_path / "partial"
+    cells = [_equality_cell(s, "ce", True, 0.80 + s / 100, 0.70) for s in range(3)]
+    for c in cells:
+        c["settings"]["speed_off"] = "bf16_cpu,group_by_length"
+    _write_cells(partial, cells)
+    both = eq.render(old, [new, partial], "cmd")
+    assert "### Old path and new without bf16_cpu, group_by_length (`partial`)" in both
+    assert "| trec-2,000 asym 40% | `ce` | last acc | 3 | 81.0 | 81.0 | +0.0 | 0.0 | 0.0 |" in both
+    assert "3 of 4 goals met" in both
 
 
 def test_speed_equality_refuses_folders_that_differ_in_more_than_speed(tmp_path):
