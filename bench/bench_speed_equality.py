@@ -1,13 +1,20 @@
 """Issue #14: do the speed options change what the method learns? The old and the new path
-on the engine benchmark's setting, seed by seed, from two harness folders.
+on the engine benchmark's setting, seed by seed, from harness folders.
 
-    python -m selfmix_core bench --datasets trec --max-train-samples 2000 --noise asym:0.4 \\
-        --methods ce,selfmix --seeds 0,1,2 --max-length 32 --epochs 6 --warmup-epochs 2 --lr 5e-5 \\
-        --threads 1 --device cpu --no-doc --out runs/i14-trec2k-old
-    (the same with --speed and --out runs/i14-trec2k-new)
-    (and, to see which options change the numbers, with --speed --speed-off bf16_cpu,group_by_length
-    and --out runs/i14-trec2k-pure)
-    python bench/bench_speed_equality.py runs/i14-trec2k-old runs/i14-trec2k-new runs/i14-trec2k-pure
+    C="--datasets trec --max-train-samples 2000 --noise asym:0.4 --seeds 0,1,2 --max-length 32 --epochs 6 \
+       --warmup-epochs 2 --lr 5e-5 --threads 1 --device cpu --no-doc"
+    python -m selfmix_core bench $C --methods ce,selfmix --out runs/i14-trec2k-old        # every option off
+    python -m selfmix_core bench $C --methods ce,selfmix --speed --out runs/i14-trec2k-new  # the defaults
+    python -m selfmix_core bench $C --methods ce,selfmix --speed --speed-off bf16_cpu,group_by_length \
+        --out runs/i14-trec2k-pure          # only the options that change neither batches nor precision
+    python -m selfmix_core bench $C --methods selfmix --speed --speed-off group_by_length \
+        --out runs/i14-trec2k-nogroup       # bf16 alone
+    python -m selfmix_core bench $C --methods selfmix --speed --speed-off bf16_cpu --out runs/i14-trec2k-fp32
+    python -m selfmix_core bench $C --methods ce,selfmix --speed --speed-off group_selfmix --out runs/i14-trec2k-randmix
+    python bench/bench_speed_equality.py runs/i14-trec2k-old runs/i14-trec2k-new runs/i14-trec2k-pure \
+        runs/i14-trec2k-nogroup runs/i14-trec2k-fp32 runs/i14-trec2k-randmix   # --no-doc: print only
+
+(`i14-trec2k-pure` ran seed 0 only: it reproduced the old path to the last digit.)
 
 The folders must differ in the speed options only (the harness records its settings in
 every cell; this script refuses folders whose other settings differ). For every
@@ -115,18 +122,20 @@ def _variant(old: list[dict], new: list[dict], label: str, goals_here: bool) -> 
             ds = [b - a for a, b in pairs_]
             mo, mn = float(np.mean([a for a, _ in pairs_])), float(np.mean([b for _, b in pairs_]))
             spread = float(np.std(ds, ddof=1)) if len(ds) > 1 else None
-            summary.append((name, method, measure, len(ds), mo, mn, float(np.mean(ds)), spread))
+            own = float(np.std([a for a, _ in pairs_], ddof=1)) if len(ds) > 1 else None
+            summary.append((name, method, measure, len(ds), mo, own, mn, float(np.mean(ds)), spread))
             if goals_here and measure.startswith("last"):
                 se = "" if spread is None else f" (standard error {100 * spread / np.sqrt(len(ds)):.1f})"
                 goals.append((f"{name} `{method}`: mean {measure} within {TOLERANCE:g} ({len(ds)} seed{'s' if len(ds) > 1 else ''})",
                               abs(float(np.mean(ds))) <= TOLERANCE, f"{100 * float(np.mean(ds)):+.1f} points{se}"))
     lines += ["", f"Means over seeds, {label} against old:", "",
-              "| setting | method | measure | seeds | old mean | new mean | mean difference | std of the differences "
-              "| standard error of the mean difference |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for name, method, measure, k, mo, mn, md, sd in summary:
-        lines.append(f"| {name} | `{method}` | {measure} | {k} | {100 * mo:.1f} | {100 * mn:.1f} | {100 * md:+.1f} "
-                     f"| {'—' if sd is None else f'{100 * sd:.1f}'} | {'—' if sd is None else f'{100 * sd / np.sqrt(k):.1f}'} |")
+              "| setting | method | measure | seeds | old mean | old: std across seeds | new mean | mean difference "
+              "| std of the differences | standard error of the mean difference |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, method, measure, k, mo, so, mn, md, sd in summary:
+        fmt = lambda v: "—" if v is None else f"{100 * v:.1f}"  # noqa: E731
+        lines.append(f"| {name} | `{method}` | {measure} | {k} | {100 * mo:.1f} | {fmt(so)} | {100 * mn:.1f} "
+                     f"| {100 * md:+.1f} | {fmt(sd)} | {fmt(None if sd is None else sd / np.sqrt(k))} |")
     return lines, goals
 
 

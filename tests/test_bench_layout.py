@@ -206,3 +206,39 @@ def test_explore_section_redraws_from_its_results():
     body = doc.split("<!-- BEGIN explore -->\n", 1)[1].split("<!-- END explore -->", 1)[0]
     res = json.loads((ROOT / "runs" / "bench-explore.json").read_text())
     assert body.strip() == bench_explore.render(res).strip()
+
+
+def _bench_module(name: str):
+    import importlib
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        return importlib.import_module(f"bench.{name}")
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+def test_speed_equality_section_redraws_from_its_folders():
+    """Issue #14's accuracy comparison: the command the section names redraws it from runs/."""
+    import re
+    import shlex
+
+    from selfmix_core.benchmark.doc import DOC
+    from selfmix_core.benchmark.summary import committed_section
+
+    eq = _bench_module("bench_speed_equality")
+    committed = committed_section("speed-equality", DOC)
+    command = re.search(r"`(python bench/bench_speed_equality\.py [^`]*)`", committed).group(1)
+    old, *new = shlex.split(command)[2:]
+    assert eq.render(ROOT / old, [ROOT / d for d in new], command).strip() == committed
+
+
+def test_speed_section_redraws_from_its_figures():
+    """bench_speed.py --render-only: the committed section from runs/bench-speed.json."""
+    from selfmix_core.benchmark.doc import DOC
+    from selfmix_core.benchmark.summary import committed_section
+
+    speed = _bench_module("bench_speed")
+    saved = json.loads((ROOT / "runs" / "bench-speed.json").read_text())
+    text = speed.render(saved["results"], saved["peaks"], saved["command"], saved["threads"], saved["revision"])
+    assert text.strip() == committed_section("speed", DOC)

@@ -421,7 +421,7 @@ def test_speed_equality_pairs_seeds_and_checks_the_mean(tmp_path):
                  + [_equality_cell(s, "selfmix", True, 0.95, 0.90, rec=0.9) for s in range(3)]
                  + [_equality_cell(9, "ce", True, 0.5, 0.5)])
     text = eq.render(old, new, "cmd")
-    assert "| trec-2,000 asym 40% | `ce` | last acc | 3 | 81.0 | 81.1 | +0.1 | 2.0 | 1.2 |" in text
+    assert "| trec-2,000 asym 40% | `ce` | last acc | 3 | 81.0 | 1.0 | 81.1 | +0.1 | 2.0 | 1.2 |" in text
     assert "| trec-2,000 asym 40% `ce`: mean last acc within 0.01 (3 seeds) | yes | +0.1 points (standard error 1.2) |" in text
     assert "| trec-2,000 asym 40% `selfmix`: mean last acc within 0.01 (3 seeds) | **no** | +5.0 points (standard error 0.0) |" in text
     assert "recommended acc" in text and "| 9 |" not in text
@@ -434,7 +434,7 @@ def test_speed_equality_pairs_seeds_and_checks_the_mean(tmp_path):
     _write_cells(partial, cells)
     both = eq.render(old, [new, partial], "cmd")
     assert "### Old path and new without bf16_cpu, group_by_length (`partial`)" in both
-    assert "| trec-2,000 asym 40% | `ce` | last acc | 3 | 81.0 | 81.0 | +0.0 | 0.0 | 0.0 |" in both
+    assert "| trec-2,000 asym 40% | `ce` | last acc | 3 | 81.0 | 1.0 | 81.0 | +0.0 | 0.0 | 0.0 |" in both
     assert "3 of 4 goals met" in both
 
 
