@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the training set held out (stratified, given labels) to decide the hand-over "
                         "and the recommended epoch without clean labels; 0 = train on everything, fixed warm-up "
                         "(the paper's protocol)")
+    m.add_argument("--handover-from-best", action="store_true",
+                   help="when the extended warm-up ends past its held-out peak, start SelfMix from the peak "
+                        "epoch's weights and split")
     m.add_argument("--max-length", type=int, default=64, help="tokens per text after truncation")
     m.add_argument("--batch-size", type=int, default=32, help="samples per step (paper: 32)")
     m.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (5e-5 suits MiniLM-L6)")
@@ -163,7 +166,7 @@ def config_from_args(a: argparse.Namespace):
         ),
         fast=FastChoices(soft_targets_from_rdrop=a.fast_soft_targets, kl_mean=a.fast_kl_mean,
                          single_pass_pseudo=a.fast_single_pass_pseudo, epoch_over_all=a.fast_epoch_over_all),
-        validation=ValidationConfig(fraction=a.val_fraction),
+        validation=ValidationConfig(fraction=a.val_fraction, handover_from_best=a.handover_from_best),
         speed=SpeedConfig(group_by_length=not a.no_group_by_length, group_selfmix=not a.no_group_selfmix,
                           cache_tokens=not a.no_cache_tokens,
                           bf16_cpu=not a.no_bf16, fast_scoring=not a.no_fast_scoring,

@@ -274,6 +274,12 @@ class ValidationConfig:
         (asymmetric) noise the loss on noisy labels keeps falling while the model learns the
         noise itself, which the argmax accuracy does not reward (TREC-1,000, 40% asym: the
         warm-up then ran into memorisation and SelfMix ended lower; docs/BENCHMARKS.md).
+    handover_from_best: when the warm-up ends on an epoch whose held-out accuracy is below
+        an earlier warm-up epoch's (the extension stops one epoch past the peak), SelfMix
+        starts from that earlier epoch's weights, optimizer state and GMM split. Off by
+        default: measured on one probe only (full TREC, 40% asym; docs/BENCHMARKS.md,
+        section i12-trec-full-reading), where the epoch past the peak is where memorisation
+        jumped.
     """
 
     fraction: float = 0.1
@@ -281,6 +287,7 @@ class ValidationConfig:
     min_gain: float = 0.005
     use_loss: bool = False
     min_loss_drop: float = 0.01
+    handover_from_best: bool = False
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.fraction < 0.5, f"val_fraction must be a number from 0 up to 0.5, got {self.fraction}")

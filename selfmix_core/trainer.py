@@ -262,6 +262,9 @@ class SelfMixTrainer:
         self._micro = 1  # micro-batches per step; doubled on out-of-memory
         self._score_bs = config.score_batch_size  # halved on out-of-memory
         self._notices: list[str] = []  # resource notices for the current epoch's report
+        # validation.handover_from_best: the warm-up epoch with the best held-out accuracy so
+        # far (its epoch, accuracy, weights and optimizer state on the CPU, and its split)
+        self._best_warmup: dict | None = None
 
     # ---- public API ------------------------------------------------------------------
     @property
@@ -414,6 +417,7 @@ class SelfMixTrainer:
         st.val_history.append([report.epoch, report.phase, report.val_accuracy, report.val_loss])
         if report.phase == "warmup":
             st.warmup_epochs_done += 1
+            self._remember_warmup(report)
             scheduled_done = (
                 st.warmup_samples_seen >= cfg.warmup_samples
                 if cfg.warmup_samples is not None
@@ -432,6 +436,8 @@ class SelfMixTrainer:
                     st.warmup_finished = True
         self.split.is_clean = report.clean_prob >= report.tau
         self.split.separation = report.gmm.separation if report.gmm else None
+        if report.phase == "warmup" and st.warmup_finished:
+            self._hand_over_from_best(report)
         accs = {e: acc for e, _, acc, *_ in st.val_history}
         # The plain maximum: the "within one standard error" variant (n_val given) picked
         # later epochs with worse flags on small slices (docs/BENCHMARKS.md, section trust).
@@ -442,6 +448,37 @@ class SelfMixTrainer:
         m = report.in_training
         report.warnings += prediction_warnings(report.predicted_label[m], report.given_label[m],
                                                report.is_label_issue[m], self.num_classes, report.phase)
+
+    def _remember_warmup(self, report: EpochReport) -> None:
+        """With validation.handover_from_best: keep a CPU copy of the weights, the optimizer
+        state and the GMM split of the warm-up epoch with the best held-out accuracy so far."""
+        if not self.config.validation.handover_from_best or report.val_accuracy is None:
+            return
+        best = self._best_warmup
+        if best is not None and report.val_accuracy <= best["accuracy"]:
+            return
+        self._best_warmup = {
+            "epoch": report.epoch, "accuracy": report.val_accuracy,
+            "model": {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
+            "optimizer": _cpu_copy(self.optimizer.state_dict()),
+            "is_clean": report.clean_prob >= report.tau,
+            "separation": report.gmm.separation if report.gmm else None,
+        }
+
+    def _hand_over_from_best(self, report: EpochReport) -> None:
+        """At the hand-over, with validation.handover_from_best: when an earlier warm-up epoch
+        had the better held-out accuracy (the extension went one epoch past the peak, and the
+        model may have begun to fit the flipped labels in it), SelfMix starts from that
+        epoch's weights, optimizer state and GMM split instead of the last epoch's."""
+        best, self._best_warmup = self._best_warmup, None
+        if best is None or best["epoch"] == report.epoch:
+            return
+        self.model.load_state_dict(best["model"])
+        self.optimizer.load_state_dict(best["optimizer"])
+        self.split.is_clean, self.split.separation = best["is_clean"], best["separation"]
+        report.warnings.append(
+            f"SelfMix starts from epoch {best['epoch']}'s weights and split: its held-out accuracy "
+            f"({best['accuracy']:.1%}) was the warm-up's best, epoch {report.epoch}'s {report.val_accuracy:.1%}")
 
     def _warmup_extension_reason(self, report: EpochReport) -> str | None:
         """Why the warm-up should go on after a scheduled warm-up epoch, or None: the
@@ -1036,6 +1073,17 @@ def _split_parts(parts: tuple[np.ndarray, ...], m: int) -> list[tuple[np.ndarray
     pieces = [np.array_split(p, m) for p in parts]
     chunks = [tuple(pc[i] for pc in pieces) for i in range(m)]
     return [c for c in chunks if sum(len(p) for p in c) > 0]
+
+
+def _cpu_copy(obj):
+    """A deep copy of a (nested) state dict with every tensor copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
 
 
 class _Cycler:

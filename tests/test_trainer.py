@@ -237,6 +237,46 @@ def test_warmup_extends_while_held_out_accuracy_improves(tiny_dataset, tiny_mode
     assert all(r.val_accuracy is not None and r.recommended_epoch is not None for r in reports)
 
 
+@pytest.mark.parametrize("from_best", [False, True])
+def test_handover_from_the_best_warmup_epoch(from_best, tiny_dataset, tiny_model_factory, tokenizer, monkeypatch):
+    """validation.handover_from_best: the warm-up runs one epoch past its held-out peak (scripted
+    here); SelfMix then starts from the peak epoch's weights and split, or (off) from the last's."""
+    import selfmix_core.trainer as trainer_mod
+    from selfmix_core.config import ValidationConfig
+
+    accs = iter([0.5, 0.7, 0.6])  # held-out accuracy of warm-up epochs 1-3: the peak is epoch 2
+    monkeypatch.setattr(trainer_mod, "warmup_should_continue",
+                        lambda history, *a, **k: "still improving (synthetic)" if len(history) < 3 else None)
+    t = SelfMixTrainer(cfg(epochs=2, warmup_epochs=1, extra_warmup_epochs=2,
+                           validation=ValidationConfig(fraction=0.3, handover_from_best=from_best)),
+                       noisy(tiny_dataset), model=tiny_model_factory(3), tokenizer=tokenizer)
+    real_build = t._build_report
+
+    def scripted(*a, **k):
+        report = real_build(*a, **k)
+        if report.phase == "warmup":
+            report.val_accuracy = next(accs)
+        return report
+
+    monkeypatch.setattr(t, "_build_report", scripted)
+    weights, splits = {}, {}
+
+    class Snap(TrainerCallback):
+        def on_epoch_end(self, trainer, report):
+            weights[report.epoch] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            splits[report.epoch] = report.clean_prob >= report.tau
+
+    t.callbacks.append(Snap())
+    it = t.run()
+    reports = [next(it) for _ in range(3)]  # the three warm-up epochs, the hand-over after the third
+    assert [r.phase for r in reports] == ["warmup"] * 3
+    now = t.model.state_dict()
+    assert all(torch.equal(now[k], weights[2][k]) for k in now) is from_best  # epoch 3 trained on from epoch 2
+    assert np.array_equal(t.split.is_clean, splits[2] if from_best else splits[3])
+    assert any("starts from epoch 2's weights" in w for w in reports[2].warnings) is from_best
+    assert next(it).phase == "selfmix"
+
+
 def test_no_held_out_slice_keeps_the_scheduled_warmup(tiny_dataset, tiny_model_factory, tokenizer):
     from selfmix_core.config import ValidationConfig
 

@@ -27,11 +27,12 @@ from .cores2 import CORES2
 from .elr import ELR
 from .nmnet import NMNet
 from .sce import SCE
-from .selfmix import REFERENCE_VARIANTS, SelfMix, SelfMixFast, SelfMixNoLP, SelfMixNoLR, SelfMixNoMixup, SelfMixPaper
+from .selfmix import (REFERENCE_VARIANTS, SelfMix, SelfMixBest, SelfMixFast, SelfMixNoLP, SelfMixNoLR, SelfMixNoMixup,
+                      SelfMixPaper)
 
 METHODS: dict[str, type[Method]] = {
     m.name: m
-    for m in (CE, CoTeaching, CoTeachingPlus, SCE, ELR, ConfidentLearning, NMNet, CORES2, SelfMix,
+    for m in (CE, CoTeaching, CoTeachingPlus, SCE, ELR, ConfidentLearning, NMNet, CORES2, SelfMix, SelfMixBest,
               SelfMixPaper, SelfMixFast, SelfMixNoLP, SelfMixNoLR, SelfMixNoMixup, *REFERENCE_VARIANTS)
 }
 

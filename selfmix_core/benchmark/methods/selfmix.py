@@ -6,6 +6,9 @@ The harness hands every method a config with no held-out slice and a fixed warm-
 - selfmix: what the app and the CLI run: the paper's method plus the label-free
   decision rule (decision.py): a 10% held-out slice, a warm-up that goes on while the
   slice's accuracy improves, and a recommended epoch.
+- selfmix-best: selfmix, and when the warm-up ran one epoch past its held-out peak, SelfMix
+  starts from the peak epoch's weights, optimizer state and split
+  (ValidationConfig.handover_from_best).
 - selfmix-paper: the paper's method exactly, where the paper is silent the authors'
   code (eval-pass soft labels, L_R summed, one pass over X per epoch, GMM with 10 EM
   iterations), trained on every sample with the fixed warm-up.
@@ -46,6 +49,14 @@ class SelfMix(SelfMixPaper):
     def configure(self, config):
         return super().configure(config).replace(validation=ValidationConfig(),
                                                  extra_warmup_epochs=TrainConfig.extra_warmup_epochs)
+
+
+class SelfMixBest(SelfMix):
+    name = "selfmix-best"
+    summary = "selfmix, and SelfMix starts from the best warm-up epoch's weights when the warm-up ran past its peak"
+
+    def configure(self, config):
+        return super().configure(config).replace(validation=ValidationConfig(handover_from_best=True))
 
 
 class SelfMixFast(SelfMixPaper):
