@@ -49,12 +49,11 @@ def measure(setting: str, steps: int, repeats: int, seed: int) -> dict:
     round includes compiling; then `repeats` rounds of each in turn, so that other load on
     the machine falls on both alike."""
     dataset, n, length = setting.split(":")
-    eager = make_trainers(dataset, int(n), int(length), 3, seed, with_test=False)[0]["new"][0]
-    comp, _, n_train, _ = make_trainers(dataset, int(n), int(length), 3, seed, with_test=False)
-    comp = comp["new"][0]
-    # make_trainers attaches bench_speed's FLOP-counting pre-hook; a real run has none, and
-    # dynamo would trace it (graph breaks, recompiles)
-    comp.model.encoder._forward_pre_hooks.clear()
+    # without bench_speed's FLOP-counting pre-hook: a real run has none, and dynamo would trace
+    # it (graph breaks, recompiles)
+    made = [make_trainers(dataset, int(n), int(length), 3, seed, with_test=False, paths=("new",), count_flops=False)
+            for _ in range(2)]
+    eager, comp, n_train = made[0][0]["new"][0], made[1][0]["new"][0], made[1][2]
     torch._dynamo.reset()  # an earlier setting's compiled graphs would be reused, hiding this one's cost
     comp.model.encoder = torch.compile(comp.model.encoder, dynamic=True)
     first = _round(comp, steps, seed)

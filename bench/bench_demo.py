@@ -26,20 +26,14 @@ from selfmix_core.benchmark.doc import git_revision, machine_description, update
 
 
 def main() -> None:
-    import numpy as np
-
+    from bench.bench_speed import demo_train
     from selfmix_core.config import TrainConfig
-    from selfmix_core.data import dataset_from_frame
-    from selfmix_core.demo import demo_preset, load_demo_frame
-    from selfmix_core.noise import noisy_dataset
     from selfmix_core.trainer import SelfMixTrainer, TrainerControl
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=1, help="epochs to time (the first is a warm-up epoch)")
     a = p.parse_args()
-    preset = demo_preset(load_demo_frame(), n=1000, noise="sym", rate=0.2, seed=0)
-    ds = dataset_from_frame(preset["frame"], "text", "label", label_names=preset["label_names"], source="demo")
-    train, info = noisy_dataset(ds, "sym", 0.2, np.random.default_rng(0))
+    train, info = demo_train(1000, "sym", 0.2, 0)
     config = TrainConfig()
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()

@@ -122,6 +122,18 @@ class FlopCounter:
 
 
 # ---- one setting ------------------------------------------------------------------------------
+def demo_train(n: int, kind: str, rate: float, seed: int):
+    """(noisy TextDataset, noise info): the Data page's demo preset of n texts (stratified,
+    seed 0) with `kind` noise at `rate` drawn by seed `seed`."""
+    from selfmix_core.data import dataset_from_frame
+    from selfmix_core.demo import demo_preset, load_demo_frame
+    from selfmix_core.noise import noisy_dataset
+
+    preset = demo_preset(load_demo_frame(), n=n, noise=kind, rate=rate, seed=0)
+    ds = dataset_from_frame(preset["frame"], "text", "label", label_names=preset["label_names"], source="demo")
+    return noisy_dataset(ds, kind, rate, np.random.default_rng(seed))
+
+
 def load_setting(dataset: str, n: int, seed: int, with_test: bool = True):
     """(noisy train TextDataset, test or None, (noise kind, rate)): the harness's data
     subset (data seed 0) and noise (seed `seed`): 40% asymmetric on TREC, 20% symmetric elsewhere."""
@@ -129,20 +141,17 @@ def load_setting(dataset: str, n: int, seed: int, with_test: bool = True):
 
     kind, rate = NOISE.get(dataset, ("sym", 0.2))
     if dataset == "demo":  # the app's demo preset (no test set): `python -m selfmix_core.demo fetch` first
-        from selfmix_core.data import dataset_from_frame
-        from selfmix_core.demo import demo_preset, load_demo_frame
-        from selfmix_core.noise import noisy_dataset
-
-        preset = demo_preset(load_demo_frame(), n=n, noise=kind, rate=rate, seed=0)
-        ds = dataset_from_frame(preset["frame"], "text", "label", label_names=preset["label_names"], source="demo")
-        noisy, _ = noisy_dataset(ds, kind, rate, np.random.default_rng(seed))
-        return noisy, None, (kind, rate)
+        return demo_train(n, kind, rate, seed)[0], None, (kind, rate)
     train, test = load_bench_data(DATA, dataset, BenchSettings(max_train_samples=n))
     noisy, _ = noisy_train(train, kind, rate, seed)
     return noisy, test if with_test else None, (kind, rate)
 
 
-def make_trainers(dataset: str, n: int, max_length: int, epochs: int, seed: int, with_test: bool = True):
+def make_trainers(dataset: str, n: int, max_length: int, epochs: int, seed: int, with_test: bool = True,
+                  paths: tuple[str, ...] = ("old", "new"), count_flops: bool = True):
+    """{path: (trainer, FlopCounter or None)} on the same data and pretrained weights, for the
+    paths named ("old": every speed option off; "new": the defaults), with the noise, the
+    train size and the test size."""
     from selfmix_core.config import ModelConfig, SpeedConfig, TrainConfig
     from selfmix_core.benchmark.methods.base import pretrained_factory
     from selfmix_core.trainer import SelfMixTrainer
@@ -152,10 +161,11 @@ def make_trainers(dataset: str, n: int, max_length: int, epochs: int, seed: int,
                        model=ModelConfig(max_length=max_length))
     factory, tokenizer = pretrained_factory(base.model)
     out = {}
-    for path, sp in (("old", SpeedConfig.off()), ("new", SpeedConfig())):
+    for path in paths:
+        sp = {"old": SpeedConfig.off(), "new": SpeedConfig()}[path]
         t = SelfMixTrainer(base.replace(speed=sp), noisy, test, model=factory(noisy.num_classes, 0),
                            tokenizer=tokenizer)
-        out[path] = (t, FlopCounter(t))
+        out[path] = (t, FlopCounter(t) if count_flops else None)
     return out, (kind, rate), len(noisy), len(test) if test is not None else 0
 
 

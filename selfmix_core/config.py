@@ -249,8 +249,7 @@ class SpeedConfig:
     def off(cls) -> "SpeedConfig":
         """Every speed option off: the engine as it ran before they existed."""
         return cls(group_by_length=False, group_selfmix=False, cache_tokens=False, bf16_cpu=False, fast_scoring=False,
-                   fused_adam=False,
-                   test_sample=0)
+                   fused_adam=False, test_sample=0)
 
 
 @dataclass(frozen=True)

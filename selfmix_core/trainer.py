@@ -451,7 +451,8 @@ class SelfMixTrainer:
 
     def _remember_warmup(self, report: EpochReport) -> None:
         """With validation.handover_from_best: keep a CPU copy of the weights, the optimizer
-        state and the GMM split of the warm-up epoch with the best held-out accuracy so far."""
+        state and the GMM split of the warm-up epoch with the best held-out accuracy so far
+        (in memory: a run resumed mid-warm-up remembers from the resumed epoch on)."""
         if not self.config.validation.handover_from_best or report.val_accuracy is None:
             return
         best = self._best_warmup
@@ -459,7 +460,7 @@ class SelfMixTrainer:
             return
         self._best_warmup = {
             "epoch": report.epoch, "accuracy": report.val_accuracy,
-            "model": {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
+            "model": _cpu_copy(self.model.state_dict()),
             "optimizer": _cpu_copy(self.optimizer.state_dict()),
             "is_clean": report.clean_prob >= report.tau,
             "separation": report.gmm.separation if report.gmm else None,
