@@ -49,7 +49,13 @@ def test_method_yields_well_formed_reports(name, tiny_dataset, tiny_model_factor
         assert r.losses and all(np.isfinite(v) for v in r.losses.values())
         r.scalars_dict(), r.arrays_bytes()  # serialisable like any trainer report
         assert EpochReport.from_parts(r.scalars_dict(), r.arrays_bytes()).epoch == r.epoch
+    # the extras a cell records say whether the method ran at its authors' settings (here
+    # only CL departs: 2 folds x 1 epoch instead of 5 x 3)
+    cell = {"cell": {"method": name}, "settings": {"warmup_epochs": 1, "lr": 1e-3}, "extras": method.extras}
+    why = METHODS[name].departs_from_authors(cell)
+    assert (why is not None) == (name == "cl"), why
     if name == "cl":
+        assert why.startswith("2 folds x 1 CV epochs")
         assert {"cv_seconds", "n_issues", "quality_auroc", "flag_precision"} <= set(method.extras)
         assert reports[-1].n_noisy == method.extras["n_issues"]
     if name == "sce":  # the authors' script: 0.4 CE + 1.0 RCE (0.1 is the CIFAR-10 alpha)
@@ -237,3 +243,19 @@ def test_loss_formulas_by_hand():
     assert float(reg) == pytest.approx(float(l[0] - 2.0 * (0.5 * l[0] + 0.25 * l[1] + 0.25 * l[2])), rel=1e-5)
     assert float(sieve) == pytest.approx(float(l[0] - l.mean()), rel=1e-5)
     assert float(sieve) < 0  # a confident correct prediction passes the sieve
+
+
+@pytest.mark.parametrize("name, why", [
+    ("co-teaching", "forget rate ramped over 2 epochs (the authors' num_gradual: 4)"),
+    ("co-teaching-plus", "forget rate ramped over 2 epochs (the authors' num_gradual: 4)"),
+    ("sce", "alpha 0.1, beta 1 (the authors' script: 0.4, 1)"),
+    ("nm-net", "transition layer in the encoder's Adam group at lr 5e-05, where it barely moves"),
+    ("cl", "3 folds x 2 CV epochs (cleanlab's default 5 folds, the authors' 3 epochs)"),
+    ("elr", None), ("cores2", None), ("ce", None), ("selfmix", None),
+])
+def test_cells_from_before_the_authors_settings_are_named(name, why):
+    """A cell made before issue #12 recorded no ramp, alpha or transition lr (CL: 3 folds of the
+    warm-up's 2 epochs); the tables mark exactly those, with what differed."""
+    extras = {"cv_folds": 3, "cv_epochs": 2} if name == "cl" else {}
+    cell = {"cell": {"method": name}, "settings": {"warmup_epochs": 2, "lr": 5e-5}, "extras": extras}
+    assert METHODS[name].departs_from_authors(cell) == why

@@ -54,6 +54,43 @@ def _group(cells: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
+DAGGER = "\u2020"  # marks a method whose cells did not run at its authors' settings
+
+
+def departures(cells: list[dict]) -> dict[str, list[str]]:
+    """Method name -> why, one entry per cell, for the cells that did not run at their
+    authors' settings (each method's `departs_from_authors`: cells made before issue #12
+    fixed Co-Teaching's ramp, SCE's alpha, NM-Net's transition and CL's folds)."""
+    from .methods import METHODS
+
+    out: dict[str, list[str]] = {}
+    for c in cells:
+        method = METHODS.get(c["cell"]["method"])
+        why = method.departs_from_authors(c) if method else None
+        if why:
+            out.setdefault(c["cell"]["method"], []).append(why)
+    return out
+
+
+def _name(method: str, cells: Iterable[dict]) -> str:
+    """`method`, with a dagger when one of `cells` did not run at its authors' settings."""
+    return f"`{method}` {DAGGER}" if method in departures(list(cells)) else f"`{method}`"
+
+
+def departures_note(cells: list[dict]) -> str:
+    """The footnote to the daggers: which methods, how many cells, and what differed."""
+    dep = departures(cells)
+    if not dep:
+        return ""
+    lines = [f"{DAGGER} Not at the authors' settings: cells made before issue #12 ran these baselines as the SelfMix "
+             "authors' scripts (else the method's paper) do; they are the earlier code's results, kept as they ran, "
+             "and issue #12's rerun sections (`i12-*-baselines`) hold the same cells at the authors' settings.", ""]
+    for m in _method_order(dep):
+        whys = sorted(set(dep[m]))
+        lines.append(f"- `{m}` ({len(dep[m])} cell{'s' if len(dep[m]) != 1 else ''}): {'; '.join(whys)}")
+    return "\n".join(lines)
+
+
 def _seeds_note(groups: dict[tuple, list[dict]], keys: Iterable[tuple]) -> str:
     ns = sorted({len(groups[k]) for k in keys if k in groups})
     return "/".join(str(n) for n in ns) if ns else "0"
@@ -74,7 +111,8 @@ def accuracy_table(cells: list[dict], table: str, noise: str, methods: Sequence[
     lines = [head, sep]
     for m in names:
         for which, field, idx in (("best", "best_test_accuracy", 0), ("last", "last_test_accuracy", 1)):
-            row = [f"`{m}`" if which == "best" else "", which]
+            row = [_name(m, (c for s in settings for c in groups.get((*s, m), []))) if which == "best" else "",
+                   which]
             for s in settings:
                 g = groups.get((*s, m), [])
                 ours = _stat(c[field] for c in g)
@@ -97,7 +135,7 @@ def detection_table(cells: list[dict]) -> str:
         d = [c["detection_last"] for c in g]
         flagged = _stat((c["epochs"][-1]["n_noisy"] for c in g), scale=1, digits=0)
         noisy = _stat((c["noise"].get("rate_realised", 0) * c["n_train"] for c in g), scale=1, digits=0)
-        rows.append(f"| {_setting_label(key[:3])} | `{key[3]}` | {len(g)} | {_stat(x['auroc'] for x in d)} | "
+        rows.append(f"| {_setting_label(key[:3])} | {_name(key[3], g)} | {len(g)} | {_stat(x['auroc'] for x in d)} | "
                     f"{_stat(x['precision'] for x in d)} | {_stat(x['recall'] for x in d)} | "
                     f"{_stat(x['f1'] for x in d)} | {flagged} / {noisy} |")
     if not rows:
@@ -124,7 +162,7 @@ def head_to_head_table(cells: list[dict]) -> str:
              [sm[x]["wall_seconds"] for x in seeds], "whole SelfMix run (training included)"),
             (f"SelfMix after warm-up (epoch {w}: GMM on CE losses)", [det(sm[x], w - 1) for x in seeds],
              [sum(e["seconds"] for e in sm[x]["epochs"][:w]) for x in seeds], "the warm-up epochs"),
-            ("cleanlab, K-fold CV probabilities", [
+            ("cleanlab, K-fold CV probabilities" + (f" {DAGGER}" if departures([cl[x] for x in seeds]) else ""), [
                 {"auroc": cl[x]["extras"].get("quality_auroc"), "precision": cl[x]["extras"].get("flag_precision"),
                  "recall": cl[x]["extras"].get("flag_recall"), "f1": cl[x]["extras"].get("flag_f1")} for x in seeds],
              [cl[x]["extras"]["cv_seconds"] + cl[x]["extras"]["cleanlab_seconds"] for x in seeds],
@@ -283,6 +321,9 @@ def render(out: str | Path, title: str | None = None) -> str:
         parts += [t, ""] if t else []
         parts += ["Instance-dependent noise:", "", t_idn, ""] if t_idn and any(
             c["cell"]["method"] in abl[1:] and c["cell"]["noise"] == "idn" for c in cells) else []
+    note = departures_note(cells)
+    if note:
+        parts += [note, ""]
     for heading, t in (("Detection quality of the methods that flag samples (last epoch)", detection_table(cells)),
                        ("Detection head-to-head: SelfMix vs cleanlab on the same noisy data", head_to_head_table(cells)),
                        ("SelfMix per seed: the warm-up at the hand-over and the outcome (CE of the same seed "

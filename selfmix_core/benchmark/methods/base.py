@@ -165,6 +165,14 @@ class Method:
         self.extras: dict = {}
         self.ran_config: TrainConfig | None = None
 
+    @classmethod
+    def departs_from_authors(cls, cell: dict) -> str | None:
+        """Why a result cell of this method (the harness's JSON document) did not run at the
+        settings of the method's authors (issue #12: the SelfMix authors' baseline scripts, else
+        the method's paper), in a few words; None when it did. Cells made before a setting was
+        fixed lack the extras that record it, which is how the tables mark them."""
+        return None
+
     def run(
         self,
         train: TextDataset,

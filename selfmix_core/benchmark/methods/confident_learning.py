@@ -98,6 +98,15 @@ class ConfidentLearning(Method):
     paper = "Northcutt et al. 2021 (Confident Learning; cleanlab)"
     flags = "cleanlab.filter.find_label_issues on K-fold CV probabilities"
 
+    @classmethod
+    def departs_from_authors(cls, cell):
+        ex = cell.get("extras", {})
+        folds, epochs = ex.get("cv_folds"), ex.get("cv_epochs")
+        if (folds, epochs) != (CV_FOLDS, CV_EPOCHS):
+            return (f"{folds} folds x {epochs} CV epochs (cleanlab's default {CV_FOLDS} folds, "
+                    f"the authors' {CV_EPOCHS} epochs)")
+        return None
+
     def run(self, train, test, config, model_factory, tokenizer, callbacks=(), control=None, noise_rate=None):
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores

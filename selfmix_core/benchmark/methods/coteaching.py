@@ -100,6 +100,14 @@ class CoTeaching(Method):
     needs_noise_rate = True
     trainer_class = CoTeachingTrainer
 
+    @classmethod
+    def departs_from_authors(cls, cell):
+        # before issue #12 the ramp ran over the config's warm-up epochs and was not recorded
+        gradual = cell.get("extras", {}).get("gradual_epochs", cell["settings"]["warmup_epochs"])
+        if gradual != GRADUAL_EPOCHS:
+            return f"forget rate ramped over {gradual} epochs (the authors' num_gradual: {GRADUAL_EPOCHS})"
+        return None
+
     def run(self, train, test, config, model_factory, tokenizer, callbacks=(), control=None, noise_rate=None):
         rate = self.options.get("forget_rate", noise_rate)
         if rate is None:

@@ -136,6 +136,14 @@ class NMNet(Method):
     paper = "Garg et al. 2021 (NM-Net)"
     flags = "early-epoch loss-mixture clean weight < tau"
 
+    @classmethod
+    def departs_from_authors(cls, cell):
+        # before issue #12 the transition layer sat in the encoder's Adam group (lr not recorded)
+        lr = cell.get("extras", {}).get("transition_lr")
+        if lr is None:
+            return f"transition layer in the encoder's Adam group at lr {cell['settings']['lr']:g}, where it barely moves"
+        return None
+
     def run(self, train, test, config, model_factory, tokenizer, callbacks=(), control=None, noise_rate=None):
         cfg = config.replace(selection=dataclasses.replace(config.selection, class_reg=False))
         fit_after = int(self.options.get("fit_after", config.warmup_epochs))

@@ -50,6 +50,15 @@ class SCE(Method):
     summary = "symmetric cross-entropy: CE plus reverse CE (noise-robust loss)"
     paper = "Wang et al. 2019 (SCE)"
 
+    @classmethod
+    def departs_from_authors(cls, cell):
+        # before issue #12 alpha was the SCE paper's CIFAR-10 value, 0.1, and not recorded
+        alpha = cell.get("extras", {}).get("alpha", 0.1)
+        beta = cell.get("extras", {}).get("beta", BETA)
+        if (alpha, beta) != (ALPHA, BETA):
+            return f"alpha {alpha:g}, beta {beta:g} (the authors' script: {ALPHA:g}, {BETA:g})"
+        return None
+
     def run(self, train, test, config, model_factory, tokenizer, callbacks=(), control=None, noise_rate=None):
         alpha, beta = float(self.options.get("alpha", ALPHA)), float(self.options.get("beta", BETA))
         if alpha < 0 or beta < 0 or alpha + beta == 0:
