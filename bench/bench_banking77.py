@@ -166,13 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "prepare":
         prepare(args.run, args.out, args.n)
         return 0
-    text = render(args.folder)
-    print(text)
-    if not args.no_doc:
-        from selfmix_core.benchmark.doc import update_section
+    from selfmix_core.benchmark.doc import publish
 
-        update_section("banking77-full", text)
-    return 0
+    return publish("banking77-full", render(args.folder), write=not args.no_doc)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 from bench.bench_speed import make_trainers  # noqa: E402
 from bench.bench_speed_steady import timed_steps  # noqa: E402
-from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, publish  # noqa: E402
 
 
 def _round(t, steps: int, seed: int) -> tuple[float, float, float]:
@@ -119,10 +119,7 @@ def main(argv=None) -> int:
                    if pays else "In no setting did compiling pay for itself within a run of 10 epochs, the most "
                    "the app and the benchmarks run: the engine does not use `torch.compile`.")]
     text = "\n".join(lines)
-    print(text)
-    if not a.no_doc:
-        update_section("speed-compile", text)
-    return 0
+    return publish("speed-compile", text, write=not a.no_doc)
 
 
 if __name__ == "__main__":

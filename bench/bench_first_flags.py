@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_speed import load_setting  # noqa: E402
-from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, publish  # noqa: E402
 
 GOAL_GAP = 0.05
 
@@ -84,10 +84,7 @@ def main(argv=None) -> int:
             f"{a.every:.0%} of the first warm-up epoch (its scoring time counts in the later points' seconds). "
             "AUROC of a provisional ranking is over the samples it ranks; the full epoch's over every training "
             "sample.\n\n" + "\n".join(lines) + "\n\n" + "; ".join(summary) + ".")
-    print(text)
-    if not a.no_doc:
-        update_section("speed-first-flags", text)
-    return 0
+    return publish("speed-first-flags", text, write=not a.no_doc)
 
 
 if __name__ == "__main__":

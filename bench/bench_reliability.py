@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, publish  # noqa: E402
 from selfmix_core.memory import memory_status, reset_peak_memory  # noqa: E402
 from selfmix_core.reports import EpochReport, GMMParams  # noqa: E402
 from selfmix_core.store import Store  # noqa: E402
@@ -215,10 +215,7 @@ def main(argv=None) -> int:
         "| --- | ---: | ---: |",
         *rows,
     ])
-    print(md)
-    if not a.no_write:
-        update_section("reliability", md)
-    return 0
+    return publish("reliability", md, write=not a.no_write)
 
 
 if __name__ == "__main__":

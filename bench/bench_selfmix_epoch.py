@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, publish  # noqa: E402
 
 VARIANTS = {
     "paper": {},
@@ -111,10 +111,7 @@ def main(argv=None) -> int:
             f"{machine_description(threads=a.threads)}. {a.dataset}, {len(noisy):,} training texts "
             f"(data seed 0), {kind} {float(rate):.0%} noise (seed {a.seed}), {a.warmup_epochs} CE warm-up epochs "
             "with every sample trained on, then one SelfMix epoch per row from the same checkpoint.\n\n" + table)
-    print(text)
-    if not a.no_doc:
-        update_section("selfmix-epoch", text)
-    return 0
+    return publish("selfmix-epoch", text, write=not a.no_doc)
 
 
 if __name__ == "__main__":

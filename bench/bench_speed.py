@@ -43,7 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, publish  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 NOISE = {"trec": ("asym", 0.4)}  # elsewhere sym 20%
@@ -362,10 +362,7 @@ def main(argv=None) -> int:
     if a.render_only:
         saved = json.loads(a.results.read_text())
         text = render(saved["results"], saved["peaks"], saved["command"], saved["threads"], saved["revision"])
-        print(text)
-        if not a.no_doc:
-            update_section("speed", text)
-        return 0
+        return publish("speed", text, write=not a.no_doc)
     from selfmix_core.speed import configure_threads, cpu_supports_bf16
 
     threads = configure_threads(a.threads)
@@ -399,10 +396,7 @@ def main(argv=None) -> int:
     a.results.write_text(json.dumps({"command": cmd, "threads": threads, "revision": revision, "peaks": peaks,
                                      "results": results}, indent=1))
     text = render(results, peaks, cmd, threads, revision)
-    print(text)
-    if not a.no_doc:
-        update_section("speed", text)
-    return 0
+    return publish("speed", text, write=not a.no_doc)
 
 
 if __name__ == "__main__":

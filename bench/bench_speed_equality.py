@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from selfmix_core.benchmark.doc import update_section  # noqa: E402
+from selfmix_core.benchmark.doc import publish  # noqa: E402
 from selfmix_core.benchmark.render import load_cells, machine_line  # noqa: E402
 
 TOLERANCE = 0.01
@@ -191,10 +191,7 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(text)
-    if not a.no_doc:
-        update_section(SECTION, text)
-    return 0
+    return publish(SECTION, text, write=not a.no_doc)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.bench_speed import make_trainers  # noqa: E402
-from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, publish  # noqa: E402
 
 
 def timed_steps(t, kind: str, steps: int, seed: int) -> float:
@@ -125,10 +125,7 @@ def main(argv=None) -> int:
             f"{n_train:,} training texts, max length {length}; old = every speed option off, new = the defaults; "
             f"{a.repeats} rounds, each timing the old path's scoring pass, SelfMix steps and CE steps, then the "
             "new path's.\n\n" + "\n".join(lines))
-    print(text)
-    if not a.no_doc:
-        update_section("speed-steady", text)
-    return 0
+    return publish("speed-steady", text, write=not a.no_doc)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from bench.bench_speed import DATA, FlopCounter, matmul_peak  # noqa: E402
-from selfmix_core.benchmark.doc import git_revision, machine_description, update_section  # noqa: E402
+from selfmix_core.benchmark.doc import git_revision, machine_description, publish  # noqa: E402
 
 GOAL_SECONDS = 60.0
 
@@ -92,10 +92,7 @@ def main(argv=None) -> int:
             f"weights {load_s:.1f} s more); model FLOPs {total_flops / 1e15:.2f} PFLOP, "
             f"{total_flops / wall / 1e12:.1f} TFLOP/s over the whole protocol; measured dense bf16 matmul peak "
             f"{peak / 1e12:.0f} TFLOP/s, nominal {a.nominal_tflops:.0f}.\n\n" + "\n".join(table))
-    print(text)
-    if not a.no_doc:
-        update_section("speed-gpu", text)
-    return 0
+    return publish("speed-gpu", text, write=not a.no_doc)
 
 
 if __name__ == "__main__":

@@ -258,3 +258,15 @@ def test_speed_section_redraws_from_its_figures():
     saved = json.loads((ROOT / "runs" / "bench-speed.json").read_text())
     text = speed.render(saved["results"], saved["peaks"], saved["command"], saved["threads"], saved["revision"])
     assert text.strip() == committed_section("speed", DOC)
+
+
+def test_publish_prints_and_writes_the_section_unless_told_not_to(tmp_path, capsys):
+    """The bench scripts' common ending: print the section; write it only without --no-doc."""
+    from selfmix_core.benchmark.doc import publish
+
+    doc = tmp_path / "B.md"
+    doc.write_text("# B\n\n<!-- BEGIN s -->\nold\n<!-- END s -->\n")
+    assert publish("s", "new text", write=False, doc=doc) == 0
+    assert "new text" in capsys.readouterr().out and "old" in doc.read_text()
+    assert publish("s", "new text", doc=doc) == 0
+    assert doc.read_text() == "# B\n\n<!-- BEGIN s -->\nnew text\n<!-- END s -->\n"

@@ -63,3 +63,12 @@ def update_section(name: str, markdown: str, doc: Path = DOC) -> None:
     text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(doc, text)
+
+
+def publish(name: str, markdown: str, write: bool = True, doc: Path = DOC) -> int:
+    """What a bench/ script does with its section: print it and, unless told not to (`--no-doc`),
+    write it into `doc` as section `name`. Returns 0, the script's exit status."""
+    print(markdown)
+    if write:
+        update_section(name, markdown, doc)
+    return 0
