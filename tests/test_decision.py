@@ -164,3 +164,36 @@ def test_a_missing_reason_gets_one_and_no_summaries_is_an_error():
     assert epoch == 1 and why.startswith("epoch 1")
     with pytest.raises(ValueError):
         recommended_epoch([])
+
+
+def _run(rows, seed=0):
+    """A benchmark cell with per-epoch rows (epoch, phase, val_accuracy, val_loss, separation, auroc, test acc)."""
+    epochs = [{"epoch": i + 1, "phase": ph, "val_accuracy": va, "val_loss": vl, "n_val": 100,
+               "gmm": {"separation": sep}, "detection_auroc": auc, "test_accuracy": acc}
+              for i, (ph, va, vl, sep, auc, acc) in enumerate(rows)]
+    return {"cell": {"method": "selfmix", "seed": seed}, "epochs": epochs, "config": {"fast": {}, "validation": {}}}
+
+
+def test_label_free_signals_pick_their_epoch_and_are_judged_by_the_gap():
+    """trust.signal_scores: each signal's pick, and `close` = picks within 0.02 of the run's best AUROC."""
+    from selfmix_core.benchmark.trust import SIGNALS, signal_scores
+
+    peaked = _run([("warmup", 0.50, 1.0, 1.0, 0.70, 0.60), ("warmup", 0.60, 0.9, 1.2, 0.80, 0.70),
+                   ("selfmix", 0.65, 1.1, 1.5, 0.90, 0.80), ("selfmix", 0.55, 1.2, 1.9, 0.75, 0.65)])
+    late = _run([("warmup", 0.50, 0.8, 1.0, 0.70, 0.60), ("selfmix", 0.55, 1.0, 1.4, 0.80, 0.70),
+                 ("selfmix", 0.55, 1.3, 1.8, 0.95, 0.90)], seed=1)
+    picks = {name: (pick(peaked), pick(late)) for name, pick in SIGNALS.items()}
+    assert picks["highest held-out accuracy (the rule)"] == (3, 3)  # the latest of a tie
+    assert picks["lowest held-out loss"] == (2, 1)
+    assert picks["widest GMM separation"] == (4, 3)
+    assert picks["the hand-over (the first split SelfMix trains on)"] == (2, 1)
+    assert picks["the last epoch"] == (4, 3)
+    scores = signal_scores([peaked, late])
+    assert scores["highest held-out accuracy (the rule)"] == {"close": 2, "n": 2, "auroc": pytest.approx(0.925),
+                                                             "accuracy": pytest.approx(0.85)}
+    assert scores["the last epoch"]["close"] == 1 and scores["lowest held-out loss"]["close"] == 0
+    # the signals read no label: shuffling the judged columns changes no pick
+    for c in (peaked, late):
+        for e in c["epochs"]:
+            e["detection_auroc"], e["test_accuracy"] = 0.5, 0.5
+    assert {name: (pick(peaked), pick(late)) for name, pick in SIGNALS.items()} == picks

@@ -27,6 +27,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -235,6 +236,54 @@ def rule_comparison(data) -> str:
             + f"\n\n{foot}.")
 
 
+def _latest_max(cell: dict, score) -> int:
+    """The epoch with the highest score(epoch row) (None scores skipped), the latest on a tie."""
+    scored = [(score(e), e["epoch"]) for e in cell["epochs"]]
+    return max((v, ep) for v, ep in scored if v is not None)[1]
+
+
+# Label-free signals an epoch could be recommended by, each a function of a cell's per-epoch
+# rows that reads no true or test label (issue #9 asks for candidates settled by measurement).
+SIGNALS: dict[str, Callable[[dict], int]] = {
+    "highest held-out accuracy (the rule)": lambda c: recommended(c),
+    "lowest held-out loss": lambda c: _latest_max(c, lambda e: None if e.get("val_loss") is None else -e["val_loss"]),
+    "widest GMM separation": lambda c: _latest_max(c, lambda e: (e.get("gmm") or {}).get("separation")),
+    "the hand-over (the first split SelfMix trains on)": lambda c: warmup_epochs_used(c),
+    "the last epoch": lambda c: c["epochs"][-1]["epoch"],
+}
+
+
+def signal_scores(cells: list[dict]) -> dict[str, dict]:
+    """For each label-free signal in SIGNALS: `close`, in how many of the `n` runs the epoch it
+    picks has a detection AUROC within GOAL_AUROC_GAP of the run's best epoch, and the mean
+    `auroc` and `accuracy` (fractions) of the epochs it picks (the test labels judge the pick,
+    they never make it)."""
+    out = {}
+    for name, pick in SIGNALS.items():
+        rows = [_row(c, pick(c)) for c in cells]
+        out[name] = {"close": sum(r["detection_auroc"] >= best_epoch_auroc(c) - GOAL_AUROC_GAP
+                                  for r, c in zip(rows, cells)),
+                     "n": len(cells), "auroc": float(np.mean([r["detection_auroc"] for r in rows])),
+                     "accuracy": float(np.mean([r["test_accuracy"] for r in rows]))}
+    return out
+
+
+def signal_comparison(cells: list[dict]) -> str:
+    """signal_scores as a table."""
+    if not cells:
+        return ""
+    lines = [f"| signal | runs within {GOAL_AUROC_GAP} of the best epoch's AUROC | mean AUROC | mean test acc |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {t['close']} of {t['n']} | {_pct(t['auroc'])} | {_pct(t['accuracy'])} |"
+              for name, t in signal_scores(cells).items()]
+    return "\n".join(lines)
+
+
+def rule_runs_outside(folders: list[Path]) -> list[dict]:
+    """The label-free rule's runs (`selfmix`, `selfmix-best`, with a held-out slice) in `folders`."""
+    return [c for f in folders for c in load_cells(f) if method_of(c) in ("selfmix", "selfmix-best") and _has_val(c)]
+
+
 def pooling_table(data, mean_folders: list[Path]) -> str:
     """[CLS] against mean pooling of the bundled MiniLM: per method and seed, test accuracy after
     each epoch; the [CLS] cells are the setting's cells above, the mean ones come from
@@ -290,8 +339,17 @@ def machine(data) -> str:
     return machine_line([c for ms in data.values() for cs in ms.values() for c in cs.values()])
 
 
+def _has_val(cell: dict) -> bool:
+    return any(e.get("n_val") for e in cell["epochs"])
+
+
+def rule_runs(data) -> list[dict]:
+    """The `selfmix` cells with a held-out slice, in the order of the rule comparison."""
+    return [c for methods in data.values() for seed, c in sorted(methods.get("selfmix", {}).items()) if _has_val(c)]
+
+
 def render(folders: list[Path], keys: set[str] | None = None, command: str = "",
-           mean_folders: list[Path] = ()) -> str:
+           mean_folders: list[Path] = (), signal_folders: list[Path] = ()) -> str:
     data = collect(folders, keys)
     table, tally = goals(data)
     threads = sorted({c.get("torch_threads") for ms in data.values() for cs in ms.values() for c in cs.values()})
@@ -318,6 +376,13 @@ def render(folders: list[Path], keys: set[str] | None = None, command: str = "",
         "### Which epoch to recommend: the best held-out accuracy, or the latest within one standard error of it\n\n"
         "Recomputed from the per-epoch held-out accuracies of every `selfmix` cell above (no true labels):\n\n"
         + rule_comparison(data),
+        "### Other label-free signals, on the same runs\n\n"
+        "Each signal picks one epoch per `selfmix` run above from its per-epoch record, without true labels; "
+        "the test labels only judge the pick:\n\n" + signal_comparison(rule_runs(data))
+        + ("\n\nThe same on the label-free rule's runs outside these settings (" + ", ".join(
+            f"`{f.name}`" for f in signal_folders) + "; other sizes, and the speed path):\n\n"
+           + signal_comparison(rule_runs_outside(signal_folders))
+           if signal_folders else ""),
         *(["### [CLS] or mean pooling for the bundled MiniLM (trained with mean pooling)\n\n" +
            pooling_table(data, list(mean_folders))] if mean_folders else []),
     ])
@@ -330,6 +395,9 @@ def parser() -> argparse.ArgumentParser:
                    help="comma list of settings to show, as dataset-ntrain-noise-rate (e.g. trec-1000-asym-0.4)")
     p.add_argument("--pooling-mean", nargs="*", type=Path, default=[],
                    help="folders of the same settings run with --pooling mean, compared with the [CLS] cells")
+    p.add_argument("--signal-folders", nargs="*", type=Path, default=[],
+                   help="more folders whose label-free-rule runs (other sizes, paths) the signal comparison also "
+                        "reads, in a table of their own")
     p.add_argument("--no-doc", action="store_true", help="print instead of updating docs/BENCHMARKS.md")
     return p
 
@@ -338,7 +406,8 @@ def section(argv: list[str]) -> str:
     """The section `python bench/bench_trust.py ARGV` writes (ARGV without --no-doc)."""
     a = parser().parse_args(argv)
     command = "python bench/bench_trust.py " + shlex.join(argv)
-    return render(a.folders, set(a.settings.split(",")) if a.settings else None, command, a.pooling_mean)
+    return render(a.folders, set(a.settings.split(",")) if a.settings else None, command, a.pooling_mean,
+                  a.signal_folders)
 
 
 def main(argv=None) -> int:
