@@ -197,3 +197,26 @@ def test_label_free_signals_pick_their_epoch_and_are_judged_by_the_gap():
         for e in c["epochs"]:
             e["detection_auroc"], e["test_accuracy"] = 0.5, 0.5
     assert {name: (pick(peaked), pick(late)) for name, pick in SIGNALS.items()} == picks
+
+
+def test_trust_collect_can_take_only_some_methods_of_a_folder(tmp_path):
+    """"runs/X:cl" adds only X's cleanlab cells (a rerun at the authors' settings), replacing the
+    earlier folder's, and leaves the earlier CE cells in place."""
+    import json
+
+    from selfmix_core.benchmark.trust import cl_description, collect
+
+    def cell(folder, method, folds):
+        c = {"cell": {"dataset": "trec", "noise": "asym", "rate": 0.4, "method": method, "seed": 0},
+             "n_train": 1000, "config": {}, "extras": {"cv_folds": folds, "cv_epochs": 3} if method == "cl" else {},
+             "settings": {}, "epochs": [], "folder": folder}
+        (tmp_path / folder / "cells").mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "cells" / f"{method}.json").write_text(json.dumps(c))
+
+    cell("old", "ce", 3), cell("old", "cl", 3), cell("new", "ce", 5), cell("new", "cl", 5)
+    data = collect([tmp_path / "old", f"{tmp_path / 'new'}:cl"])
+    (setting,) = data
+    assert data[setting]["cl"][0]["extras"]["cv_folds"] == 5
+    assert data[setting]["ce"][0]["folder"] == "old"
+    assert cl_description(data) == "5-fold cross-validated probabilities (3 epochs per fold)"
+    assert collect([tmp_path / "old", tmp_path / "new"])[setting]["cl"][0]["extras"]["cv_folds"] == 5

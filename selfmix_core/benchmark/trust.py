@@ -110,14 +110,26 @@ def setting_key(cell: dict) -> str:
     return f"{c['dataset']}-{cell['n_train']}-{c['noise']}-{float(c['rate']):g}"
 
 
+def folder_spec(folder: Path | str) -> tuple[Path, set[str] | None]:
+    """"runs/X" -> (runs/X, None); "runs/X:cl,ce" -> (runs/X, {"cl", "ce"}): only those methods'
+    cells of that folder (e.g. cleanlab rerun at its authors' settings, without the CE beside it)."""
+    name = str(folder)
+    if ":" in Path(name).name:
+        path, only = name.rsplit(":", 1)
+        return Path(path), {m for m in only.split(",") if m}
+    return Path(name), None
+
+
 def collect(folders: list[Path], keys: set[str] | None = None) -> dict[str, dict[str, dict[int, dict]]]:
     """{setting: {method: {seed: cell}}} for CE, cleanlab and the SelfMix variants; a later
-    folder's cell replaces an earlier one's for the same setting, method and seed."""
+    folder's cell replaces an earlier one's for the same setting, method and seed. A folder
+    named "runs/X:m1,m2" contributes only those methods' cells (folder_spec)."""
     out: dict[str, dict[str, dict[int, dict]]] = {}
-    for folder in folders:
+    for spec in folders:
+        folder, only = folder_spec(spec)
         for cell in load_cells(folder):
             m = method_of(cell)
-            if m not in ("ce", "cl", *SELFMIX) or (keys and setting_key(cell) not in keys):
+            if m not in ("ce", "cl", *SELFMIX) or (keys and setting_key(cell) not in keys) or (only and m not in only):
                 continue
             out.setdefault(setting_name(cell), {}).setdefault(m, {})[cell["cell"]["seed"]] = cell
     return out
@@ -326,12 +338,28 @@ def summary(tally: dict) -> str:
 def commands(folders: list[Path]) -> str:
     lines = []
     for f in folders:
-        runs = Path(f) / "runs.jsonl"
+        runs = folder_spec(f)[0] / "runs.jsonl"
         if runs.is_file():
             for line in runs.read_text().splitlines():
                 rec = json.loads(line)
                 lines.append(f"    {rec['command']}   # {rec.get('wall_seconds', 0) / 60:.0f} min")
     return "\n".join(lines)
+
+
+def cl_description(data) -> str:
+    """How the shown cleanlab cells cross-validated, e.g. "5-fold cross-validated probabilities (3 epochs
+    per fold; speed path)", one clause per distinct setting with the settings it covers."""
+    kinds: dict[str, list[str]] = {}
+    for setting, methods in data.items():
+        for cell in methods.get("cl", {}).values():
+            ex = cell.get("extras", {})
+            kind = (f"{ex.get('cv_folds')}-fold cross-validated probabilities ({ex.get('cv_epochs')} epochs per fold"
+                    + ("; speed path" if cell.get("settings", {}).get("speed") else "") + ")")
+            if setting not in kinds.setdefault(kind, []):
+                kinds[kind].append(setting)
+    if len(kinds) <= 1:
+        return next(iter(kinds), "K-fold cross-validated probabilities")
+    return "; ".join(f"{k} on {', '.join(v)}" for k, v in kinds.items())
 
 
 def machine(data) -> str:
@@ -368,8 +396,8 @@ def render(folders: list[Path], keys: set[str] | None = None, command: str = "",
         "warm-up, judged at its last epoch; `selfmix-fast` = the earlier engine's shortcuts (`FastChoices`; its cells "
         "are the `selfmix` cells of the earlier `bench-*` runs wherever no new one exists: the new code's "
         "`selfmix-fast` reproduced TREC-1,000 seed 0's old cell to the last digit, and CE's test accuracies too); `ce` = "
-        "plain fine-tuning; `cl` = cleanlab on 3-fold cross-validated probabilities, then CE on the rest. Test accuracy "
-        "in %, AUROC of the flipped labels in %. The recommended epoch never reads a true or test label.",
+        "plain fine-tuning; `cl` = cleanlab on " + cl_description(data) + ", then CE on the rest. Test "
+        "accuracy in %, AUROC of the flipped labels in %. The recommended epoch never reads a true or test label.",
         "### Goals, per setting\n\n" + table,
         "### In one line per variant (computed from the table above)\n\n" + summary(tally),
         "### Per seed\n\n" + per_seed_table(data),
