@@ -276,9 +276,10 @@ class ValidationConfig:
     handover_from_best: when the warm-up ends on an epoch whose held-out accuracy is below
         an earlier warm-up epoch's (the extension stops one epoch past the peak), SelfMix
         starts from that earlier epoch's weights, optimizer state and GMM split. Off by
-        default: measured on one probe only (full TREC, 40% asym; docs/BENCHMARKS.md,
-        section i12-trec-full-reading), where the epoch past the peak is where memorisation
-        jumped.
+        default: on full TREC (40% asym, 2 seeds; section i12-trec-full-reading) it rescued
+        one seed and cost the other, and on TREC-2,000 (3 seeds, paired with the rule's runs;
+        section trust-summary) it rescued the seed that had collapsed and broke the two that
+        had worked.
     """
 
     fraction: float = 0.1
