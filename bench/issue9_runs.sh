@@ -27,3 +27,9 @@ python -m selfmix_core bench $C --datasets agnews --max-train-samples 500 --max-
 TREC2K="python -m selfmix_core bench $C --datasets trec --max-train-samples 2000 --noise asym:0.4"
 $TREC2K --methods selfmix --seeds 0,1,2 --out runs/i9-trec2k-v3
 $TREC2K --methods selfmix-paper --seeds 0,1,2 --out runs/i9-trec2k-v3-paper
+# revision b0da70b (as 6527cc4 for these methods; handover_from_best as an option), session 18: the
+# hand-over from the warm-up's held-out peak on TREC-2,000 (seeds paired with runs/i14-trec2k-old's `selfmix`),
+# and the missing seeds of TREC-2,000 and Banking77
+$TREC2K --methods selfmix-best --seeds 0,1,2 --out runs/i9-trec2k-best
+$TREC2K --methods selfmix-paper --seeds 2 --out runs/i9-trec2k-v3-paper
+$B77 --methods ce,selfmix-paper,selfmix --seeds 2 --out runs/i9-banking2k-v3
