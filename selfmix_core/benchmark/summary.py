@@ -293,7 +293,7 @@ def namespace(root: Path = RUNS) -> dict:
         collect=lambda folders, keys=None: trust.collect([runs.path(x) for x in folders], keys),
         goals=trust.goals, recommended=trust.recommended, recommended_auroc=trust.recommended_auroc,
         recommended_accuracy=trust.recommended_accuracy, warmup_epochs_used=trust.warmup_epochs_used,
-        rule_runs=lambda folders, keys=None: trust.rule_runs(trust.collect([runs.path(x) for x in folders], keys)),
+        rule_runs=trust.rule_runs,
         rule_runs_outside=lambda folders: trust.rule_runs_outside([runs.path(x) for x in folders]),
         signal_scores=trust.signal_scores,
         GOAL_AUROC_GAP=trust.GOAL_AUROC_GAP, GOAL_SHARE=trust.GOAL_SHARE, GOAL_STD=trust.GOAL_STD)

@@ -212,6 +212,16 @@ def goals(data) -> tuple[str, dict]:
     return "\n".join(lines), tally
 
 
+def _has_val(cell: dict) -> bool:
+    return any(e.get("n_val") for e in cell["epochs"])
+
+
+def rule_runs(data, methods: tuple[str, ...] = ("selfmix",)) -> list[dict]:
+    """The cells of `methods` that kept a held-out slice, by setting, then method, then seed."""
+    return [c for by_method in data.values() for m in methods for _, c in sorted(by_method.get(m, {}).items())
+            if _has_val(c)]
+
+
 def rule_comparison(data) -> str:
     """The recommended epoch under two rules, recomputed from each `selfmix` cell's per-epoch
     held-out accuracies (decision.recommend_epoch without and with n_val): the plain
@@ -219,25 +229,22 @@ def rule_comparison(data) -> str:
     from ..decision import recommend_epoch
 
     rows, tally = [], {"max": [0, 0, []], "1se": [0, 0, []]}
-    for setting, methods in data.items():
-        for m, seed, cell in [(m, seed, c) for m in ("selfmix", "selfmix-loss")
-                              for seed, c in sorted(methods.get(m, {}).items())]:
-            accs = {e["epoch"]: e.get("val_accuracy") for e in cell["epochs"]}
-            n_val = max((e.get("n_val") or 0) for e in cell["epochs"])
-            if not n_val:
-                continue
-            by_epoch = {e["epoch"]: e for e in cell["epochs"]}
-            best = best_epoch_auroc(cell)
-            parts = []
-            for rule, n in (("max", None), ("1se", n_val)):
-                ep, _ = recommend_epoch(accs, n)
-                auc = by_epoch[ep]["detection_auroc"]
-                close = auc is not None and best is not None and auc >= best - GOAL_AUROC_GAP
-                tally[rule][0] += close
-                tally[rule][1] += 1
-                tally[rule][2].append(auc)
-                parts.append(f"{ep} | {_pct(by_epoch[ep]['test_accuracy'])} | {_pct(auc)}")
-            rows.append(f"| {setting} | `{m}` | {seed} | {n_val} | " + " | ".join(parts) + f" | {_pct(best)} |")
+    for cell in rule_runs(data, ("selfmix", "selfmix-loss")):
+        setting, m, seed = setting_name(cell), method_of(cell), cell["cell"]["seed"]
+        accs = {e["epoch"]: e.get("val_accuracy") for e in cell["epochs"]}
+        n_val = max((e.get("n_val") or 0) for e in cell["epochs"])
+        by_epoch = {e["epoch"]: e for e in cell["epochs"]}
+        best = best_epoch_auroc(cell)
+        parts = []
+        for rule, n in (("max", None), ("1se", n_val)):
+            ep, _ = recommend_epoch(accs, n)
+            auc = by_epoch[ep]["detection_auroc"]
+            close = auc is not None and best is not None and auc >= best - GOAL_AUROC_GAP
+            tally[rule][0] += close
+            tally[rule][1] += 1
+            tally[rule][2].append(auc)
+            parts.append(f"{ep} | {_pct(by_epoch[ep]['test_accuracy'])} | {_pct(auc)}")
+        rows.append(f"| {setting} | `{m}` | {seed} | {n_val} | " + " | ".join(parts) + f" | {_pct(best)} |")
     if not rows:
         return ""
     foot = "; ".join(f"{name}: within {GOAL_AUROC_GAP} of the best epoch's AUROC in {t[0]} of {t[1]} runs, mean "
@@ -257,7 +264,7 @@ def _latest_max(cell: dict, score) -> int:
 # Label-free signals an epoch could be recommended by, each a function of a cell's per-epoch
 # rows that reads no true or test label (issue #9 asks for candidates settled by measurement).
 SIGNALS: dict[str, Callable[[dict], int]] = {
-    "highest held-out accuracy (the rule)": lambda c: recommended(c),
+    "highest held-out accuracy (the rule)": recommended,
     "lowest held-out loss": lambda c: _latest_max(c, lambda e: None if e.get("val_loss") is None else -e["val_loss"]),
     "widest GMM separation": lambda c: _latest_max(c, lambda e: (e.get("gmm") or {}).get("separation")),
     "the hand-over (the first split SelfMix trains on)": lambda c: warmup_epochs_used(c),
@@ -365,15 +372,6 @@ def cl_description(data) -> str:
 def machine(data) -> str:
     """The machines the shown cells recorded (render.machine_line)."""
     return machine_line([c for ms in data.values() for cs in ms.values() for c in cs.values()])
-
-
-def _has_val(cell: dict) -> bool:
-    return any(e.get("n_val") for e in cell["epochs"])
-
-
-def rule_runs(data) -> list[dict]:
-    """The `selfmix` cells with a held-out slice, in the order of the rule comparison."""
-    return [c for methods in data.values() for seed, c in sorted(methods.get("selfmix", {}).items()) if _has_val(c)]
 
 
 def render(folders: list[Path], keys: set[str] | None = None, command: str = "",
