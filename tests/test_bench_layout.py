@@ -283,3 +283,23 @@ def test_publish_prints_and_writes_the_section_unless_told_not_to(tmp_path, caps
     assert "new text" in capsys.readouterr().out and "old" in doc.read_text()
     assert publish("s", "new text", doc=doc) == 0
     assert doc.read_text() == "# B\n\n<!-- BEGIN s -->\nnew text\n<!-- END s -->\n"
+
+
+def test_commands_heading_names_side_folders_whose_cells_were_copied_in(tmp_path):
+    """A folder filled partly by invocations with another --out says so instead of 'each resumes the same
+    folder' (i12-trec-full ran in side folders and was merged); a folder filled in place keeps the short heading."""
+    import shutil
+
+    from selfmix_core.benchmark.render import render
+
+    src = ROOT / "runs" / "bench-agnews5k"
+    dst = tmp_path / "bench-agnews5k"
+    shutil.copytree(src, dst)
+    assert "Commands (each resumes the same folder; finished cells are skipped):" in render(dst)
+    runs = (dst / "runs.jsonl").read_text().splitlines()
+    first = json.loads(runs[0])
+    first["command"] = first["command"].replace("--out runs/bench-agnews5k", "--out runs/side")
+    (dst / "runs.jsonl").write_text("\n".join([json.dumps(first), *runs[1:]]) + "\n")
+    text = render(dst)
+    assert "each resumes the same folder" not in text
+    assert "Those writing to `runs/side` ran beside the others, and their cells were copied into `bench-agnews5k`" in text

@@ -277,6 +277,12 @@ def machine_line(cells: list[dict]) -> str:
     return "; ".join(parts) if parts else "no cells"
 
 
+def _out_of(run: dict) -> str | None:
+    """The --out folder a logged invocation wrote to (None for a library call)."""
+    args = shlex.split(run.get("command") or "")
+    return args[args.index("--out") + 1] if "--out" in args[:-1] else None
+
+
 def render(out: str | Path, title: str | None = None) -> str:
     """All tables for the cells in OUT, with the commands that made them and the machine
     the cells recorded."""
@@ -291,7 +297,11 @@ def render(out: str | Path, title: str | None = None) -> str:
     parts += [f"Machine: {machine_line(cells)}.", ""]
     parts += ["Settings (fixed for this output folder): " + ", ".join(f"{k}={v}" for k, v in s.items()) + ".", ""]
     if runs:
-        parts += ["Commands (each resumes the same folder; finished cells are skipped):", ""]
+        side = sorted({o for o in map(_out_of, runs) if o and Path(o).name != out.name})
+        parts += ["Commands (each resumes the same folder; finished cells are skipped):" if not side else
+                  "Commands, as they ran (each resumes its --out folder; finished cells are skipped). Those writing to "
+                  + ", ".join(f"`{o}`" for o in side) + f" ran beside the others, and their cells were copied into "
+                  f"`{out.name}` unchanged:", ""]
         for r in runs:
             ran = len(r.get("ran", []))
             parts.append(f"- `{r.get('command') or '(library call)'}` — {r['started_at']}, {r['wall_seconds'] / 60:.1f} min, "
