@@ -303,3 +303,17 @@ def test_commands_heading_names_side_folders_whose_cells_were_copied_in(tmp_path
     text = render(dst)
     assert "each resumes the same folder" not in text
     assert "Those writing to `runs/side` ran beside the others, and their cells were copied into `bench-agnews5k`" in text
+
+
+def test_trust_methods_paragraph_names_the_cells_that_ran_on_the_speed_path():
+    """The trust tables mix default-path and speed-path cells; the Methods paragraph names the speed-path ones by
+    setting and method, read from the cells' own settings, and says when there are none."""
+    from selfmix_core.benchmark.trust import path_note
+
+    fast = {"settings": {"speed": True}}
+    plain = {"settings": {"speed": False}}
+    data = {"TREC-1,000 asym 40%": {"ce": {0: plain}, "cl": {0: fast, 1: plain}},
+            "Banking77-2,000 sym 20%": {"selfmix": {0: {"settings": {}}}}}
+    note = path_note(data)
+    assert "TREC-1,000 asym 40% (`cl`)" in note and "`ce`" not in note and "Banking77" not in note
+    assert path_note({"X": {"ce": {0: plain}}}) == "Every cell ran on the default path."

@@ -369,6 +369,19 @@ def cl_description(data) -> str:
     return "; ".join(f"{k} on {', '.join(v)}" for k, v in kinds.items())
 
 
+def path_note(data) -> str:
+    """Which shown cells ran on the speed path (`--speed`), by setting and method, from the cells' settings;
+    every other cell ran on the default path."""
+    on = [f"{setting} ({', '.join(f'`{m}`' for m, cs in methods.items() if any(c.get('settings', {}).get('speed') for c in cs.values()))})"
+          for setting, methods in data.items()
+          if any(c.get("settings", {}).get("speed") for cs in methods.values() for c in cs.values())]
+    if not on:
+        return "Every cell ran on the default path."
+    return ("On the speed path (`--speed`; the section speed-equality compares it with the default path seed "
+            "by seed): "
+            + "; ".join(on) + ". Every other cell ran on the default path.")
+
+
 def machine(data) -> str:
     """The machines the shown cells recorded (render.machine_line)."""
     return machine_line([c for ms in data.values() for cs in ms.values() for c in cs.values()])
@@ -395,7 +408,8 @@ def render(folders: list[Path], keys: set[str] | None = None, command: str = "",
         "are the `selfmix` cells of the earlier `bench-*` runs wherever no new one exists: the new code's "
         "`selfmix-fast` reproduced TREC-1,000 seed 0's old cell to the last digit, and CE's test accuracies too); `ce` = "
         "plain fine-tuning; `cl` = cleanlab on " + cl_description(data) + ", then CE on the rest. Test "
-        "accuracy in %, AUROC of the flipped labels in %. The recommended epoch never reads a true or test label.",
+        "accuracy in %, AUROC of the flipped labels in %. The recommended epoch never reads a true or test label. "
+        + path_note(data),
         "### Goals, per setting\n\n" + table,
         "### In one line per variant (computed from the table above)\n\n" + summary(tally),
         "### Per seed\n\n" + per_seed_table(data),
