@@ -34,12 +34,16 @@ $TREC2K --methods selfmix-best --seeds 0,1,2 --out runs/i9-trec2k-best
 $TREC2K --methods selfmix-paper --seeds 2 --out runs/i9-trec2k-v3-paper
 $B77 --methods ce,selfmix-paper,selfmix --seeds 2 --out runs/i9-banking2k-v3
 # revision 50e567c (as b0da70b for these methods), session 19, on the speed path (as the issue #12 baseline
-# reruns): AG News-5,000 (the whole train_partial_5k.csv, the whole 7,600-text test file) with CE beside it,
-# and cleanlab at its authors' settings (5 folds x 3 epochs) where the trust tables had none or the old 3 x 2
+# reruns): cleanlab at its authors' settings (5 folds x 3 epochs) where the trust tables had none or the old 3 x 2
 S="$C --speed"
+python -m selfmix_core bench $S --datasets banking77 --max-train-samples 2000 --noise sym:0.2 --methods cl --seeds 0,1,2 --out runs/i9-cl
+# revision b5fc303 (same training code as 50e567c), session 20 (session 19's AG News-5,000 cells were lost with
+# its machine and rerun here): AG News-5,000 (the whole train_partial_5k.csv, the whole 7,600-text test file) on
+# the speed path with CE and cleanlab beside it; cleanlab on TREC-2,000; the earlier engine on Banking77 on the
+# default path, as the other Banking77-2,000 cells
 AG5K="python -m selfmix_core bench $S --datasets agnews --noise asym:0.4"
 $AG5K --methods selfmix,selfmix-paper,ce --seeds 0,1,2 --out runs/i9-agnews5k
 $AG5K --methods cl --seeds 0,1,2 --out runs/i9-agnews5k
 $AG5K --methods selfmix-fast --seeds 0,1,2 --out runs/i9-agnews5k
-python -m selfmix_core bench $S --datasets banking77 --max-train-samples 2000 --noise sym:0.2 --methods cl --seeds 0,1,2 --out runs/i9-cl
 python -m selfmix_core bench $S --datasets trec --max-train-samples 2000 --noise asym:0.4 --methods cl --seeds 0,1,2 --out runs/i9-cl
+$B77 --methods selfmix-fast --seeds 0,1,2 --out runs/i9-banking2k-fast

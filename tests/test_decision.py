@@ -220,3 +220,31 @@ def test_trust_collect_can_take_only_some_methods_of_a_folder(tmp_path):
     assert data[setting]["ce"][0]["folder"] == "old"
     assert cl_description(data) == "5-fold cross-validated probabilities (3 epochs per fold)"
     assert collect([tmp_path / "old", tmp_path / "new"])[setting]["cl"][0]["extras"]["cv_folds"] == 5
+
+
+def test_goal_rows_judge_each_goal_and_leave_what_cannot_be_judged_as_none():
+    """The trust guide lists settings by goal from goal_rows: met is True, missed False, and a goal without
+    the cells it compares against (no cleanlab, one seed) None, never counted as missed."""
+    from selfmix_core.benchmark.trust import goal_rows, goals
+
+    def cell(last, best, aucs, val=None):
+        epochs = [{"epoch": i + 1, "test_accuracy": best, "detection_auroc": a,
+                   "val_accuracy": None if val is None else val[i], "phase": "selfmix"} for i, a in enumerate(aucs)]
+        return {"last_test_accuracy": last, "best_test_accuracy": best, "epochs": epochs, "extras": {}}
+
+    data = {"A": {"ce": {0: cell(0.60, 0.70, [0.5]), 1: cell(0.62, 0.72, [0.5])},
+                  "cl": {0: {"extras": {"quality_auroc": 0.75}}},
+                  # held-out accuracy peaks at epoch 2, whose AUROC (0.85) is within 0.02 of the best (0.86)
+                  "selfmix": {0: cell(0.75, 0.80, [0.70, 0.85, 0.86], val=[0.5, 0.9, 0.8]),
+                              1: cell(0.63, 0.80, [0.70, 0.90, 0.60], val=[0.9, 0.5, 0.5])}},
+            "B": {"selfmix-paper": {0: cell(0.5, 0.5, [0.6])}}}
+    a, b = goal_rows(data)
+    assert (a["setting"], a["method"], a["wins"], a["paired"], a["g1_seeds"]) == ("A", "selfmix", 2, 2, True)
+    assert a["g1_mean"] is False and abs(a["last_mean"] - 69.0) < 1e-9 and abs(a["ce_best"] - 71.0) < 1e-9
+    assert a["g2"] is False and a["last_std"] > 5
+    assert (a["close"], a["n_close"]) == (1, 2)
+    assert a["g3_cl"] is True and abs(a["rec_auc"] - (0.85 + 0.70) / 2) < 1e-9
+    assert (b["g1_seeds"], b["g1_mean"], b["g2"], b["g3_cl"]) == (None, None, None, None)
+    table, tally = goals(data)
+    assert tally["selfmix"]["g3_cl"] == [1, 1] and tally["selfmix-paper"]["g2"] == [0, 0]
+    assert "| A | `selfmix` | 2 | 2 of 2 | 69.0 vs 71.0 missed |" in table

@@ -162,6 +162,45 @@ def per_seed_table(data) -> str:
     return "\n".join(lines)
 
 
+def goal_rows(data) -> list[dict]:
+    """One row per setting and SelfMix variant: what each goal compares and whether it is met.
+    A goal that cannot be judged (no CE or cleanlab cells beside it, one seed for a standard
+    deviation) is None, not False. Keys: setting, method, seeds, wins / paired and g1_seeds
+    (last >= CE's last in every paired seed), last_mean / ce_best / g1_mean, last_std / g2,
+    close / n_close (recommended epoch's AUROC within GOAL_AUROC_GAP of the best epoch's),
+    rec_auc / cl_auc / g3_cl (mean AUROC above cleanlab's); accuracies and AUROCs as fractions,
+    last_mean, ce_best and last_std in points."""
+    rows = []
+    for setting, methods in data.items():
+        ce, cl = methods.get("ce", {}), methods.get("cl", {})
+        for m in SELFMIX:
+            cells = methods.get(m)
+            if not cells:
+                continue
+            seeds = sorted(cells)
+            paired = [s for s in seeds if s in ce]
+            wins = sum(cells[s]["last_test_accuracy"] >= ce[s]["last_test_accuracy"] for s in paired)
+            last_mean, last_std = _mean_std([cells[s]["last_test_accuracy"] for s in seeds])
+            ce_best = _mean_std([c["best_test_accuracy"] for c in ce.values()])[0] if ce else None
+            close = [recommended_auroc(cells[s]) >= best_epoch_auroc(cells[s]) - GOAL_AUROC_GAP for s in seeds
+                     if recommended_auroc(cells[s]) is not None]
+            cl_aucs = [c["extras"].get("quality_auroc") for c in cl.values() if c["extras"].get("quality_auroc")]
+            rec_aucs = [recommended_auroc(cells[s]) for s in seeds if recommended_auroc(cells[s]) is not None]
+            rec_auc = float(np.mean(rec_aucs)) if rec_aucs else None
+            cl_auc = float(np.mean(cl_aucs)) if cl_aucs else None
+            rows.append({
+                "setting": setting, "method": m, "seeds": seeds,
+                "wins": wins, "paired": len(paired), "g1_seeds": wins == len(paired) if paired else None,
+                "last_mean": last_mean, "ce_best": ce_best,
+                "g1_mean": last_mean >= ce_best if ce_best is not None else None,
+                "last_std": last_std if len(seeds) > 1 else None,
+                "g2": last_std <= GOAL_STD if len(seeds) > 1 else None,
+                "close": sum(close), "n_close": len(close),
+                "rec_auc": rec_auc, "cl_auc": cl_auc,
+                "g3_cl": rec_auc > cl_auc if rec_auc is not None and cl_auc is not None else None})
+    return rows
+
+
 def goals(data) -> tuple[str, dict]:
     """The goals table and, per SelfMix variant, the counts the summary quotes."""
     lines = ["| Setting | Method | seeds | G1: last >= CE last, seeds | G1: mean last vs CE best mean | "
@@ -169,46 +208,23 @@ def goals(data) -> tuple[str, dict]:
              "|---|---|---:|---:|---|---:|---:|---|"]
     tally = {m: {"g1_seeds": [0, 0], "g1_mean": [0, 0], "g2": [0, 0], "g3_runs": [0, 0], "g3_cl": [0, 0]}
              for m in SELFMIX}
-    for setting, methods in data.items():
-        ce, cl = methods.get("ce", {}), methods.get("cl", {})
-        for m in SELFMIX:
-            cells = methods.get(m)
-            if not cells:
-                continue
-            t = tally[m]
-            seeds = sorted(cells)
-            paired = [s for s in seeds if s in ce]
-            wins = sum(cells[s]["last_test_accuracy"] >= ce[s]["last_test_accuracy"] for s in paired)
-            t["g1_seeds"][0] += wins
-            t["g1_seeds"][1] += len(paired)
-            last_mean, last_std = _mean_std([cells[s]["last_test_accuracy"] for s in seeds])
-            g1m = "—"
-            if ce:
-                ce_best = _mean_std([c["best_test_accuracy"] for c in ce.values()])[0]
-                ok = last_mean >= ce_best
-                t["g1_mean"][0] += ok
-                t["g1_mean"][1] += 1
-                g1m = f"{last_mean:.1f} vs {ce_best:.1f} {'met' if ok else 'missed'}"
-            g2 = "—"
-            if len(seeds) > 1:
-                ok = last_std <= GOAL_STD
-                t["g2"][0] += ok
-                t["g2"][1] += 1
-                g2 = f"{last_std:.1f} {'met' if ok else 'missed'}"
-            close = [recommended_auroc(cells[s]) >= best_epoch_auroc(cells[s]) - GOAL_AUROC_GAP for s in seeds
-                     if recommended_auroc(cells[s]) is not None]
-            t["g3_runs"][0] += sum(close)
-            t["g3_runs"][1] += len(close)
-            g3c = "—"
-            cl_aucs = [c["extras"].get("quality_auroc") for c in cl.values() if c["extras"].get("quality_auroc")]
-            rec_aucs = [recommended_auroc(cells[s]) for s in seeds if recommended_auroc(cells[s]) is not None]
-            if cl_aucs and rec_aucs:
-                a, b = float(np.mean(rec_aucs)), float(np.mean(cl_aucs))
-                t["g3_cl"][0] += a > b
-                t["g3_cl"][1] += 1
-                g3c = f"{100 * a:.1f} vs {100 * b:.1f} {'met' if a > b else 'missed'}"
-            lines.append(f"| {setting} | `{m}` | {len(seeds)} | {wins} of {len(paired)} | {g1m} | {g2} | "
-                         f"{sum(close)} of {len(close)} | {g3c} |")
+    verdict = {True: "met", False: "missed"}
+    for r in goal_rows(data):
+        t = tally[r["method"]]
+        t["g1_seeds"][0] += r["wins"]
+        t["g1_seeds"][1] += r["paired"]
+        t["g3_runs"][0] += r["close"]
+        t["g3_runs"][1] += r["n_close"]
+        for key in ("g1_mean", "g2", "g3_cl"):
+            if r[key] is not None:
+                t[key][0] += r[key]
+                t[key][1] += 1
+        g1m = "—" if r["g1_mean"] is None else f"{r['last_mean']:.1f} vs {r['ce_best']:.1f} {verdict[r['g1_mean']]}"
+        g2 = "—" if r["g2"] is None else f"{r['last_std']:.1f} {verdict[r['g2']]}"
+        g3c = ("—" if r["g3_cl"] is None
+               else f"{100 * r['rec_auc']:.1f} vs {100 * r['cl_auc']:.1f} {verdict[r['g3_cl']]}")
+        lines.append(f"| {r['setting']} | `{r['method']}` | {len(r['seeds'])} | {r['wins']} of {r['paired']} | {g1m} | "
+                     f"{g2} | {r['close']} of {r['n_close']} | {g3c} |")
     return "\n".join(lines), tally
 
 
