@@ -18,6 +18,11 @@ signal does not rise when the model starts fitting the flips.
     stored epoch summaries (the pages' epoch picker);
   * collapse (`collapse_warning`): held-out accuracy far below its best.
 
+A departure from the paper, which trains on every sample with a fixed warm-up and reports
+the last epoch (`--val-fraction 0 --extra-warmup-epochs 0` restores that protocol). The
+measurement that justified it, and the goals it still misses, setting by setting: the
+trust section of docs/BENCHMARKS.md (`selfmix` against `selfmix-paper`, seeds 0-2).
+
 Everything here is pure and takes plain numbers, so the rule can be tested on
 synthetic sequences (tests/test_decision.py).
 """
