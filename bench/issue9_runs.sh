@@ -40,7 +40,8 @@ python -m selfmix_core bench $S --datasets banking77 --max-train-samples 2000 --
 # revision b5fc303 (same training code as 50e567c), session 20 (session 19's AG News-5,000 cells were lost with
 # its machine and rerun here): AG News-5,000 (the whole train_partial_5k.csv, the whole 7,600-text test file) on
 # the speed path with CE and cleanlab beside it; cleanlab on TREC-2,000; the earlier engine on Banking77 on the
-# default path, as the other Banking77-2,000 cells
+# default path, as the other Banking77-2,000 cells. This machine's CPU has no native bf16 (AVX2 only), so its --speed cells
+# computed in fp32; cells record it in their machine line from the next revision on
 AG5K="python -m selfmix_core bench $S --datasets agnews --noise asym:0.4"
 $AG5K --methods selfmix,selfmix-paper,ce --seeds 0,1,2 --out runs/i9-agnews5k
 $AG5K --methods cl --seeds 0,1,2 --out runs/i9-agnews5k

@@ -242,3 +242,15 @@ def test_cli_end_to_end_updates_only_its_section(tmp_path, tokenizer):
     assert doc.read_text().split("<!-- BEGIN tiny -->")[1] == before
     assert main(["bench", "--out", str(tmp_path / "nothing"), "--render-only", "--no-doc"]) == 2
     assert main(args[:-8] + ["--noise", "bogus:1", "--out", str(tmp_path / "o2"), "--no-doc"]) == 2
+
+
+def test_machine_description_says_whether_the_cpu_computes_bf16(monkeypatch):
+    """The speed path runs in bf16 only on a CPU that has it natively, so a cell's machine line says which:
+    two machines of the same model name can otherwise give different --speed numbers unexplained."""
+    from selfmix_core import speed
+    from selfmix_core.benchmark.doc import machine_description
+
+    for native, words in ((True, "(native bf16)"), (False, "(no native bf16)")):
+        monkeypatch.setattr(speed, "cpu_supports_bf16", lambda native=native: native)
+        text = machine_description(threads=1)
+        assert words in text and text.index(words) < text.index(" cores")

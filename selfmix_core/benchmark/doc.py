@@ -17,7 +17,7 @@ HEADER = "# Benchmarks\n\nEvery figure here was printed by a script (under `benc
 
 
 def machine_description(threads: int | None = None) -> str:
-    """CPU model, core count, memory, torch version and GPU if any.
+    """CPU model (and whether it computes bf16 natively), core count, memory, torch version and GPU if any.
 
     threads: the torch thread count to state (the one the measured work ran with);
     default: this process's.
@@ -40,6 +40,11 @@ def machine_description(threads: int | None = None) -> str:
     except (OSError, AttributeError):
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    # The speed path computes in bf16 on a CPU that has it natively and in fp32 elsewhere, so two
+    # "AMD EPYC, 2 cores" machines can give different numbers for the same --speed cell: say which.
+    from ..speed import cpu_supports_bf16
+
+    cpu += " (native bf16)" if cpu_supports_bf16() else " (no native bf16)"
     return (f"{cpu}, {os.cpu_count()} cores{mem}{gpu}; torch {torch.__version__} "
             f"({threads} thread{'s' if threads != 1 else ''}), Python {platform.python_version()}")
 
