@@ -275,9 +275,11 @@ def _acc(r, with_n=True) -> str:
     return f"{100 * r['test_acc']:.1f}" + (f" (n={r['n_test']:,})" if with_n else "")
 
 
-def render(results, peaks, cmd, threads, revision) -> str:
+def render(results, peaks, cmd, threads, revision, machine) -> str:
+    """The section from the saved figures; `machine` is the one they were measured on (saved with them:
+    --render-only on another machine must not describe that one)."""
     lines = ["## Speed: samples per second, MFU and where the time goes (issue #14)", "",
-             f"`{cmd}`; revision {revision}; {machine_description(threads=threads)}; load average at the start "
+             f"`{cmd}`; revision {revision}; {machine}; load average at the start "
              f"{results[0]['load']:.1f}; the two paths ran epoch by epoch in turn, so that other load on the machine, "
              "if any, fell on both alike.", "",
              f"Dense matmul peak on {threads} thread{'s' if threads != 1 else ''}: fp32 {peaks['fp32'] / 1e9:.0f} "
@@ -361,7 +363,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.render_only:
         saved = json.loads(a.results.read_text())
-        text = render(saved["results"], saved["peaks"], saved["command"], saved["threads"], saved["revision"])
+        text = render(saved["results"], saved["peaks"], saved["command"], saved["threads"], saved["revision"],
+                      saved["machine"])
         return publish("speed", text, write=not a.no_doc)
     from selfmix_core.speed import configure_threads, cpu_supports_bf16
 
@@ -393,9 +396,10 @@ def main(argv=None) -> int:
     args = [x for x in (sys.argv[1:] if argv is None else argv) if x != "--no-doc"]
     cmd = "python bench/bench_speed.py " + shlex.join(args)
     a.results.parent.mkdir(parents=True, exist_ok=True)
+    machine = machine_description(threads=threads)
     a.results.write_text(json.dumps({"command": cmd, "threads": threads, "revision": revision, "peaks": peaks,
-                                     "results": results}, indent=1))
-    text = render(results, peaks, cmd, threads, revision)
+                                     "machine": machine, "results": results}, indent=1))
+    text = render(results, peaks, cmd, threads, revision, machine)
     return publish("speed", text, write=not a.no_doc)
 
 

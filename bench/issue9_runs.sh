@@ -37,14 +37,16 @@ $B77 --methods ce,selfmix-paper,selfmix --seeds 2 --out runs/i9-banking2k-v3
 # reruns): cleanlab at its authors' settings (5 folds x 3 epochs) where the trust tables had none or the old 3 x 2
 S="$C --speed"
 python -m selfmix_core bench $S --datasets banking77 --max-train-samples 2000 --noise sym:0.2 --methods cl --seeds 0,1,2 --out runs/i9-cl
-# revision b5fc303 (same training code as 50e567c), session 20 (session 19's AG News-5,000 cells were lost with
-# its machine and rerun here): AG News-5,000 (the whole train_partial_5k.csv, the whole 7,600-text test file) on
-# the speed path with CE and cleanlab beside it; cleanlab on TREC-2,000; the earlier engine on Banking77 on the
-# default path, as the other Banking77-2,000 cells. This machine's CPU has no native bf16 (AVX2 only), so its --speed cells
-# computed in fp32; cells record it in their machine line from the next revision on
+# revision b5fc303 (same training code as 50e567c), session 20. Session 19's AG News-5,000 cells were lost with
+# its machine; this machine's CPU has no native bf16 (AVX2 only), so its --speed cells computed in fp32 and an AG
+# News-5,000 SelfMix epoch took about 12 minutes: one seed of the rule and of the paper's protocol fit in the
+# session (the first command was stopped after its first cell). CE and the earlier engine on AG News-5,000 are
+# the default-path cells of runs/bench-agnews5k. Cleanlab on TREC-2,000; the earlier engine on Banking77 on the
+# default path, as the other Banking77-2,000 cells.
 AG5K="python -m selfmix_core bench $S --datasets agnews --noise asym:0.4"
-$AG5K --methods selfmix,selfmix-paper,ce --seeds 0,1,2 --out runs/i9-agnews5k
-$AG5K --methods cl --seeds 0,1,2 --out runs/i9-agnews5k
-$AG5K --methods selfmix-fast --seeds 0,1,2 --out runs/i9-agnews5k
+$AG5K --methods selfmix,selfmix-paper,ce --seeds 0,1,2 --out runs/i9-agnews5k   # stopped after selfmix seed 0
+$AG5K --methods selfmix-paper --seeds 0 --out runs/i9-agnews5k
 python -m selfmix_core bench $S --datasets trec --max-train-samples 2000 --noise asym:0.4 --methods cl --seeds 0,1,2 --out runs/i9-cl
 $B77 --methods selfmix-fast --seeds 0,1,2 --out runs/i9-banking2k-fast
+# still to run (12 to 13 minutes a SelfMix epoch here): AG News-5,000 seeds 1-2 of the rule
+# and the paper's protocol, and cleanlab at seeds 0-2

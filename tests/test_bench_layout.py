@@ -269,7 +269,8 @@ def test_speed_section_redraws_from_its_figures():
 
     speed = _bench_module("bench_speed")
     saved = json.loads((ROOT / "runs" / "bench-speed.json").read_text())
-    text = speed.render(saved["results"], saved["peaks"], saved["command"], saved["threads"], saved["revision"])
+    text = speed.render(saved["results"], saved["peaks"], saved["command"], saved["threads"], saved["revision"],
+                        saved["machine"])
     assert text.strip() == committed_section("speed", DOC)
 
 
