@@ -182,10 +182,10 @@ def goal_rows(data) -> list[dict]:
             wins = sum(cells[s]["last_test_accuracy"] >= ce[s]["last_test_accuracy"] for s in paired)
             last_mean, last_std = _mean_std([cells[s]["last_test_accuracy"] for s in seeds])
             ce_best = _mean_std([c["best_test_accuracy"] for c in ce.values()])[0] if ce else None
-            close = [recommended_auroc(cells[s]) >= best_epoch_auroc(cells[s]) - GOAL_AUROC_GAP for s in seeds
-                     if recommended_auroc(cells[s]) is not None]
+            rec = {s: recommended_auroc(cells[s]) for s in seeds}
+            rec_aucs = [rec[s] for s in seeds if rec[s] is not None]
+            close = [rec[s] >= best_epoch_auroc(cells[s]) - GOAL_AUROC_GAP for s in seeds if rec[s] is not None]
             cl_aucs = [c["extras"].get("quality_auroc") for c in cl.values() if c["extras"].get("quality_auroc")]
-            rec_aucs = [recommended_auroc(cells[s]) for s in seeds if recommended_auroc(cells[s]) is not None]
             rec_auc = float(np.mean(rec_aucs)) if rec_aucs else None
             cl_auc = float(np.mean(cl_aucs)) if cl_aucs else None
             rows.append({
@@ -388,9 +388,11 @@ def cl_description(data) -> str:
 def path_note(data) -> str:
     """Which shown cells ran on the speed path (`--speed`), by setting and method, from the cells' settings;
     every other cell ran on the default path."""
-    on = [f"{setting} ({', '.join(f'`{m}`' for m, cs in methods.items() if any(c.get('settings', {}).get('speed') for c in cs.values()))})"
-          for setting, methods in data.items()
-          if any(c.get("settings", {}).get("speed") for cs in methods.values() for c in cs.values())]
+    on = []
+    for setting, methods in data.items():
+        fast = [f"`{m}`" for m, cs in methods.items() if any(c.get("settings", {}).get("speed") for c in cs.values())]
+        if fast:
+            on.append(f"{setting} ({', '.join(fast)})")
     if not on:
         return "Every cell ran on the default path."
     return ("On the speed path (`--speed`; the section speed-equality compares it with the default path seed "
