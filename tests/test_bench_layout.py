@@ -118,17 +118,13 @@ def test_old_baseline_cells_are_marked_in_their_tables():
 
 def test_trust_section_is_redrawn_byte_for_byte(monkeypatch):
     """The section's own command (`python bench/bench_trust.py ...`, as it names it) reproduces it."""
-    import re
-    import shlex
-
     from selfmix_core.benchmark.doc import DOC
     from selfmix_core.benchmark.summary import committed_section
-    from selfmix_core.benchmark.trust import section
+    from selfmix_core.benchmark.trust import section, section_command
 
     committed = committed_section("trust", DOC)
-    command = re.search(r"Made by `python bench/bench_trust.py ([^`]*)`", committed).group(1)
     monkeypatch.chdir(ROOT)  # the folders are named relative to the repository root
-    assert section(shlex.split(command)) == committed
+    assert section(section_command(committed)) == committed
 
 
 def _templates():
@@ -318,3 +314,18 @@ def test_trust_methods_paragraph_names_the_cells_that_ran_on_the_speed_path():
     note = path_note(data)
     assert "TREC-1,000 asym 40% (`cl`)" in note and "`ce`" not in note and "Banking77" not in note
     assert path_note({"X": {"ce": {0: plain}}}) == "Every cell ran on the default path."
+
+
+def test_reading_guides_read_the_folders_the_trust_section_names():
+    """The trust guide and the README's results read trust.section_data(): the folders and settings of the trust
+    section's own command, so a folder added to that command reaches the guides too; a section without the
+    command is a clear error, not an empty table."""
+    from selfmix_core.benchmark.trust import section_command
+
+    assert section_command("Made by `python bench/bench_trust.py runs/a 'runs/b:cl' --settings x`, from") == [
+        "runs/a", "runs/b:cl", "--settings", "x"]
+    with pytest.raises(ValueError, match="names no `python bench/bench_trust.py"):
+        section_command("## Trustworthy flags\n\nno command here")
+    for name in ("trust-summary.md", "readme-results.md"):
+        text = (ROOT / "docs" / "summaries" / name).read_text()
+        assert "{% let T = trust.section_data() %}" in text

@@ -289,8 +289,17 @@ def namespace(root: Path = RUNS) -> dict:
     runs = Runs(root)
     pure = {n: getattr(builtins, n) for n in ("len", "min", "max", "sum", "abs", "round", "sorted", "zip", "any",
                                                "all", "range", "int", "float", "str", "list", "enumerate")}
+    def section_data():
+        """trust.collect over the folders and settings the committed trust section's command names
+        (relative to the repository root, as the command runs)."""
+        from .doc import DOC
+
+        a = trust.parser().parse_args(trust.section_command(committed_section("trust", DOC) or ""))
+        return trust.collect([root.parent / x for x in a.folders], set(a.settings.split(",")) if a.settings else None)
+
     trust_view = SimpleNamespace(
         collect=lambda folders, keys=None: trust.collect([runs.path(x) for x in folders], keys),
+        section_data=section_data,
         goals=trust.goals, goal_rows=trust.goal_rows, recommended=trust.recommended,
         recommended_auroc=trust.recommended_auroc, recommended_accuracy=trust.recommended_accuracy,
         warmup_epochs_used=trust.warmup_epochs_used,

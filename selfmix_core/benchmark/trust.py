@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -458,6 +459,16 @@ def parser() -> argparse.ArgumentParser:
                         "reads, in a table of their own")
     p.add_argument("--no-doc", action="store_true", help="print instead of updating docs/BENCHMARKS.md")
     return p
+
+
+def section_command(text: str) -> list[str]:
+    """The arguments of the `python bench/bench_trust.py ...` command a trust section names (its
+    "Made by" line): the reading guides read the same folders and settings as the section."""
+    m = re.search(r"Made by `python bench/bench_trust.py ([^`]*)`", text)
+    if not m:
+        raise ValueError("the trust section names no `python bench/bench_trust.py ...` command; "
+                         "redraw it with bench/bench_trust.py first")
+    return shlex.split(m.group(1))
 
 
 def section(argv: list[str]) -> str:
