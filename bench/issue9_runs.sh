@@ -4,7 +4,7 @@
 # each folder holds the cells of one revision). Finished cells are skipped on a rerun; extend a folder with
 # more --seeds or --methods. Some invocations were stopped after a finished cell to reorder the queue, so
 # a folder's runs.jsonl may not list every cell's command: every cell was made by the lines below.
-# Then: python bench/bench_trust.py <the folders> --settings ... --pooling-mean runs/i9-trec1k-mean
+# Then: the `python bench/bench_trust.py ...` command named in docs/BENCHMARKS.md's trust section
 set -euo pipefail
 C="--max-length 32 --epochs 6 --warmup-epochs 2 --lr 5e-5 --threads 1 --device cpu --no-doc"
 TREC="python -m selfmix_core bench $C --datasets trec --max-train-samples 1000 --noise asym:0.4"
@@ -48,5 +48,18 @@ $AG5K --methods selfmix,selfmix-paper,ce --seeds 0,1,2 --out runs/i9-agnews5k   
 $AG5K --methods selfmix-paper --seeds 0 --out runs/i9-agnews5k
 python -m selfmix_core bench $S --datasets trec --max-train-samples 2000 --noise asym:0.4 --methods cl --seeds 0,1,2 --out runs/i9-cl
 $B77 --methods selfmix-fast --seeds 0,1,2 --out runs/i9-banking2k-fast
-# still to run (12 to 13 minutes a SelfMix epoch here): AG News-5,000 seeds 1-2 of the rule
-# and the paper's protocol, and cleanlab at seeds 0-2
+# revision 827b666 (same training code as b5fc303), session 21, on a machine whose CPU computes bf16 natively
+# (AVX512-BF16), so the speed path ran in bf16 and an AG News-5,000 SelfMix epoch took about 2.5 minutes. Every
+# AG News-5,000 cell again, all seeds on this machine and precision, into runs/i9-agnews5k-v2 (run as four
+# queues, --out runs/qA, qB, qA2, qB2, two at a time, then merged; the trust section reads this folder instead of
+# runs/i9-agnews5k, whose fp32 seed-0 cells stay as the record of the precision difference the guide names)
+$AG5K --methods selfmix --seeds 1 --out runs/i9-agnews5k-v2
+$AG5K --methods cl --seeds 0,1 --out runs/i9-agnews5k-v2
+$AG5K --methods selfmix-paper --seeds 1 --out runs/i9-agnews5k-v2
+$AG5K --methods selfmix --seeds 2 --out runs/i9-agnews5k-v2
+$AG5K --methods cl --seeds 2 --out runs/i9-agnews5k-v2
+$AG5K --methods selfmix-paper --seeds 2 --out runs/i9-agnews5k-v2
+$AG5K --methods selfmix --seeds 0 --out runs/i9-agnews5k-v2
+$AG5K --methods ce --seeds 0,1 --out runs/i9-agnews5k-v2
+$AG5K --methods selfmix-paper --seeds 0 --out runs/i9-agnews5k-v2
+$AG5K --methods ce --seeds 2 --out runs/i9-agnews5k-v2

@@ -301,7 +301,7 @@ def namespace(root: Path = RUNS) -> dict:
         collect=lambda folders, keys=None: trust.collect([runs.path(x) for x in folders], keys),
         section_data=section_data,
         goals=trust.goals, goal_rows=trust.goal_rows, recommended=trust.recommended,
-        recommended_auroc=trust.recommended_auroc, recommended_accuracy=trust.recommended_accuracy,
+        recommended_auroc=trust.recommended_auroc, best_epoch_auroc=trust.best_epoch_auroc, recommended_accuracy=trust.recommended_accuracy,
         warmup_epochs_used=trust.warmup_epochs_used,
         rule_runs=trust.rule_runs,
         rule_runs_outside=lambda folders: trust.rule_runs_outside([runs.path(x) for x in folders]),
