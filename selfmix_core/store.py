@@ -697,11 +697,14 @@ class Store:
                 "UPDATE runs SET total_epochs = ?, updated_at = ? WHERE id = ?", (total, _now(), run_id)
             )
 
-    def run_dir(self, run_id: str) -> Path:
-        """<home>/runs/<run_id>/ (created if missing). Only for runs that exist."""
+    def run_dir(self, run_id: str, create: bool = False) -> Path:
+        """<home>/runs/<run_id>/ of a run that exists. Reading leaves the disk alone (a page that
+        only looks for a run's checkpoints or provisional flags must not make folders);
+        `create=True` makes the folder for a writer that does not make its own."""
         self._require_run(self._conn(), run_id)
         path = self.home / "runs" / run_id
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def mark_interrupted_runs(self) -> list[str]:

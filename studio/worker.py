@@ -265,7 +265,7 @@ class TrainingWorker(threading.Thread):
             status = "failed"
             self.error = f"{type(exc).__name__}: {exc}"
             try:
-                (store.run_dir(run_id) / "worker.log").write_text(traceback.format_exc())
+                (store.run_dir(run_id, create=True) / "worker.log").write_text(traceback.format_exc())
             except Exception:
                 pass
             try:

@@ -165,7 +165,8 @@ def test_runs(store):
     with pytest.raises(NotFoundError, match="no run"):
         store.get_run("missing")
     d = store.run_dir(r1)
-    assert d == store.home / "runs" / r1 and d.is_dir()
+    assert d == store.home / "runs" / r1 and not d.exists()  # reading makes no folder
+    assert store.run_dir(r1, create=True) == d and d.is_dir()
     store.set_total_epochs(r2, 5)
     assert store.get_run(r2)["total_epochs"] == 5
 
