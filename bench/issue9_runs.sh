@@ -63,3 +63,12 @@ $AG5K --methods selfmix --seeds 0 --out runs/i9-agnews5k-v2
 $AG5K --methods ce --seeds 0,1 --out runs/i9-agnews5k-v2
 $AG5K --methods selfmix-paper --seeds 0 --out runs/i9-agnews5k-v2
 $AG5K --methods ce --seeds 2 --out runs/i9-agnews5k-v2
+# revision d2c2ec7, session 22: the rule's `selfmix` runs made again with every epoch's per-sample scores kept, to
+# score flags averaged over epochs (section "flag-ensemble"); two queues at a time, one thread each. Banking77's
+# seeds 1-2 were stopped unstarted for lack of time (the section lists the runs it has)
+E="python bench/bench_flag_ensemble.py run --threads 1 --out runs/i9-ensemble"
+$E --dataset agnews --max-train-samples 500 --max-test-samples 500 --noise asym:0.4,idn:0.4 --seeds 0,1,2
+$E --dataset trec --max-train-samples 1000 --noise asym:0.4 --seeds 0,1,2
+$E --dataset trec --max-train-samples 2000 --noise asym:0.4 --seeds 0,1,2
+$E --dataset banking77 --max-train-samples 2000 --noise sym:0.2 --seeds 0
+python bench/bench_flag_ensemble.py render runs/i9-ensemble
