@@ -82,7 +82,7 @@ def suspicion_by_way(epochs: list[dict]) -> dict[str, np.ndarray]:
 def _run(a: argparse.Namespace) -> int:
     import torch
 
-    from .harness import BenchSettings, Cell, cell_config, load_bench_data, noisy_train, parse_noise
+    from .harness import BenchSettings, Cell, cell_config, load_bench_data, noisy_train, parse_ints, parse_noise
     from .methods import get_method, pretrained_factory
 
     if a.threads:
@@ -92,7 +92,7 @@ def _run(a: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     train, test = load_bench_data(a.data_root, a.dataset, settings)
     for noise, rate in parse_noise(a.noise):
-        for seed in [int(s) for s in a.seeds.split(",")]:
+        for seed in parse_ints(a.seeds, "seeds"):
             cell = Cell(a.dataset, noise, rate, "selfmix", seed)
             path = out / f"{cell.key}-n{a.max_train_samples}.json"  # one folder may hold several sizes
             if path.is_file():
@@ -124,13 +124,16 @@ def _run(a: argparse.Namespace) -> int:
 
 
 def summarise(docs: list[dict]) -> dict[str, dict]:
-    """Per way: runs within 0.02 of the run's best single-epoch AUROC, runs it has, mean AUROC."""
+    """Per way: runs within GOAL_AUROC_GAP (the trust goal's 0.02) of the run's best single-epoch AUROC,
+    runs it has, mean AUROC."""
+    from .trust import GOAL_AUROC_GAP
+
     res = {}
     for w in WAYS:
         have = [d for d in docs if w in d["ways"]]
         if have:
             best = [max(e["auroc"] for e in d["epochs"]) for d in have]
-            res[w] = {"within": sum(d["ways"][w] >= b - 0.02 for d, b in zip(have, best)), "runs": len(have),
+            res[w] = {"within": sum(d["ways"][w] >= b - GOAL_AUROC_GAP for d, b in zip(have, best)), "runs": len(have),
                       "mean": float(np.mean([d["ways"][w] for d in have]))}
     return res
 
@@ -180,14 +183,14 @@ def missing_runs(docs: list[dict]) -> list[str]:
     """'Setting seed N' of each run that the docs' own commands name but that has no file (stopped unstarted)."""
     import shlex
 
-    from .harness import parse_noise
+    from .harness import parse_ints, parse_noise
 
     have = {(d["key"], d["n_train"]) for d in docs}
     want = []
     for command in sorted({d["command"] for d in docs}):
         a = parser().parse_args(shlex.split(command)[2:])
         for noise, rate in parse_noise(a.noise):
-            for seed in [int(x) for x in a.seeds.split(",")]:
+            for seed in parse_ints(a.seeds, "seeds"):
                 key = f"{a.dataset}-{noise}-{rate:g}-selfmix-{seed}"
                 if not any(k == key and (a.max_train_samples is None or n == a.max_train_samples) for k, n in have):
                     want.append(setting_name({"key": key, "n_train": a.max_train_samples or 0,
@@ -210,7 +213,9 @@ def render(folders: list[str]) -> str:
                     f"{best['epoch']}: {100 * best['auroc']:.1f} | "
                     f"{100 * d['ways']['rule']:.1f} ({d['recommended_epoch']}) | " + " | ".join(cells) + " |")
     s = summarise(docs)
-    summ = ["| way | runs within 0.02 of the best epoch's AUROC | mean AUROC |", "|---|---:|---:|"]
+    from .trust import GOAL_AUROC_GAP
+
+    summ = [f"| way | runs within {GOAL_AUROC_GAP:g} of the best epoch's AUROC | mean AUROC |", "|---|---:|---:|"]
     summ += [f"| {w} | {v['within']} of {v['runs']} | {100 * v['mean']:.1f} |" for w, v in s.items()]
     rule = s["rule"]
     better = [w for w, v in s.items() if w != "rule" and v["within"] > rule["within"] and v["mean"] > rule["mean"]]

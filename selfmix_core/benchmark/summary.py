@@ -307,8 +307,8 @@ def namespace(root: Path = RUNS) -> dict:
         rule_runs_outside=lambda folders: trust.rule_runs_outside([runs.path(x) for x in folders]),
         signal_scores=trust.signal_scores,
         GOAL_AUROC_GAP=trust.GOAL_AUROC_GAP, GOAL_SHARE=trust.GOAL_SHARE, GOAL_STD=trust.GOAL_STD,
-        ensemble=lambda folder: ensemble.summarise(ensemble.load_runs([runs.path(folder)])),
-        ensemble_runs=lambda folder: ensemble.load_runs([runs.path(folder)]), ensemble_setting=ensemble.setting_name)
+        ensemble_runs=lambda folder: ensemble.load_runs([runs.path(folder)]), ensemble_summary=ensemble.summarise,
+        ensemble_setting=ensemble.setting_name)
     return {**pure, "runs": runs, "Values": Values, "f": f, "pm": pm, "signed": signed, "span": span,
             "count": count, "nof": nof, "word": word, "paper": paper, "bl": bl, "check": check,
             "half_up": half_up, "average": average, "trust": trust_view, "GROUPS": GROUPS}
