@@ -82,3 +82,15 @@ def test_runs_the_commands_name_but_that_never_ran_are_listed():
     docs = [{"key": "trec-asym-0.4-selfmix-0", "n_train": 1000, "command": cmd},
             {"key": "trec-asym-0.4-selfmix-1", "n_train": 2000, "command": cmd}]  # another size: not this command's
     assert ens.missing_runs(docs) == ["TREC-1,000 asym 40% seed 1"]
+
+
+@pytest.mark.parametrize("args, words", [(["--seeds", "0,x"], "seeds must be comma-separated integers"),
+                                         (["--noise", "loud:0.4"], "noise"),
+                                         ([], "does not exist (is --data-root right?)")])
+def test_run_with_bad_input_is_a_clear_error(tmp_path, capsys, args, words):
+    ens = _module()
+    argv = ["run", "--dataset", "trec", "--max-train-samples", "10", "--noise", "asym:0.4", "--out", str(tmp_path),
+            "--data-root", str(tmp_path)] + args
+    assert ens.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and "Traceback" not in err

@@ -87,12 +87,13 @@ def _run(a: argparse.Namespace) -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
+    noises, seeds = parse_noise(a.noise), parse_ints(a.seeds, "seeds")  # bad input fails before any loading
     settings = BenchSettings(max_train_samples=a.max_train_samples, max_test_samples=a.max_test_samples)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     train, test = load_bench_data(a.data_root, a.dataset, settings)
-    for noise, rate in parse_noise(a.noise):
-        for seed in parse_ints(a.seeds, "seeds"):
+    for noise, rate in noises:
+        for seed in seeds:
             cell = Cell(a.dataset, noise, rate, "selfmix", seed)
             path = out / f"{cell.key}-n{a.max_train_samples}.json"  # one folder may hold several sizes
             if path.is_file():
@@ -263,9 +264,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    if a.cmd == "run":
-        return _run(a)
-    try:
+    try:  # bad input (seeds, noise, a missing dataset or run folder) is one clear line, exit 2
+        if a.cmd == "run":
+            return _run(a)
         md = render(a.folders)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
